@@ -1,0 +1,87 @@
+# divert - BSD divert sockets for Linux, as small Unix tools.
+#
+#   make            build every tool into build/
+#   make check      install test dependencies, build, run all tests (plain and ASan/UBSan)
+#   make demo       install dependencies, build, run the demo in a throwaway netns
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+BUILD	?= build
+
+PKGS	= libnetfilter_queue libnftnl libmnl libpcap
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror
+CPPFLAGS += -D_GNU_SOURCE -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+TOOLS	:= $(notdir $(wildcard bin/*))
+COMMON	:= $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*.c))
+MANS	:= $(wildcard man/*.[0-9])
+
+# Debian packages: to build, and to run the tests and the demo.
+BUILD_DEPS = gcc make pkg-config libnetfilter-queue-dev libnftnl-dev libmnl-dev libpcap-dev
+RUN_DEPS   = nftables iproute2 tcpdump iputils-ping
+TEST_DEPS  = bats tshark tcpreplay python3-scapy socat mandoc procps util-linux time
+
+all: $(addprefix $(BUILD)/,$(TOOLS))
+
+$(BUILD)/common/%.o: common/%.c common/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/%.o: bin/%.c common/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ibin/$(*D) $(CFLAGS) -c -o $@ $<
+
+# A tool is every .c file in bin/<tool>/ plus the common objects.
+tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1)/*.c))
+.SECONDARY:
+.SECONDEXPANSION:
+$(BUILD)/%: $$(call tool_objs,$$*) $(COMMON)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+units: $(UNITS)
+
+deps:
+	@sh tests/install-deps.sh $(BUILD_DEPS) $(RUN_DEPS)
+
+test-deps:
+	@sh tests/install-deps.sh $(BUILD_DEPS) $(RUN_DEPS) $(TEST_DEPS)
+
+# The suite runs twice: the optimised build, then the same tests under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+check: test-deps
+	$(MAKE) all units
+	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
+	sh tests/run build build-asan
+
+check-plain: test-deps all units
+	sh tests/run build
+
+check-asan: test-deps
+	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
+	sh tests/run build-asan
+
+demo: deps
+	$(MAKE) all
+	sh tests/demo.sh $(BUILD)
+
+lint-man:
+	mandoc -Tlint -Wwarning $(MANS)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(addprefix $(BUILD)/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all units deps test-deps check check-plain check-asan demo lint-man install clean

@@ -1,0 +1,315 @@
+/*
+ * divert-listen - take packets from a divert port and stream them as pcap.
+ *
+ * Binds NFQUEUE PORT, writes every packet to stdout as an SLL2 pcap record
+ * and takes it out of the stack (batched drop verdicts), or lets it go on
+ * (--tee).  Packets that miss the -f filter are let through untouched.
+ */
+#include <argp.h>
+#include <err.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pcap/pcap.h>
+#include <linux/netfilter.h>	/* after libc's netinet/in.h, which pcap.h pulls in */
+
+#include "divert.h"
+#include "queue.h"
+#include "rule.h"
+#include "stream.h"
+
+const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
+
+enum { OPT_TEE = 256, OPT_RULE };
+
+static const struct argp_option options[] = {
+	{ "count", 'c', "N", 0, "Exit after streaming N packets", 0 },
+	{ "tee", OPT_TEE, NULL, 0, "Let packets go on and stream a copy (ipfw tee)", 0 },
+	{ "rule", OPT_RULE, "SPEC", 0, "Add the rule 'CHAIN [PROTO] [options]' for PORT "
+	    "while listening, remove it at exit", 0 },
+	{ "filter", 'f', "EXPR", 0, "Stream only packets matching the pcap filter; "
+	    "let the others through", 0 },
+	{ "write", 'w', "FILE", 0, "Write the stream to FILE instead of stdout", 0 },
+	{ 0 }
+};
+
+struct args {
+	const char	*port, *count, *rule, *filter, *wfile;
+	int		 tee;
+};
+
+struct listener {
+	struct queue		*q;
+	struct stream_out	*out;
+	struct bpf_program	 prog;
+	int			 filtered, tee;
+	int			 draining;	/* at exit: let everything through */
+	uint64_t		 limit;		/* 0: no -c */
+	uint64_t		 received, written, passed, enobufs;
+	uint32_t		 last;		/* highest id streamed in this batch */
+	int			 have_last;
+	int			 out_errno;	/* the stream failed: EPIPE, ... */
+	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
+};
+
+static volatile sig_atomic_t stop;
+
+static error_t
+parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct args *a = state->input;
+
+	switch (key) {
+	case 'c': a->count = arg; break;
+	case 'f': a->filter = arg; break;
+	case 'w': a->wfile = arg; break;
+	case OPT_TEE: a->tee = 1; break;
+	case OPT_RULE: a->rule = arg; break;
+	case ARGP_KEY_ARG:
+		if (a->port != NULL)
+			argp_error(state, "one PORT only");
+		a->port = arg;
+		break;
+	case ARGP_KEY_NO_ARGS:
+		argp_error(state, "which divert port? (0..65535)");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static const struct argp argp = { options, parse_opt, "PORT",
+	"Take packets from divert port PORT and write them to stdout as a pcap "
+	"stream (LINKTYPE_LINUX_SLL2).", NULL, NULL, NULL };
+
+/* Every check on the command line, in one place; exits 64 on a bad one. */
+static void
+check_args(const struct args *a, struct listener *l, struct divert_rule *r,
+    long *port)
+{
+	char why[256];
+	pcap_t *dead;
+	long n;
+
+	if ((*port = parse_ulong(a->port, 0, 65535)) < 0)
+		usage_errx("bad divert port '%s': want 0..65535", a->port);
+	if (a->count != NULL) {
+		if ((n = parse_ulong(a->count, 1, LONG_MAX)) < 0)
+			usage_errx("bad count '%s': want a number of packets >= 1", a->count);
+		l->limit = (uint64_t)n;
+	}
+	if (a->filter != NULL) {
+		dead = pcap_open_dead(DLT_SLL2, STREAM_SNAPLEN);
+		if (dead == NULL)
+			errx(EX_RUNTIME, "out of memory");
+		if (pcap_compile(dead, &l->prog, a->filter, 1, PCAP_NETMASK_UNKNOWN) < 0)
+			usage_errx("bad filter expression '%s': %s", a->filter,
+			    pcap_geterr(dead));
+		pcap_close(dead);
+		l->filtered = 1;
+	}
+	if (a->rule != NULL) {
+		if (rule_parse_string(r, a->rule, why, sizeof(why)) < 0)
+			usage_errx("--rule '%s': %s", a->rule, why);
+		r->port_lo = r->port_hi = *port;
+		if (rule_check(r, why, sizeof(why)) < 0)
+			usage_errx("--rule '%s': %s", a->rule, why);
+	}
+	l->tee = a->tee;
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/*
+ * Signals only arrive inside ppoll(): the loop never misses one between
+ * checking `stop` and sleeping.  SIGPIPE too: a write to a reader that left
+ * fails with EPIPE instead of killing us before the rule is removed.
+ */
+static void
+catch_signals(sigset_t *during_poll)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	sigset_t block;
+	size_t i;
+
+	sigemptyset(&block);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sigaction(sigs[i], &sa, NULL);	/* no SA_RESTART: ppoll returns */
+		sigaddset(&block, sigs[i]);
+	}
+	sigprocmask(SIG_BLOCK, &block, during_poll);
+}
+
+/* Let a packet go on untouched. */
+static void
+let_through(struct listener *l, uint32_t id)
+{
+	queue_verdict(l->q, id, NF_ACCEPT);
+	l->passed++;
+}
+
+static void
+on_packet(uint32_t id, struct pkt *p, void *arg)
+{
+	struct listener *l = arg;
+	struct pcap_pkthdr h;
+
+	l->received++;
+	if (l->draining || (l->limit != 0 && l->written >= l->limit) || l->out_errno != 0 ||
+	    pkt_make_sll2(p, l->rec, sizeof(l->rec)) < 0) {
+		let_through(l, id);
+		return;
+	}
+	if (l->filtered) {
+		h.caplen = h.len = (bpf_u_int32)(SLL2_HDRLEN + p->len);
+		if (!pcap_offline_filter(&l->prog, &h, p->rec)) {
+			let_through(l, id);
+			return;
+		}
+	}
+	if (stream_out_write(l->out, p) < 0) {
+		l->out_errno = errno;
+		let_through(l, id);
+		return;
+	}
+	l->written++;
+	l->last = id;
+	l->have_last = 1;
+}
+
+/* Answer the batch just received: single verdicts first, then one for the rest. */
+static void
+answer_batch(struct listener *l)
+{
+	if (l->have_last)
+		queue_verdict_upto(l->q, l->last, l->tee ? NF_ACCEPT : NF_DROP);
+	l->have_last = 0;
+	if (queue_send(l->q) < 0)
+		err(EX_RUNTIME, "verdict on divert port");
+}
+
+/* Receive and answer everything that is ready; 0 once nothing is. */
+static int
+take_ready(struct listener *l)
+{
+	int n;
+
+	while ((n = queue_recv(l->q, on_packet, l)) != 0) {
+		if (n < 0) {
+			if (errno != ENOBUFS)
+				err(EX_RUNTIME, "receive from divert port");
+			l->enobufs++;	/* the kernel dropped some: /proc counts them */
+			continue;
+		}
+		answer_batch(l);
+		if (stop || l->out_errno || (l->limit && l->written >= l->limit))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The tight loop: take what is ready, flush the stream once the queue is
+ * idle (so one lone packet reaches the reader at once), then sleep.
+ * POLLERR on a pipe means its reader has gone.
+ */
+static void
+listen_loop(struct listener *l, int outfd, const sigset_t *mask)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = queue_fd(l->q), .events = POLLIN },
+		{ .fd = outfd, .events = 0 },
+	};
+
+	while (!stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
+		if (take_ready(l))
+			continue;
+		if (stream_out_flush(l->out) < 0) {
+			l->out_errno = errno;
+			break;
+		}
+		if (ppoll(pfd, 2, NULL, mask) < 0 && errno != EINTR)
+			err(EX_RUNTIME, "poll");
+		if (pfd[1].revents & (POLLERR | POLLHUP))
+			l->out_errno = EPIPE;
+	}
+}
+
+/* Packets that reached us but were not answered go on rather than vanish. */
+static void
+drain(struct listener *l)
+{
+	int i;
+
+	l->draining = 1;
+	for (i = 0; i < 16 && queue_recv(l->q, on_packet, l) > 0; i++)
+		queue_send(l->q);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct listener *l;
+	struct args a = { 0 };
+	struct divert_rule r;
+	sigset_t mask;
+	char why[256];
+	long port;
+	int rc, status = 0;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		err(EX_RUNTIME, "calloc");
+	rule_init(&r);
+	argp_parse(&argp, argc, argv, 0, NULL, &a);
+	check_args(&a, l, &r, &port);
+	catch_signals(&mask);
+
+	if ((l->q = queue_open((uint16_t)port)) == NULL)
+		errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(errno));
+	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
+		queue_close(l->q);
+		errx(EX_RUNTIME, "%s", why);
+	}
+	if (a.rule != NULL && (rc = rule_add(&r)) < 0) {
+		queue_close(l->q);
+		errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
+	}
+
+	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &mask);
+
+	if (a.rule != NULL && (rc = rule_del(&r)) < 0)
+		warnx("cannot remove rule '%s' (handle %ju): %s", a.rule,
+		    (uintmax_t)r.handle, errno_hint(-rc));
+	drain(l);
+	fprintf(stderr, "%s: %ju received, %ju written, %ju let through, "
+	    "%ju dropped by kernel", program_invocation_short_name,
+	    (uintmax_t)l->received, (uintmax_t)l->written, (uintmax_t)l->passed,
+	    (uintmax_t)queue_kernel_drops(l->q));
+	if (l->enobufs)
+		fprintf(stderr, " (%ju overruns)", (uintmax_t)l->enobufs);
+	fputc('\n', stderr);
+	queue_close(l->q);
+	if (stream_out_close(l->out) < 0 && errno != EPIPE && l->out_errno == 0)
+		l->out_errno = errno;
+	if (l->out_errno != 0 && l->out_errno != EPIPE) {
+		errno = l->out_errno;
+		warn("writing the stream");
+		status = EX_RUNTIME;
+	}
+	if (l->filtered)
+		pcap_freecode(&l->prog);
+	free(l);
+	return status;
+}

@@ -1,0 +1,245 @@
+/*
+ * divert-rule - add, delete, list and flush divert rules: nftables rules in
+ * table inet divert that hand matching packets to a divert port (an
+ * NFQUEUE number), where divert-listen picks them up.
+ *
+ *	divert-rule add output tcp 4321 -d 10.0.0.2
+ *	divert-rule list
+ *	divert-rule del output tcp 4321 -d 10.0.0.2
+ */
+#include <argp.h>
+#include <err.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "divert.h"
+#include "rule.h"
+
+const char *argp_program_version = "divert-rule (divert) " DIVERT_VERSION;
+
+enum { OPT_HANDLE = 512 };	/* clear of the rule options' keys */
+
+struct args {
+	const char		*command;
+	char			**words;	/* CHAIN [PROTO] PORT */
+	int			 nwords;
+	struct divert_rule	 rule;
+};
+
+static const struct argp_option options[] = {
+	{ "handle", OPT_HANDLE, "N", 0,
+	    "del: the rule with this handle, as `list' shows it; "
+	    "add: ignored, so a listed line can be added again", 0 },
+	{ 0 }
+};
+
+static error_t
+parse_arg(int key, char *arg, struct argp_state *state)
+{
+	struct args *a = state->input;
+	long handle;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->rule;
+		a->words = calloc((size_t)state->argc, sizeof(*a->words));
+		if (a->words == NULL)
+			err(EX_RUNTIME, "calloc");
+		return 0;
+	case OPT_HANDLE:
+		handle = parse_ulong(arg, 1, LONG_MAX);
+		if (handle < 0)
+			argp_error(state, "bad --handle '%s': want the number "
+			    "`list' shows", arg);
+		a->rule.handle = (uint64_t)handle;
+		return 0;
+	case ARGP_KEY_ARG:
+		if (a->command == NULL)
+			a->command = arg;
+		else
+			a->words[a->nwords++] = arg;
+		return 0;
+	case ARGP_KEY_NO_ARGS:
+		argp_error(state, "missing command: add, del, list or flush");
+		return EINVAL;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static const struct argp_child children[] = {
+	{ &rule_options_argp, 0, NULL, 0 },
+	{ 0 }
+};
+
+static const struct argp argp = {
+	options, parse_arg,
+	"add CHAIN [PROTO] PORT [OPTION...]\n"
+	"del CHAIN [PROTO] PORT [OPTION...]\n"
+	"del --handle N\n"
+	"list\n"
+	"flush",
+	"Add, delete and list divert rules: nftables rules in table inet "
+	"divert that take matching packets out of the IP stack and hand them "
+	"to a divert port (an NFQUEUE number) for divert-listen.\v"
+	"CHAIN: prerouting, input, forward, output or postrouting.  "
+	"PROTO: tcp, udp, icmp, icmpv6, sctp, udplite or 0..255; all when "
+	"omitted.  PORT: 0..65535, or A-B to balance over queues A..B.  "
+	"Rules skip packets whose mark has the DIVERT_MARK bit (default "
+	"0x20000000), which divert-inject sets.  Without --pass-through, "
+	"packets are dropped while nobody listens on the port.",
+	children, NULL, NULL
+};
+
+/* "CHAIN [PROTO] PORT [options]", or "--handle N", as it was asked for. */
+static void
+describe(const struct divert_rule *r, char *buf, size_t len)
+{
+	int n = rule_format(r, buf, len);
+
+	if (r->handle != 0 && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "%s--handle %" PRIu64,
+		    n > 0 ? " " : "", r->handle);
+}
+
+/* Rule options were given: a blank rule renders as nothing at all. */
+static int
+has_rule_options(const struct divert_rule *r)
+{
+	char text[RULE_TEXT_MAX];
+
+	return rule_format(r, text, sizeof(text)) > 0;
+}
+
+static void
+parse_rule_words(struct args *a)
+{
+	char why[RULE_TEXT_MAX];
+
+	if (rule_parse_words(&a->rule, a->words, a->nwords, 1, why,
+	    sizeof(why)) < 0 || rule_check(&a->rule, why, sizeof(why)) < 0)
+		usage_errx("%s: %s", a->command, why);
+}
+
+static void
+fail(const char *command, int ret)
+{
+	errx(EX_RUNTIME, "%s: %s", command, errno_hint(-ret));
+}
+
+static void
+do_add(struct args *a)
+{
+	int ret;
+
+	parse_rule_words(a);
+	a->rule.handle = 0;	/* a listed line's handle means nothing here */
+	ret = rule_add(&a->rule);
+	if (ret == -ENOENT)
+		errx(EX_RUNTIME, "add: the kernel has neither the nft queue "
+		    "expression nor the xt NFQUEUE target (modprobe nft_queue "
+		    "or xt_NFQUEUE)");
+	if (ret < 0)
+		fail("add", ret);
+}
+
+static void
+do_del(struct args *a)
+{
+	char text[RULE_TEXT_MAX];
+	int ret;
+
+	if (a->nwords > 0)
+		parse_rule_words(a);
+	else if (a->rule.handle == 0)
+		usage_errx("del: want CHAIN [PROTO] PORT [OPTION...] or "
+		    "--handle N");
+	else if (has_rule_options(&a->rule))
+		usage_errx("del: rule options need CHAIN [PROTO] PORT");
+	ret = rule_del(&a->rule);
+	if (ret == -ENOENT) {
+		describe(&a->rule, text, sizeof(text));
+		errx(EX_USAGE_ERR, "no such rule: %s", text);
+	}
+	if (ret < 0)
+		fail("del", ret);
+}
+
+static int
+print_rule(const struct divert_rule *r, void *arg)
+{
+	char text[RULE_TEXT_MAX];
+
+	(void)arg;
+	if (r->chain == CHAIN_NONE) {
+		printf("# handle %" PRIu64 ": not a divert rule, left alone\n",
+		    r->handle);
+		return 0;
+	}
+	describe(r, text, sizeof(text));
+	printf("%s\n", text);
+	return 0;
+}
+
+static void
+no_arguments(const struct args *a)
+{
+	if (a->nwords > 0 || has_rule_options(&a->rule) || a->rule.handle != 0)
+		usage_errx("%s takes no arguments", a->command);
+}
+
+static void
+do_list(struct args *a)
+{
+	int ret;
+
+	no_arguments(a);
+	ret = rule_list(print_rule, NULL);
+	if (ret < 0)
+		fail("list", ret);
+	if (fflush(stdout) == EOF)
+		err(EX_RUNTIME, "list: stdout");
+}
+
+static void
+do_flush(struct args *a)
+{
+	int ret;
+
+	no_arguments(a);
+	ret = rule_flush();
+	if (ret < 0 && ret != -ENOENT)	/* no table: nothing to flush */
+		fail("flush", ret);
+}
+
+static const struct {
+	const char	*name;
+	void		(*run)(struct args *);
+} commands[] = {
+	{ "add", do_add }, { "del", do_del },
+	{ "list", do_list }, { "flush", do_flush },
+};
+
+int
+main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	size_t i;
+
+	argp_err_exit_status = EX_USAGE_ERR;
+	rule_init(&a.rule);
+	argp_parse(&argp, argc, argv, 0, NULL, &a);
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(a.command, commands[i].name) == 0) {
+			commands[i].run(&a);
+			free(a.words);
+			return 0;
+		}
+	}
+	usage_errx("unknown command '%s': want add, del, list or flush",
+	    a.command);
+}

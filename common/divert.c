@@ -1,0 +1,91 @@
+/* divert.c - defaults and error reporting shared by every tool. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "divert.h"
+
+const char *argp_program_bug_address = "the divert issue tracker";
+
+uint32_t
+divert_mark(void)
+{
+	const char *s = getenv("DIVERT_MARK");
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s == '\0')
+		return DIVERT_MARK_DEFAULT;
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 0xffffffffUL)
+		usage_errx("DIVERT_MARK=%s: want a non-zero 32-bit mark, e.g. 0x20000000", s);
+	return (uint32_t)v;
+}
+
+void
+usage_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' or '%s --usage' for more information.\n",
+	    program_invocation_short_name, program_invocation_short_name);
+	exit(EX_USAGE_ERR);
+}
+
+const char *
+errno_hint(int err)
+{
+	switch (err) {
+	case EPERM:
+	case EACCES:
+		return "needs CAP_NET_ADMIN: run as root";
+	case EBUSY:
+		return "in use by another listener";
+	case EPROTONOSUPPORT:
+	case EAFNOSUPPORT:
+		return "the kernel lacks nfnetlink support (modprobe nfnetlink_queue)";
+	default:
+		return strerror(err);
+	}
+}
+
+long
+parse_ulong(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	return v;
+}
+
+int
+parse_range(const char *s, long max, long *lo, long *hi)
+{
+	char buf[32];
+	char *dash;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash != NULL)
+		*dash++ = '\0';
+	*lo = parse_ulong(buf, 0, max);
+	*hi = dash != NULL ? parse_ulong(dash, 0, max) : *lo;
+	if (*lo < 0 || *hi < 0 || *lo > *hi)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * divert.h - what every divert tool agrees on: names, defaults, exit codes,
+ * and the small helpers each main() uses to report problems.
+ */
+#ifndef DIVERT_H
+#define DIVERT_H
+
+#include <stdint.h>
+
+#define DIVERT_VERSION	"0.1"
+#define DIVERT_TABLE	"divert"	/* the only nftables table we own */
+
+/*
+ * Loop avoidance: injected packets carry this mark bit, divert rules only
+ * take packets that lack it.  DIVERT_MARK in the environment overrides it
+ * for every tool at once.
+ */
+#define DIVERT_MARK_DEFAULT	0x20000000u
+
+#define EX_USAGE_ERR	64	/* bad command line or bad request (sysexits EX_USAGE) */
+#define EX_RUNTIME	1	/* the system said no; the message says why */
+
+/* The loop-avoidance mark bit in force (DIVERT_MARK or the default). */
+uint32_t divert_mark(void);
+
+/* Print "tool: message" and exit 64, after the usage hint (like errx). */
+void usage_errx(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
+/* Turn a netlink/socket errno into a hint for the user ("run as root"). */
+const char *errno_hint(int err);
+
+/* Parse an unsigned decimal in [min,max]; -1 when it is not one. */
+long parse_ulong(const char *s, long min, long max);
+
+/* Parse "N" or "N-M" within [0,max] into *lo,*hi; -1 when malformed. */
+int parse_range(const char *s, long max, long *lo, long *hi);
+
+/* argp version string shared by all tools ("divert-x (divert) 0.1"). */
+extern const char *argp_program_bug_address;
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * rule.h - divert rules: parse a rule spec, render it back, and add, delete,
+ * list and flush rules in the toolkit's own nftables table (inet divert)
+ * through libnftnl and libmnl.  Shared by divert-rule and divert-listen --rule.
+ */
+#ifndef DIVERT_RULE_H
+#define DIVERT_RULE_H
+
+#include <argp.h>
+#include <net/if.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum rule_chain {
+	CHAIN_PREROUTING, CHAIN_INPUT, CHAIN_FORWARD, CHAIN_OUTPUT,
+	CHAIN_POSTROUTING, CHAIN_NONE = -1
+};
+
+struct rule_addr {
+	int	family;			/* 0: no match, AF_INET or AF_INET6 */
+	uint8_t	addr[16];		/* network order, host bits cleared */
+	int	prefix;			/* 0..32 or 0..128 */
+};
+
+struct divert_rule {
+	int		chain;		/* enum rule_chain */
+	int		proto;		/* IPPROTO_*, -1: any protocol */
+	int		family;		/* 0: both, AF_INET (-4), AF_INET6 (-6) */
+	struct rule_addr src, dst;
+	long		sport_lo, sport_hi;	/* -1: any */
+	long		dport_lo, dport_hi;	/* -1: any */
+	char		iif[IFNAMSIZ], oif[IFNAMSIZ];	/* "": any */
+	int		pass_through;	/* NFQUEUE bypass when nobody listens */
+	int		priority;	/* chain priority, default 0 */
+	int		fanout;		/* NFQ_FLAG_CPU_FANOUT over port_lo..port_hi */
+	long		port_lo, port_hi;	/* divert port(s): NFQUEUE numbers */
+	uint64_t	handle;		/* kernel handle once added or listed; 0 unknown */
+};
+
+/* Reset a rule to "nothing chosen yet" (no chain, any proto, no port). */
+void rule_init(struct divert_rule *r);
+
+/*
+ * argp child parsing the rule options (-4 -6 -s -d --sport --dport -i -o
+ * --pass-through --priority --fanout) into the struct divert_rule that the
+ * parent passes as its child input.
+ */
+extern const struct argp rule_options_argp;
+
+/*
+ * Take the positional words "CHAIN [PROTO] [PORT]" in order; returns 0, or -1
+ * with a one-line reason in err.  want_port: PORT must be the last word.
+ */
+int rule_parse_words(struct divert_rule *r, char *const *words, int n,
+    int want_port, char *err, size_t errlen);
+
+/*
+ * Parse a whole spec "CHAIN [PROTO] [options]" (divert-listen --rule); the
+ * port is set by the caller.  Returns 0, or -1 with a reason in err.
+ */
+int rule_parse_string(struct divert_rule *r, const char *spec, char *err,
+    size_t errlen);
+
+/* Check the rule as a whole (ports need a protocol with ports, ...); 0 or -1 + err. */
+int rule_check(const struct divert_rule *r, char *err, size_t errlen);
+
+/* Render the rule in `add` syntax (no handle); returns snprintf's length. */
+#define RULE_TEXT_MAX	512	/* room for any rule_format() output */
+int rule_format(const struct divert_rule *r, char *buf, size_t len);
+
+/*
+ * Kernel operations.  All return 0 or a negative errno (-EPERM when not
+ * root, -ENOENT when the rule or table does not exist).
+ */
+int rule_add(struct divert_rule *r);		/* sets r->handle */
+int rule_del(const struct divert_rule *r);	/* by handle if set, else by spec */
+/* cb gets every rule of the table in order; one that is not a divert rule
+ * comes with chain CHAIN_NONE and only its handle.  No table: no calls. */
+int rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg);
+int rule_flush(void);				/* drops the whole table */
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * stream.h - the divert stream: classic pcap through libpcap.
+ *
+ * Readers accept LINUX_SLL2, LINUX_SLL, RAW, IPV4, IPV6, EN10MB (VLAN tags
+ * skipped), NULL and LOOP, and turn every record into one struct pkt.
+ * Writers produce LINUX_SLL2 from a record's metadata, or keep the input's
+ * link type by copying each record's own link-layer header.
+ */
+#ifndef DIVERT_STREAM_H
+#define DIVERT_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#define DLT_SLL2	276		/* LINKTYPE_LINUX_SLL2 */
+#define SLL2_HDRLEN	20
+#define STREAM_SNAPLEN	262144		/* libpcap's largest snapshot length */
+
+enum pkt_dir { DIR_UNKNOWN, DIR_IN, DIR_OUT };
+
+#define SLL_HOST	0		/* SLL packet types, as in <linux/if_packet.h> */
+#define SLL_OUTGOING	4
+
+struct pkt {
+	struct timeval	ts;
+	int		dir;		/* enum pkt_dir */
+	uint32_t	ifindex;	/* in-interface (IN), out-interface (OUT); 0 unknown */
+	uint16_t	proto;		/* ethertype (ETH_P_IP, ETH_P_IPV6); 0 unparseable */
+	uint8_t		pkttype;	/* SLL packet type (SLL_HOST, SLL_OUTGOING, ...) */
+	uint16_t	hatype;		/* ARPHRD_* of the interface; 0 unknown */
+	uint8_t		halen;		/* link-layer source address, when known */
+	uint8_t		haddr[8];
+	int		dlt;		/* link type of rec; 0: no header, build one */
+	uint8_t		*rec;		/* the whole record: link header, then data */
+	size_t		l2len;		/* bytes of link header in rec */
+	uint8_t		*data;		/* network-layer packet (rec + l2len as read) */
+	size_t		len;		/* bytes at data */
+	size_t		cut;		/* wire bytes the capture left out (len < caplen) */
+};
+
+/* Fill the ethertype from the IP version nibble (0 when neither v4 nor v6). */
+uint16_t pkt_ip_proto(const uint8_t *data, size_t len);
+
+/*
+ * Give p an SLL2 record built from its metadata in buf (size bytes): header,
+ * then a copy of p->data; p->rec, p->data and p->dlt point there after.
+ * -1 (EMSGSIZE) when it does not fit.
+ */
+int pkt_make_sll2(struct pkt *p, uint8_t *buf, size_t size);
+
+struct stream_in;
+
+/* Open a stream to read ("-" or NULL: stdin); NULL with a message in err. */
+struct stream_in *stream_in_open(const char *path, char *err, size_t errlen);
+
+/* The input's libpcap link type (DLT_*). */
+int stream_in_linktype(const struct stream_in *in);
+
+/*
+ * Read the next record into p (valid until the next call; p->data may be
+ * edited in place and grown up to stream_in_room bytes).  Returns 1 for a
+ * record, 0 at a clean end, -1 for a broken stream (stream_in_error says why).
+ * A record whose link header does not parse still returns 1, with proto 0.
+ */
+int stream_in_read(struct stream_in *in, struct pkt *p);
+
+/* Bytes p->data may grow to in place. */
+size_t stream_in_room(const struct stream_in *in, const struct pkt *p);
+
+/* Why the last read failed. */
+const char *stream_in_error(const struct stream_in *in);
+
+/* True when no further record can be read without waiting (input idle). */
+int stream_in_idle(struct stream_in *in);
+
+void stream_in_close(struct stream_in *in);
+
+struct stream_out;
+
+/*
+ * Open a stream to write ("-" or NULL: stdout) with link type dlt (DLT_SLL2,
+ * or the input's type to keep each record's own header).  The file header is
+ * written and flushed at once.  NULL with a message in err.
+ */
+struct stream_out *stream_out_open(const char *path, int dlt, char *err,
+    size_t errlen);
+
+/*
+ * Append one record.  A record read with the output's link type keeps its own
+ * link header byte for byte (set p->dlt = 0 after changing the metadata);
+ * otherwise an SLL2 header is built from the metadata (RAW, IPV4, IPV6: none).
+ * -1 when the output failed (errno set: EPIPE, ...).
+ */
+int stream_out_write(struct stream_out *out, const struct pkt *p);
+
+/* Push buffered records to the reader; -1 when the output failed. */
+int stream_out_flush(struct stream_out *out);
+
+/* Flush and close; -1 when the output failed. */
+int stream_out_close(struct stream_out *out);
+
+#endif

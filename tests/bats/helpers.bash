@@ -1,0 +1,122 @@
+# Test bench: two hosts, A and B, in network namespaces of their own, joined
+# by a veth pair (vA in A, vB in B).  Nothing here touches the machine's own
+# namespace.  Everything is deleted in teardown, whatever the test did.
+#
+#   A: 10.77.0.1/24  fd77::1/64  on vA
+#   B: 10.77.0.2/24  fd77::2/64  on vB
+#
+# Background commands must be started with bg_A / bg_B (or have their
+# stdout/stderr redirected and fd 3 closed), or bats waits for them.
+
+A4=10.77.0.1 B4=10.77.0.2 A6=fd77::1 B6=fd77::2
+
+hosts_up() {
+	NS_A="dvA-$$-${BATS_TEST_NUMBER:-0}"
+	NS_B="dvB-$$-${BATS_TEST_NUMBER:-0}"
+	TMP=$(mktemp -d)
+	ip netns add "$NS_A"
+	ip netns add "$NS_B"
+	ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B"
+	inA ip link set lo up
+	inB ip link set lo up
+	inA ip addr add $A4/24 dev vA
+	inB ip addr add $B4/24 dev vB
+	inA ip addr add $A6/64 dev vA nodad
+	inB ip addr add $B6/64 dev vB nodad
+	inA ip link set vA up
+	inB ip link set vB up
+	IDX_A=$(inA cat /sys/class/net/vA/ifindex)
+	IDX_B=$(inB cat /sys/class/net/vB/ifindex)
+}
+
+hosts_down() {
+	local p
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		kill "$p" 2>/dev/null
+	done
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		wait_gone "$p" 50 || kill -9 "$p" 2>/dev/null
+	done
+	[ -n "${NS_A:-}" ] && ip netns del "$NS_A" 2>/dev/null
+	[ -n "${NS_B:-}" ] && ip netns del "$NS_B" 2>/dev/null
+	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+	return 0
+}
+
+inA() { ip netns exec "$NS_A" "$@"; }
+inB() { ip netns exec "$NS_B" "$@"; }
+
+# bg NS OUT ERR CMD...: run CMD in NS in the background; its pid is in $BG.
+bg() {
+	local ns=$1 out=$2 err=$3
+	shift 3
+	ip netns exec "$ns" "$@" >"$out" 2>"$err" 3>&- </dev/null &
+	BG=$!
+	echo "$BG" >>"$TMP"/pids
+}
+bg_A() { bg "$NS_A" "$@"; }
+bg_B() { bg "$NS_B" "$@"; }
+
+# bgsh NS CMDLINE: a shell pipeline in NS in the background (pid in $BG).
+bgsh() {
+	ip netns exec "$1" sh -c "$2" </dev/null >/dev/null 2>&1 3>&- &
+	BG=$!
+	echo "$BG" >>"$TMP"/pids
+}
+
+# wait_until TENTHS CMD...: retry CMD every 0.1 s until it succeeds.
+wait_until() {
+	local n=$1
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+queue_bound() {	# NS PORT: is queue PORT bound in NS?
+	ip netns exec "$1" awk -v q="$2" '$1 == q { f = 1 } END { exit !f }' \
+	    /proc/net/netfilter/nfnetlink_queue
+}
+# wait_queue NS PORT: wait (up to 10 s) for a listener to bind queue PORT.
+wait_queue() { wait_until 100 queue_bound "$1" "$2"; }
+
+wait_gone() {	# PID [TENTHS]: wait for a process to exit
+	local n=${2:-100}
+	while kill -0 "$1" 2>/dev/null; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+bigger_than() { [ "$(file_size "$1")" -gt "$2" ]; }
+
+# pcap_show FILE [FILTER]: tcpdump's one line a packet, without its banner.
+pcap_show() {
+	local f=$1
+	shift
+	tcpdump -n -r "$f" "$@" 2>/dev/null
+}
+
+# pcap_count FILE [FILTER]: number of packets in a pcap file (tcpdump).
+pcap_count() {
+	local f=$1
+	shift
+	tcpdump -n -r "$f" "$@" 2>/dev/null | wc -l
+}
+
+# The table our tools own, as nft sees it in NS ("" when absent).
+divert_table() { ip netns exec "$1" nft list table inet divert 2>/dev/null; }
+# The same, true only when the table exists.
+has_divert_table() { ip netns exec "$1" nft list table inet divert >/dev/null 2>&1; }
+
+# tshark_fields FILE FIELD...: one line a packet, the fields tab-separated.
+tshark_fields() {
+	local f=$1 arg=
+	shift
+	for x in "$@"; do arg="$arg -e $x"; done
+	tshark -r "$f" -T fields $arg 2>/dev/null
+}

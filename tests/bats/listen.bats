@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# divert-listen against the real kernel, in two namespaces A and B.
+
+load helpers
+
+setup() { hosts_up; }
+teardown() { hosts_down; }
+
+# listen_bg ARGS...: divert-listen ARGS in A, stream to $TMP/s.pcap, stderr to $TMP/l.err
+listen_bg() {
+	bg_A "$TMP/s.pcap" "$TMP/l.err" divert-listen "$@"
+	LPID=$BG
+}
+
+@test "listen: diverted pings stream to tcpdump as outgoing, with the interface" {
+	inA divert-rule add output icmp 4321
+	bgsh "$NS_A" "divert-listen -c 3 4321 2>$TMP/l.err | tcpdump -n -r - >$TMP/shown 2>/dev/null"
+	wait_queue "$NS_A" 4321
+	run inA ping -c 3 -i 0.2 -W 1 $B4
+	[ "$status" -ne 0 ]			# stolen: no replies
+	wait_gone "$BG"
+	cat "$TMP/shown"
+	[ "$(grep -c "Out IP $A4 > $B4: ICMP echo request" "$TMP/shown")" -eq 3 ]
+	[ "$(grep -c ' vA  *Out IP' "$TMP/shown")" -eq 3 ]	# the interface, by name
+	grep -q '3 received, 3 written, 0 let through' "$TMP/l.err"
+}
+
+@test "listen: inbound packets are In, with in-interface, MAC and protocol in SLL2 (tshark)" {
+	inA divert-rule add input icmp 4321
+	listen_bg -c 2 4321
+	wait_queue "$NS_A" 4321
+	inB ping -c 2 -i 0.2 -W 1 $A4 || true
+	inB ping -6 -c 1 -W 1 $A6 || true
+	wait_gone "$LPID"
+	run tshark_fields "$TMP/s.pcap" sll.pkttype sll.ifindex sll.etype sll.src.eth
+	echo "$output"
+	[ "${#lines[@]}" -eq 2 ]
+	mac=$(inB cat /sys/class/net/vB/address)
+	[ "${lines[0]}" = "$(printf '0\t%s\t0x0800\t%s' "$IDX_A" "$mac")" ]
+	inA tcpdump -n -r "$TMP/s.pcap" 2>/dev/null | head -1 |	# names as A knows them
+	    grep -Eq " vA +In +IP $B4 > $A4: ICMP echo request"
+}
+
+@test "listen: IPv6 is streamed with protocol 0x86dd" {
+	inA divert-rule add output icmpv6 4321 -d $B6
+	listen_bg -c 1 4321
+	wait_queue "$NS_A" 4321
+	inA ping -6 -c 1 -W 1 $B6 || true
+	wait_gone "$LPID"
+	run tshark_fields "$TMP/s.pcap" sll.pkttype sll.ifindex sll.etype ipv6.dst
+	[ "$output" = "$(printf '4\t%s\t0x86dd\t%s' "$IDX_A" "$B6")" ]
+}
+
+@test "listen: stolen packets are gone; with --tee they go on and are streamed" {
+	inA divert-rule add output icmp 4321
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	run inA ping -c 2 -i 0.2 -W 1 $B4
+	[ "$status" -ne 0 ]
+	[[ "$output" == *" 0 received"* ]]
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(pcap_count "$TMP/s.pcap")" -eq 2 ]
+
+	listen_bg --tee 4321
+	wait_queue "$NS_A" 4321
+	run inA ping -c 2 -i 0.2 -W 1 $B4
+	[ "$status" -eq 0 ]
+	[[ "$output" == *" 2 received"* ]]
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(pcap_count "$TMP/s.pcap" icmp)" -eq 2 ]
+	grep -q '2 received, 2 written, 0 let through' "$TMP/l.err"
+}
+
+@test "listen: one diverted packet reaches the reader at once, listener still running" {
+	inA divert-rule add output udp 4321
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	[ "$(file_size "$TMP/s.pcap")" -eq 24 ]		# header written at start-up
+	echo one | inA socat -u - UDP-SENDTO:$B4:9999
+	wait_until 30 bigger_than "$TMP/s.pcap" 24
+	kill -0 "$LPID"					# not waiting for exit
+	[ "$(pcap_count "$TMP/s.pcap" 'udp port 9999')" -eq 1 ]
+}
+
+@test "listen: --rule adds the rule while listening and removes it after -c" {
+	listen_bg --rule 'output icmp' -c 3 4321
+	wait_queue "$NS_A" 4321
+	wait_until 50 sh -c "ip netns exec $NS_A divert-rule list | grep -q '^output icmp 4321'"
+	inA ping -c 3 -i 0.2 -W 1 $B4 || true
+	wait_gone "$LPID"
+	[ "$(pcap_count "$TMP/s.pcap")" -eq 3 ]
+	[ -z "$(divert_table "$NS_A")" ]
+	inA ping -c 1 -W 1 $B4
+}
+
+@test "listen: --rule is removed on SIGINT and on SIGTERM" {
+	for sig in INT TERM; do
+		listen_bg --rule 'output icmp' 4321
+		wait_queue "$NS_A" 4321
+		wait_until 50 has_divert_table "$NS_A"
+		kill -$sig "$LPID"
+		wait_gone "$LPID"
+		[ -z "$(divert_table "$NS_A")" ]
+		grep -q 'received' "$TMP/l.err"
+	done
+}
+
+@test "listen: --rule is removed when the stream's reader goes away (SIGPIPE)" {
+	bgsh "$NS_A" "divert-listen --rule 'output icmp' 4321 2>$TMP/l.err | head -c 30 >/dev/null"
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	inA ping -c 1 -W 1 $B4 || true
+	wait_until 50 sh -c "! ip netns exec $NS_A nft list table inet divert"
+	wait_until 50 sh -c "! ip netns exec $NS_A awk '\$1 == 4321 {f=1} END {exit !f}' /proc/net/netfilter/nfnetlink_queue"
+	inA ping -c 1 -W 1 $B4
+}
+
+@test "listen: -f streams matching packets and lets the others through untouched" {
+	inA divert-rule add output 4321
+	listen_bg -f icmp 4321
+	wait_queue "$NS_A" 4321
+	bg_B "$TMP/udp.out" /dev/null socat -u UDP-RECV:7777 -
+	wait_until 50 sh -c "ip netns exec $NS_B ss -uln | grep -q :7777"
+	echo hello | inA socat -u - UDP-SENDTO:$B4:7777
+	wait_until 30 grep -q hello "$TMP/udp.out"
+	run inA ping -c 1 -W 1 $B4
+	[ "$status" -ne 0 ]
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(pcap_count "$TMP/s.pcap" icmp)" -ge 1 ]
+	[ "$(pcap_count "$TMP/s.pcap" udp)" -eq 0 ]
+	grep -Eq '[1-9][0-9]* let through' "$TMP/l.err"
+}
+
+@test "listen: -w writes the stream to a file" {
+	inA divert-rule add output icmp 4321
+	bg_A "$TMP/stdout" "$TMP/l.err" divert-listen -c 1 -w "$TMP/w.pcap" 4321
+	wait_queue "$NS_A" 4321
+	inA ping -c 1 -W 1 $B4 || true
+	wait_gone "$BG"
+	[ "$(pcap_count "$TMP/w.pcap" icmp)" -eq 1 ]
+	[ ! -s "$TMP/stdout" ]
+}
+
+@test "listen: bad command lines exit 64 with a message" {
+	run divert-listen 70000
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-listen: bad divert port '70000'"* ]]
+	run divert-listen -f 'icmp and and' 4321
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-listen: bad filter expression"* ]]
+	run divert-listen -c 0 4321
+	[ "$status" -eq 64 ]
+	run divert-listen --rule 'sideways icmp' 4321
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-listen: --rule"* ]]
+	run divert-listen
+	[ "$status" -eq 64 ]
+	run divert-listen --help
+	[ "$status" -eq 0 ]
+	run divert-listen --version
+	[[ "$output" == "divert-listen (divert) "* ]]
+}
+
+@test "listen: not root, or port taken: exit 1 with what to do" {
+	run inA setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all divert-listen 4321
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"run as root"* ]]
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	run inA divert-listen 4321
+	[ "$status" -eq 1 ]
+	[[ "$output" == "divert-listen: cannot bind divert port 4321"* ]]
+}

@@ -1,0 +1,422 @@
+#!/usr/bin/env bats
+# divert-rule against the real kernel, in namespaces A and B (and C, behind
+# B, for forwarding).  With nobody listening on a divert port and no
+# --pass-through, a diverted packet is dropped: that is how these tests see
+# which packets a rule takes, together with the rule's counter.
+
+load helpers
+
+setup() { hosts_up; }
+teardown() {
+	[ -n "${NS_C:-}" ] && ip netns del "$NS_C" 2>/dev/null
+	hosts_down
+}
+
+ruleA() { inA divert-rule "$@"; }
+ruleB() { inB divert-rule "$@"; }
+
+# diverted NS: packets the rules of table inet divert in NS have taken.
+diverted() {
+	ip netns exec "$1" nft list table inet divert 2>/dev/null |
+	    sed -n 's/.*counter packets \([0-9]*\).*/\1/p' |
+	    awk '{ n += $1 } END { print n + 0 }'
+}
+
+# pings FROM TO...: one ping from host FROM (A, B or C) gets an answer.
+pings() {
+	local from=$1
+	shift
+	"in$from" ping -c 1 -W 1 "$@" >/dev/null 2>&1
+}
+# reaches FROM TO...: pings, allowing a few tries for neighbour discovery.
+reaches() {
+	local n
+	for n in 1 2 3; do
+		pings "$@" && return 0
+	done
+	return 1
+}
+
+# fails CMD...: CMD must fail ("! CMD" would not stop a bats test).
+fails() { if "$@"; then return 1; fi; }
+
+udp_bound() { [ -n "$(ip netns exec "$1" ss -Hlun "sport = :$2")" ]; }
+
+# udp_listen NS PORT: collect what arrives on UDP PORT in $TMP/udp-PORT.
+udp_listen() {
+	: >"$TMP/udp-$2"
+	bg "$1" "$TMP/udp-$2" /dev/null socat -u "UDP4-RECV:$2" STDOUT
+	wait_until 50 udp_bound "$1" "$2"
+}
+
+# udp_send NS ADDR PORT TEXT [SPORT]: one datagram.
+udp_send() {
+	local opt=""
+	[ -z "${5:-}" ] || opt=",sourceport=$5"
+	echo "$4" | ip netns exec "$1" socat -u - "UDP4-SENDTO:$2:$3$opt"
+}
+
+got() { grep -q "^$2\$" "$TMP/udp-$1"; }	# got PORT TEXT
+# wait_got PORT TEXT: wait (up to 5 s) for TEXT on PORT.
+wait_got() { wait_until 50 got "$1" "$2"; }
+
+# Host C, routed through B: A -> B (forwards) -> C.
+router_up() {
+	NS_C="dvC-$$-${BATS_TEST_NUMBER:-0}"
+	ip netns add "$NS_C"
+	ip link add vBC netns "$NS_B" type veth peer name vC netns "$NS_C"
+	inC ip link set lo up
+	inB ip addr add 10.78.0.1/24 dev vBC
+	inC ip addr add 10.78.0.2/24 dev vC
+	inB ip link set vBC up
+	inC ip link set vC up
+	inB sysctl -qw net.ipv4.ip_forward=1
+	inA ip route add 10.78.0.0/24 via $B4
+	inC ip route add default via 10.78.0.1
+}
+inC() { ip netns exec "$NS_C" "$@"; }
+
+@test "rule: --help, --usage and --version exit 0" {
+	run divert-rule --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"add CHAIN [PROTO] PORT"* ]]
+	run divert-rule --usage
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Usage: divert-rule"* ]]
+	run divert-rule --version
+	[ "$status" -eq 0 ]
+	[[ "$output" == "divert-rule (divert) "* ]]
+}
+
+@test "rule: output icmp drops pings (no listener) but not UDP; del restores" {
+	reaches A $B4
+	udp_listen "$NS_B" 5001
+	ruleA add output icmp 4321
+	fails pings A $B4
+	[ "$(diverted "$NS_A")" -ge 1 ]
+	udp_send "$NS_A" $B4 5001 through
+	wait_got 5001 through
+	ruleA del output icmp 4321
+	reaches A $B4
+}
+
+@test "rule: postrouting udp --dport takes only that port" {
+	udp_listen "$NS_B" 5001
+	udp_listen "$NS_B" 5002
+	ruleA add postrouting udp 1 --dport 5001
+	udp_send "$NS_A" $B4 5001 taken
+	udp_send "$NS_A" $B4 5002 through
+	wait_got 5002 through
+	[ "$(diverted "$NS_A")" -eq 1 ]
+	fails got 5001 taken
+	reaches A $B4
+}
+
+@test "rule: prerouting icmp on the receiver drops pings to it, not UDP" {
+	udp_listen "$NS_B" 5001
+	reaches A $B4
+	ruleB add prerouting icmp 7
+	fails pings A $B4
+	[ "$(diverted "$NS_B")" -ge 1 ]
+	udp_send "$NS_A" $B4 5001 through
+	wait_got 5001 through
+}
+
+@test "rule: input udp --dport on the receiver drops that port only" {
+	udp_listen "$NS_B" 5001
+	udp_listen "$NS_B" 5002
+	ruleB add input udp 7 --dport 5001
+	udp_send "$NS_A" $B4 5001 taken
+	udp_send "$NS_A" $B4 5002 through
+	wait_got 5002 through
+	[ "$(diverted "$NS_B")" -eq 1 ]
+	fails got 5001 taken
+	reaches A $B4
+}
+
+@test "rule: forward drops what a router forwards, not what it receives" {
+	router_up
+	reaches A 10.78.0.2
+	ruleB add forward icmp 9
+	run inB nft list chain inet divert forward
+	[[ "$output" == *"hook forward priority filter"* ]]
+	fails pings A 10.78.0.2
+	[ "$(diverted "$NS_B")" -ge 1 ]
+	reaches A $B4			# B's own input: not forwarded
+	run ruleB list
+	[[ "$output" == "forward icmp 9 --handle "* ]]
+}
+
+@test "rule: forward -i/-o match the interfaces the packet crosses" {
+	router_up
+	ruleB add forward icmp 9 -i vB -o vBC
+	fails pings A 10.78.0.2
+	[ "$(diverted "$NS_B")" -ge 1 ]
+	ruleB flush
+	ruleB add forward icmp 9 -i vBC -o vBC	# no packet goes back out
+	reaches A 10.78.0.2
+	[ "$(diverted "$NS_B")" -eq 0 ]
+}
+
+@test "rule: -6 takes IPv6 only, -4 IPv4 only" {
+	reaches A $B4
+	reaches A $B6
+	ruleA add output 1 -6
+	fails pings A $B6
+	reaches A $B4
+	ruleA del output 1 -6
+	ruleA add output 1 -4
+	fails pings A $B4
+	reaches A $B6
+}
+
+@test "rule: -d takes one address or prefix, not the others" {
+	inB ip addr add 10.77.0.9/24 dev vB
+	inB ip addr add fd77::9/64 dev vB nodad
+	reaches A $B4
+	reaches A fd77::2
+	ruleA add output 1 -d 10.77.0.0/29
+	fails pings A $B4
+	reaches A 10.77.0.9
+	ruleA flush
+	ruleA add output icmpv6 1 -d fd77::2
+	fails pings A fd77::2
+	reaches A fd77::9
+	run ruleA list
+	[[ "$output" == "output icmpv6 1 -d fd77::2 --handle "* ]]
+}
+
+@test "rule: -s takes one source address, not the others" {
+	inA ip addr add 10.77.0.11/24 dev vA
+	reaches A $B4
+	ruleA add output icmp 1 -s 10.77.0.11
+	fails pings A -I 10.77.0.11 $B4
+	[ "$(diverted "$NS_A")" -ge 1 ]
+	reaches A -I $A4 $B4
+}
+
+@test "rule: --dport range and --sport pick ports exactly" {
+	udp_listen "$NS_B" 5001
+	udp_listen "$NS_B" 5002
+	udp_listen "$NS_B" 5003
+	ruleA add output udp 1 --dport 5001-5002
+	udp_send "$NS_A" $B4 5001 taken1
+	udp_send "$NS_A" $B4 5002 taken2
+	udp_send "$NS_A" $B4 5003 through
+	wait_got 5003 through
+	[ "$(diverted "$NS_A")" -eq 2 ]
+	fails got 5001 taken1
+	fails got 5002 taken2
+	ruleA flush
+	# One receiving socket: the control arrives after the taken one would have.
+	ruleA add output udp 1 --sport 6000-6001
+	udp_send "$NS_A" $B4 5003 sport6001 6001
+	udp_send "$NS_A" $B4 5003 sport6002 6002
+	wait_got 5003 sport6002
+	fails got 5003 sport6001
+	[ "$(diverted "$NS_A")" -eq 1 ]
+}
+
+@test "rule: -i and -o match the interface by exact name" {
+	reaches A $B4
+	ruleB add input icmp 1 -i lo
+	reaches A $B4			# came in on vB, not lo
+	ruleB add input icmp 1 -i vB
+	fails pings A $B4
+	ruleA add output icmp 1 -o v		# no prefix match: vA is not v
+	ruleB flush
+	reaches A $B4
+	ruleA add output icmp 1 -o vA
+	fails pings A $B4
+}
+
+@test "rule: a protocol number works and lists by name" {
+	udp_listen "$NS_B" 5001
+	ruleA add output 17 1
+	udp_send "$NS_A" $B4 5001 taken
+	reaches A $B4
+	[ "$(diverted "$NS_A")" -eq 1 ]
+	fails got 5001 taken
+	run ruleA list
+	[[ "$output" == "output udp 1 --handle "* ]]
+}
+
+@test "rule: --pass-through lets packets go on while nobody listens" {
+	ruleA add output icmp 4321 --pass-through
+	reaches A $B4
+	[ "$(diverted "$NS_A")" -ge 1 ]		# taken, then let through
+	ruleA del output icmp 4321 --pass-through
+	ruleA add output icmp 4321
+	fails pings A $B4
+}
+
+@test "rule: packets carrying the DIVERT_MARK bit are left alone" {
+	ruleA add output icmp 1
+	fails pings A $B4
+	reaches A -m 536870912 $B4	# 0x20000000: ping wants decimal
+	ruleA flush
+	inA env DIVERT_MARK=0x1 divert-rule add output icmp 1
+	fails pings A -m 536870912 $B4
+	reaches A -m 1 $B4
+	run inA nft list table inet divert
+	[[ "$output" == *"meta mark & 0x00000001 == 0x00000000"* ]]
+}
+
+@test "rule: --priority picks the chain's priority, named after it" {
+	ruleA add prerouting udp 4321-4324 -s 10.0.0.0/8 --dport 53 --priority -450 --fanout
+	run inA nft list chain inet divert prerouting_-450
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"hook prerouting priority -450"* ]]
+	run ruleA list
+	[[ "$output" == "prerouting udp 4321-4324 -s 10.0.0.0/8 --dport 53 --priority -450 --fanout --handle "* ]]
+}
+
+@test "rule: list prints add syntax; del LINE removes, add LINE re-adds" {
+	ruleA add output icmp 4321
+	ruleA add prerouting udp 4321-4324 -s 10.1.2.3/8 --dport 53 --pass-through --priority -450 --fanout
+	ruleA add forward tcp 7 --dst fd00::1/64 --sport 1000-2000 -i vA -o vA
+	ruleA add input 9 -6
+	ruleA add postrouting sctp 65535 -4 --dport 9
+	run ruleA list
+	[ "$status" -eq 0 ]
+	cat >"$TMP/want" <<-EOF
+	output icmp 4321
+	prerouting udp 4321-4324 -s 10.0.0.0/8 --dport 53 --pass-through --priority -450 --fanout
+	forward tcp 7 -d fd00::/64 --sport 1000-2000 -i vA -o vA
+	input 9 -6
+	postrouting sctp 65535 -4 --dport 9
+	EOF
+	echo "$output" >"$TMP/list"
+	sed 's/ --handle [0-9]*$//' "$TMP/list" | diff -u "$TMP/want" -
+	[ "$(grep -c -- ' --handle [0-9][0-9]*$' "$TMP/list")" -eq 5 ]
+
+	while read -r line; do
+		ruleA del $line
+		run ruleA list
+		[[ "$output" != *"$line"* ]]
+		ruleA add $line
+	done <"$TMP/list"
+	run ruleA list
+	echo "$output" | sed 's/ --handle [0-9]*$//' | diff -u "$TMP/want" -
+
+	while read -r line; do			# by spec alone, no handle
+		ruleA del ${line% --handle *}
+	done < <(ruleA list)
+	[ -z "$(divert_table "$NS_A")" ]
+}
+
+@test "rule: del --handle takes the rule with that handle only" {
+	ruleA add output icmp 1
+	ruleA add output icmp 2
+	h=$(ruleA list | sed -n 's/^output icmp 2 --handle //p')
+	[ -n "$h" ]
+	ruleA del --handle "$h"
+	run ruleA list
+	[[ "$output" == "output icmp 1 --handle "* ]]
+	[ "${#lines[@]}" -eq 1 ]
+	run ruleA del --handle "$h"
+	[ "$status" -eq 64 ]
+	[ "$output" = "divert-rule: no such rule: --handle $h" ]
+}
+
+@test "rule: the last del removes the table; other tables are never touched" {
+	inA nft add table inet other
+	inA nft add chain inet other out '{ type filter hook output priority 0; }'
+	inA nft add rule inet other out counter
+	before=$(inA nft list table inet other | grep -v packets)
+	ruleA add output icmp 1
+	ruleA add input udp 2 --dport 53
+	ruleA del output icmp 1
+	run inA nft list table inet divert
+	[[ "$output" != *"chain output"* ]]	# the emptied chain is gone
+	[[ "$output" == *"chain input"* ]]
+	ruleA del input udp 2 --dport 53
+	run inA nft list tables
+	[ "$output" = "table inet other" ]
+	ruleA add output icmp 1
+	ruleA flush
+	run inA nft list tables
+	[ "$output" = "table inet other" ]
+	[ "$(inA nft list table inet other | grep -v packets)" = "$before" ]
+}
+
+@test "rule: flush removes the table; list and flush of no table succeed quietly" {
+	run ruleA list
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run ruleA flush
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	ruleA add output icmp 1
+	ruleA add prerouting 2 --priority -450
+	ruleA flush
+	run inA nft list tables
+	[[ "$output" != *divert* ]]
+	reaches A $B4
+}
+
+@test "rule: a rule in our table that is not ours is listed as such, left alone" {
+	ruleA add output icmp 1
+	inA nft add rule inet divert output counter
+	run ruleA list
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "output icmp 1 --handle "* ]]
+	[[ "${lines[1]}" == "# handle "*": not a divert rule"* ]]
+	ruleA del output icmp 1
+	run inA nft list table inet divert
+	[ "$status" -eq 0 ]			# still holds the foreign rule
+	[[ "$output" == *"counter packets"* ]]
+}
+
+@test "rule: bad input exits 64 with a message naming the tool" {
+	bad() {
+		run ruleA "$@"
+		echo "$output"
+		[ "$status" -eq 64 ]
+		[[ "$output" == "divert-rule: "* ]]
+	}
+	bad add nowhere icmp 1
+	[[ "$output" == *"unknown chain 'nowhere'"* ]]
+	bad add output icmp 70000
+	[[ "$output" == *"bad PORT '70000'"* ]]
+	bad add output icmp 1 -d 10.0.0.300
+	[[ "$output" == *"bad address '10.0.0.300'"* ]]
+	bad add output icmp 1 -d 10.0.0.0/33
+	[[ "$output" == *"prefix"* ]]
+	bad add output icmp 1 --dport 53
+	[[ "$output" == *"need PROTO tcp, udp, sctp or udplite"* ]]
+	bad add output 1 --sport 53
+	bad add output udp --dport 53
+	[[ "$output" == *"missing PORT"* ]]
+	bad add output
+	[[ "$output" == *"missing PORT"* ]]
+	bad add output gre 1
+	[[ "$output" == *"unknown protocol 'gre'"* ]]
+	bad add output 1 -4 -d fd00::1
+	bad add output 1 -4 -6
+	bad add output 1 -i vA
+	bad add input 1 -o vA
+	bad add output 1 --fanout
+	bad add output 1 --priority high
+	bad add output 1 --frobnicate
+	bad frob
+	bad
+	bad list extra
+	bad del
+	bad del output icmp 4321
+	[ "$output" = "divert-rule: no such rule: output icmp 4321" ]
+	[ -z "$(divert_table "$NS_A")" ]	# nothing was made on the way
+}
+
+@test "rule: not root exits 1 and says to run as root" {
+	run inA setpriv --reuid=65534 --regid=65534 --clear-groups \
+	    "$(command -v divert-rule)" add output icmp 1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "divert-rule: "*"run as root"* ]]
+	run inA setpriv --reuid=65534 --regid=65534 --clear-groups \
+	    "$(command -v divert-rule)" list
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"run as root"* ]]
+	[ -z "$(divert_table "$NS_A")" ]
+}
