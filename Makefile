@@ -3,6 +3,7 @@
 #   make            build every tool into build/
 #   make check      install test dependencies, build, run all tests (plain and ASan/UBSan)
 #   make demo       install dependencies, build, run the demo in a throwaway netns
+#   make bench      measure speed against the stack alone (bench/run.sh)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -19,6 +20,7 @@ LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TOOLS	:= $(notdir $(wildcard bin/*))
 COMMON	:= $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*.c))
+BENCH	:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 MANS	:= $(wildcard man/*.[0-9])
 
 # Debian packages: to build, and to run the tests and the demo.
@@ -32,7 +34,7 @@ $(BUILD)/common/%.o: common/%.c common/*.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/%.o: bin/%.c common/*.h
+$(BUILD)/bin/%.o: bin/%.c common/*.h $(wildcard bin/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibin/$(*D) $(CFLAGS) -c -o $@ $<
 
@@ -43,7 +45,12 @@ tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1)/*.c))
 $(BUILD)/%: $$(call tool_objs,$$*) $(COMMON)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unit/%: tests/unit/%.c $(COMMON)
+# Unit tests may include a tool's own .c file to test it; rebuild on any change.
+$(BUILD)/unit/%: tests/unit/%.c $(COMMON) $(wildcard bin/*/*.[ch] tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMMON) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -69,6 +76,11 @@ check-asan: test-deps
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
 	sh tests/run build-asan
 
+# Throughput, latency and offline speed, in throwaway namespaces (bench/run.sh).
+bench: test-deps
+	$(MAKE) all $(BENCH)
+	bash bench/run.sh $(BUILD)
+
 demo: deps
 	$(MAKE) all
 	sh tests/demo.sh $(BUILD)
@@ -84,4 +96,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all units deps test-deps check check-plain check-asan demo lint-man install clean
+.PHONY: all units bench deps test-deps check check-plain check-asan demo lint-man install clean

@@ -29,12 +29,20 @@ hosts_up() {
 	IDX_B=$(inB cat /sys/class/net/vB/ifindex)
 }
 
+# Every process still running in our namespaces (pipelines included).
+ns_pids() {
+	local ns
+	for ns in ${NS_A:-} ${NS_B:-} ${NS_C:-}; do
+		ip netns pids "$ns" 2>/dev/null
+	done
+}
+
 hosts_down() {
 	local p
-	for p in $(cat "$TMP"/pids 2>/dev/null); do
+	for p in $(cat "$TMP"/pids 2>/dev/null) $(ns_pids); do
 		kill "$p" 2>/dev/null
 	done
-	for p in $(cat "$TMP"/pids 2>/dev/null); do
+	for p in $(cat "$TMP"/pids 2>/dev/null) $(ns_pids); do
 		wait_gone "$p" 50 || kill -9 "$p" 2>/dev/null
 	done
 	[ -n "${NS_A:-}" ] && ip netns del "$NS_A" 2>/dev/null

@@ -1,0 +1,590 @@
+/* edit.c - parse an IP packet just as far as the edits need, edit it in place, fix checksums. */
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "csum.h"
+#include "divert.h"
+#include "edit.h"
+
+#define PROTO_HIP	139		/* IPv6 extension headers <netinet/in.h> lacks */
+#define PROTO_SHIM6	140
+
+static uint16_t
+get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* ---- the command line's values ---- */
+
+void
+edits_init(struct edits *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ttl_mode = TTL_KEEP;
+	e->tos = e->tclass = e->dscp = e->ecn = -1;
+	e->flowlabel = e->ipid = -1;
+	e->df = -1;
+}
+
+int
+edits_parse_ttl(struct edits *e, const char *s)
+{
+	long v;
+
+	if (*s == '+' || *s == '-') {
+		if ((v = parse_ulong(s + 1, 0, 255)) < 0)
+			return -1;
+		e->ttl_mode = *s == '+' ? TTL_ADD : TTL_SUB;
+	} else {
+		if ((v = parse_ulong(s, 1, 255)) < 0)
+			return -1;
+		e->ttl_mode = TTL_SET;
+	}
+	e->ttl = (int)v;
+	return 0;
+}
+
+/* "ADDR[/LEN]" of n bytes at s (brackets allowed) into a, *v6, *plen. */
+static int
+parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	long l;
+
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
+		s++, n -= 2;
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	memset(a, 0, 16);
+	if (inet_pton(AF_INET, buf, a) == 1)
+		*v6 = 0;
+	else if (inet_pton(AF_INET6, buf, a) == 1)
+		*v6 = 1;
+	else
+		return -1;
+	l = *v6 ? 128 : 32;
+	if (slash != NULL && (l = parse_ulong(slash, 0, l)) < 0)
+		return -1;
+	*plen = (int)l;
+	return 0;
+}
+
+/* Where "A/L:B/L" splits: the colon after the first prefix length or ']'. */
+static const char *
+map_split(const char *s)
+{
+	const char *p;
+
+	if (s[0] == '[') {
+		p = strchr(s, ']');
+		if (p != NULL && p[1] == '/')		/* "[A]/L:..." */
+			for (p += 2; *p >= '0' && *p <= '9'; p++)
+				;
+		else if (p != NULL)
+			p++;
+		return p != NULL && *p == ':' ? p : NULL;
+	}
+	if ((p = strchr(s, '/')) != NULL) {
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+		return *p == ':' ? p : NULL;
+	}
+	/* No lengths: only "A:B" with IPv4 on the left is unambiguous. */
+	p = strchr(s, ':');
+	return p != NULL && strchr(p + 1, ':') == NULL ? p : NULL;
+}
+
+int
+edits_add_addr_map(struct addr_map *maps, int *n, const char *s)
+{
+	struct addr_map m;
+	const char *colon = map_split(s);
+	int v6b;
+
+	if (*n >= EDIT_MAX_MAPS || colon == NULL)
+		return -1;
+	if (parse_prefix(s, (size_t)(colon - s), m.from, &m.v6, &m.from_len) < 0 ||
+	    parse_prefix(colon + 1, strlen(colon + 1), m.to, &v6b, &m.to_len) < 0 ||
+	    v6b != m.v6)
+		return -1;
+	maps[(*n)++] = m;
+	return 0;
+}
+
+int
+edits_add_port_map(struct port_map *maps, int *n, const char *s)
+{
+	const char *colon = strchr(s, ':');
+	char lhs[32];
+	long lo, hi, to;
+
+	if (*n >= EDIT_MAX_MAPS || colon == NULL || (size_t)(colon - s) >= sizeof(lhs))
+		return -1;
+	memcpy(lhs, s, (size_t)(colon - s));
+	lhs[colon - s] = '\0';
+	if (parse_range(lhs, 65535, &lo, &hi) < 0 || (to = parse_ulong(colon + 1, 0, 65535)) < 0)
+		return -1;
+	maps[*n].lo = (uint16_t)lo;
+	maps[*n].hi = (uint16_t)hi;
+	maps[*n].to = (uint16_t)to;
+	(*n)++;
+	return 0;
+}
+
+int
+edits_ready(struct edits *e)
+{
+	e->need_l4 = e->nsrc || e->ndst || e->nsport || e->ndport || e->mss || e->fix_checksums;
+	return e->need_l4 || e->ttl_mode != TTL_KEEP || e->tos >= 0 || e->tclass >= 0 ||
+	    e->dscp >= 0 || e->ecn >= 0 || e->flowlabel >= 0 || e->ipid >= 0 || e->df >= 0;
+}
+
+/* ---- parsing ---- */
+
+/* Bytes of L4 header needed before its fields (ports, checksum) are touched. */
+static size_t
+l4_minlen(uint8_t proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:	return 20;
+	case IPPROTO_UDP:	return 8;
+	case IPPROTO_UDPLITE:	return 8;
+	case IPPROTO_SCTP:	return 12;
+	case IPPROTO_ICMP:	return 4;
+	case IPPROTO_IGMP:	return 4;
+	case IPPROTO_ICMPV6:	return 4;
+	default:		return 0;	/* not ours to edit */
+	}
+}
+
+/* Offset of the checksum field in the L4 header; -1 for protocols we do not sum. */
+static int
+l4_csum_off(uint8_t proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:	return 16;
+	case IPPROTO_UDP:	return 6;
+	case IPPROTO_UDPLITE:	return 6;
+	case IPPROTO_SCTP:	return 8;
+	case IPPROTO_ICMP:	return 2;
+	case IPPROTO_IGMP:	return 2;
+	case IPPROTO_ICMPV6:	return 2;
+	default:		return -1;
+	}
+}
+
+/* ICMP and IGMP sum their own message only; the others add a pseudo-header. */
+static int
+has_pseudo(uint8_t proto)
+{
+	return proto != IPPROTO_ICMP && proto != IPPROTO_IGMP;
+}
+
+static void
+set_l4(struct ipinfo *in, size_t off)
+{
+	size_t min = l4_minlen(in->l4proto);
+
+	if (in->first && min != 0 && off + min <= in->iplen)
+		in->l4off = off;
+}
+
+static int
+parse4(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
+{
+	size_t tot = get16(ip + 2);
+	uint16_t fo = get16(ip + 6);
+
+	in->hlen = (size_t)(ip[0] & 0x0f) * 4;
+	if (in->hlen < 20 || in->hlen > len)
+		return -1;
+	if (tot == 0)				/* TSO capture: the length is the record's */
+		tot = len + cut;
+	if (tot < in->hlen)
+		return -1;
+	in->iplen = tot < len ? tot : len;
+	in->whole = tot <= len;
+	in->frag = (fo & 0x3fff) != 0;
+	in->first = (fo & 0x1fff) == 0;
+	in->l4proto = ip[9];
+	in->l4wire = (uint32_t)(tot - in->hlen);
+	if (need_l4)
+		set_l4(in, in->hlen);
+	return 0;
+}
+
+/* Walk the IPv6 extension headers to the L4 header (or the fragment header's end). */
+static void
+walk6(uint8_t *ip, struct ipinfo *in, size_t tot)
+{
+	uint8_t nh = ip[6];
+	size_t off = 40, hl;
+
+	for (;;) {
+		switch (nh) {
+		case IPPROTO_HOPOPTS: case IPPROTO_ROUTING: case IPPROTO_DSTOPTS:
+		case IPPROTO_FRAGMENT: case IPPROTO_AH: case IPPROTO_MH:
+		case PROTO_HIP: case PROTO_SHIM6:
+			break;
+		default:
+			in->l4proto = nh;
+			in->l4wire = (uint32_t)(tot - off);
+			set_l4(in, off);
+			return;
+		}
+		if (off + 8 > in->iplen)
+			return;				/* cut inside the chain */
+		if (nh == IPPROTO_FRAGMENT) {
+			hl = 8;
+			in->frag = 1;
+			in->first = (get16(ip + off + 2) & 0xfff8) == 0;
+		} else if (nh == IPPROTO_AH) {
+			hl = ((size_t)ip[off + 1] + 2) * 4;
+		} else {
+			hl = ((size_t)ip[off + 1] + 1) * 8;
+		}
+		if (nh == IPPROTO_ROUTING && ip[off + 3] != 0)
+			in->rh_segleft = 1;
+		nh = ip[off];
+		off += hl;
+		if (off > tot)
+			return;
+	}
+}
+
+static int
+parse6(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
+{
+	size_t tot = 40 + (size_t)get16(ip + 4);
+
+	if (len < 40)
+		return -1;
+	if (tot == 40 && ip[6] != IPPROTO_NONE)	/* jumbogram or TSO capture */
+		tot = len + cut;
+	in->v6 = 1;
+	in->hlen = 40;
+	in->iplen = tot < len ? tot : len;
+	in->whole = tot <= len;
+	in->first = 1;
+	if (need_l4)
+		walk6(ip, in, tot);
+	return 0;
+}
+
+int
+ip_parse(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
+{
+	memset(in, 0, sizeof(*in));
+	if (len < 20)
+		return -1;
+	switch (ip[0] >> 4) {
+	case 4:
+		return parse4(ip, len, cut, need_l4, in);
+	case 6:
+		return parse6(ip, len, cut, need_l4, in);
+	default:
+		return -1;
+	}
+}
+
+/* ---- checksums ---- */
+
+uint32_t
+sctp_crc32c(const uint8_t *data, size_t len)
+{
+	static uint32_t table[256];
+	uint32_t crc = 0xffffffff, c;
+	int i, k;
+
+	if (table[1] == 0) {
+		for (i = 0; i < 256; i++) {
+			for (c = (uint32_t)i, k = 0; k < 8; k++)
+				c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
+			table[i] = c;
+		}
+	}
+	while (len--)
+		crc = table[(crc ^ *data++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* The IPv6 pseudo-header's destination is the final one, not the next hop: then we cannot sum it. */
+static int
+l4_can_recompute(const struct ipinfo *in)
+{
+	return in->l4off != 0 && in->whole && !in->frag && !in->rh_segleft;
+}
+
+/* Recompute the L4 checksum over the whole segment (l4_can_recompute holds). */
+static void
+l4_recompute(uint8_t *ip, const struct ipinfo *in)
+{
+	uint8_t *l4 = ip + in->l4off;
+	size_t n = in->iplen - in->l4off, cover = n;
+	uint8_t proto = in->l4proto;
+	int off = l4_csum_off(proto);
+	uint32_t sum, crc;
+	uint16_t c;
+
+	if (off < 0)
+		return;
+	if (proto == IPPROTO_UDP && !in->v6 && get16(l4 + 6) == 0)
+		return;				/* IPv4 UDP without a checksum stays so */
+	if (proto == IPPROTO_UDPLITE && get16(l4 + 4) != 0) {
+		cover = get16(l4 + 4);
+		if (cover < 8 || cover > n)
+			return;			/* invalid coverage: not ours to guess */
+	}
+	put16(l4 + off, 0);
+	if (proto == IPPROTO_SCTP) {
+		put16(l4 + off + 2, 0);		/* a 32-bit field */
+		crc = sctp_crc32c(l4, n);	/* stored least significant byte first */
+		l4[8] = (uint8_t)crc, l4[9] = (uint8_t)(crc >> 8);
+		l4[10] = (uint8_t)(crc >> 16), l4[11] = (uint8_t)(crc >> 24);
+		return;
+	}
+	sum = 0;
+	if (has_pseudo(proto))
+		sum = in->v6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
+		    csum_pseudo4(ip + 12, ip + 16, proto, (uint32_t)n);
+	c = csum_fold(csum_add(sum, l4, cover));
+	if (c == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE))
+		c = 0xffff;			/* 0 would mean "no checksum" */
+	put16(l4 + off, c);
+}
+
+/* ---- the edits ---- */
+
+static uint8_t
+new_ttl(const struct edits *e, uint8_t ttl)
+{
+	int v = ttl;
+
+	switch (e->ttl_mode) {
+	case TTL_SET: v = e->ttl; break;
+	case TTL_ADD: v += e->ttl; break;
+	case TTL_SUB: v -= e->ttl; break;
+	default: return ttl;
+	}
+	return (uint8_t)(v < 1 ? 1 : v > 255 ? 255 : v);
+}
+
+/* TOS / traffic class byte: the whole byte, then its DSCP and ECN parts. */
+static uint8_t
+new_class(const struct edits *e, int whole, uint8_t c)
+{
+	if (whole >= 0)
+		c = (uint8_t)whole;
+	if (e->dscp >= 0)
+		c = (uint8_t)(e->dscp << 2 | (c & 3));
+	if (e->ecn >= 0)
+		c = (uint8_t)((c & ~3) | e->ecn);
+	return c;
+}
+
+static int
+prefix_match(const uint8_t *a, const uint8_t *p, int len)
+{
+	int bytes = len / 8, bits = len % 8;
+
+	if (memcmp(a, p, (size_t)bytes) != 0)
+		return 0;
+	return bits == 0 || ((a[bytes] ^ p[bytes]) & (0xff00 >> bits)) == 0;
+}
+
+/* The first map whose network holds a gets its network bits (host bits kept). */
+static void
+map_addr(const struct addr_map *maps, int n, int v6, uint8_t *a)
+{
+	int i, k, alen = v6 ? 16 : 4;
+	uint8_t mask;
+
+	for (i = 0; i < n; i++) {
+		if (maps[i].v6 != v6 || !prefix_match(a, maps[i].from, maps[i].from_len))
+			continue;
+		for (k = 0; k < alen; k++) {
+			int bits = maps[i].to_len - 8 * k;
+
+			mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff00 >> bits);
+			a[k] = (uint8_t)((maps[i].to[k] & mask) | (a[k] & ~mask));
+		}
+		return;
+	}
+}
+
+static void
+map_port(const struct port_map *maps, int n, uint8_t *p)
+{
+	uint16_t port = get16(p);
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (port >= maps[i].lo && port <= maps[i].hi) {
+			put16(p, maps[i].to);
+			return;
+		}
+	}
+}
+
+/* Clamp the MSS option of a SYN (n bytes of TCP present); updates *check incrementally. */
+static int
+mss_clamp(uint8_t *tcp, size_t n, int mss, uint16_t *check)
+{
+	size_t doff = (size_t)(tcp[12] >> 4) * 4, i = 20, w;
+	uint8_t old[4];
+
+	if (!(tcp[13] & 0x02) || doff < 20)
+		return 0;
+	if (doff > n)
+		doff = n;
+	while (i < doff) {
+		if (tcp[i] == 0)
+			break;
+		if (tcp[i] == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+			break;
+		if (tcp[i] == 2 && tcp[i + 1] == 4) {
+			if (get16(tcp + i + 2) <= mss)
+				return 0;
+			w = (i + 2) & ~(size_t)1;	/* the value may sit at an odd offset */
+			memcpy(old, tcp + w, 4);
+			put16(tcp + i + 2, (uint16_t)mss);
+			*check = csum_update(*check, old, tcp + w, (i + 2) % 2 ? 4 : 2);
+			return 1;
+		}
+		i += tcp[i + 1];
+	}
+	return 0;
+}
+
+/*
+ * L4 edits and the L4 checksum.  oldaddr/newaddr: the pseudo-header's
+ * addresses before and after the L3 edits (alen bytes).  1 if anything changed.
+ */
+static int
+edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
+    const uint8_t *oldaddr, const uint8_t *newaddr, size_t alen)
+{
+	uint8_t *l4 = ip + in->l4off, oldports[4];
+	uint8_t proto = in->l4proto;
+	int coff = l4_csum_off(proto), ports, moved, mss = 0;
+	uint16_t check, orig;
+
+	if (coff < 0)
+		return 0;
+	ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	    proto == IPPROTO_SCTP;
+	if (ports) {
+		memcpy(oldports, l4, 4);
+		map_port(e->sport, e->nsport, l4);
+		map_port(e->dport, e->ndport, l4 + 2);
+	}
+	orig = check = get16(l4 + coff);
+	if (proto == IPPROTO_TCP && e->mss)
+		mss = mss_clamp(l4, in->iplen - in->l4off, e->mss, &check);
+	moved = (ports && memcmp(oldports, l4, 4) != 0) || mss;
+
+	if (proto == IPPROTO_SCTP) {		/* CRC32c: no incremental form, no pseudo-header */
+		if ((moved || e->fix_checksums) && l4_can_recompute(in))
+			l4_recompute(ip, in);
+	} else if (proto == IPPROTO_UDP && check == 0) {
+		/* IPv4: no checksum, keep it so.  IPv6: 0 is invalid, compute one once edited. */
+		if (in->v6 && (moved || e->fix_checksums || memcmp(oldaddr, newaddr, alen)) &&
+		    l4_can_recompute(in))
+			l4_recompute(ip, in);
+	} else if (e->fix_checksums && l4_can_recompute(in)) {
+		l4_recompute(ip, in);
+	} else {
+		if (has_pseudo(proto) && alen != 0)
+			check = csum_update(check, oldaddr, newaddr, alen);
+		if (ports)
+			check = csum_update(check, oldports, l4, 4);
+		if (check == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE))
+			check = 0xffff;
+		put16(l4 + coff, check);
+	}
+	return moved || get16(l4 + coff) != orig;
+}
+
+static int
+mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
+{
+	uint8_t old[20];
+	uint16_t check;
+	int l3, l4 = 0;
+
+	memcpy(old, ip, 20);
+	ip[8] = new_ttl(e, ip[8]);
+	ip[1] = new_class(e, e->tos, ip[1]);
+	if (e->df >= 0)
+		ip[6] = (uint8_t)(e->df ? ip[6] | 0x40 : ip[6] & ~0x40);
+	if (e->ipid >= 0)
+		put16(ip + 4, (uint16_t)e->ipid);
+	map_addr(e->src, e->nsrc, 0, ip + 12);
+	map_addr(e->dst, e->ndst, 0, ip + 16);
+	l3 = memcmp(old, ip, 20) != 0;
+
+	if (in->l4off != 0)
+		l4 = edit_l4(e, ip, in, old + 12, ip + 12, 8);
+	check = get16(ip + 10);
+	if (e->fix_checksums) {
+		put16(ip + 10, 0);
+		put16(ip + 10, csum(ip, in->hlen));
+	} else if (l3) {
+		put16(ip + 10, csum_update(check, old, ip, 20));
+	}
+	return l3 || l4 || get16(ip + 10) != check;
+}
+
+static int
+mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
+{
+	uint8_t old[40];
+	uint8_t tc = (uint8_t)((ip[0] & 0x0f) << 4 | ip[1] >> 4);
+	int l3, l4 = 0;
+
+	memcpy(old, ip, 40);
+	ip[7] = new_ttl(e, ip[7]);
+	tc = new_class(e, e->tclass, tc);
+	ip[0] = (uint8_t)((ip[0] & 0xf0) | tc >> 4);
+	ip[1] = (uint8_t)((tc << 4) | (ip[1] & 0x0f));
+	if (e->flowlabel >= 0) {
+		ip[1] = (uint8_t)((ip[1] & 0xf0) | (e->flowlabel >> 16));
+		put16(ip + 2, (uint16_t)e->flowlabel);
+	}
+	map_addr(e->src, e->nsrc, 1, ip + 8);
+	map_addr(e->dst, e->ndst, 1, ip + 24);
+	l3 = memcmp(old, ip, 40) != 0;
+
+	/* With hops left in a routing header, the pseudo-header's destination is not ip6_dst. */
+	if (in->l4off != 0)
+		l4 = edit_l4(e, ip, in, old + 8, ip + 8, in->rh_segleft ? 16 : 32);
+	return l3 || l4;
+}
+
+int
+mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut)
+{
+	struct ipinfo in;
+
+	if (ip_parse(ip, len, cut, e->need_l4, &in) < 0)
+		return MANGLE_BAD;
+	return (in.v6 ? mangle6(e, ip, &in) : mangle4(e, ip, &in)) ? MANGLE_EDITED : MANGLE_SAME;
+}
