@@ -155,6 +155,7 @@ stream_in_open(const char *path, char *err, size_t errlen)
 	}
 	if (path == NULL || strcmp(path, "-") == 0) {
 		in->fp = stdin;
+		setvbuf(stdin, NULL, _IOFBF, STREAM_BUF);
 		in->pcap = pcap_fopen_offline(stdin, ebuf);
 	} else {
 		in->pcap = pcap_open_offline(path, ebuf);

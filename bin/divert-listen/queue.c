@@ -16,7 +16,7 @@
 
 #define QUEUE_MAXLEN	8192		/* packets the kernel holds for us */
 #define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
-#define MSG_SIZE	(0xffff + 4096)	/* one packet message, payload and attributes */
+#define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
 #define VERDICT_SIZE	64		/* bytes one verdict message takes, rounded up */
 
 struct queue {
@@ -27,7 +27,8 @@ struct queue {
 	struct mmsghdr	 msgs[QUEUE_BATCH];
 	struct iovec	 iov[QUEUE_BATCH];
 	uint8_t		 vbuf[(QUEUE_BATCH * 2 + 1) * VERDICT_SIZE];
-	uint8_t		 bufs[QUEUE_BATCH][MSG_SIZE];
+	/* Netlink attributes assume 4-byte alignment from the buffer's start. */
+	uint8_t		 bufs[QUEUE_BATCH][MSG_SIZE] __attribute__((aligned(8)));
 };
 
 struct recv_ctx {

@@ -25,6 +25,9 @@ hosts_up() {
 	inB ip addr add $B6/64 dev vB nodad
 	inA ip link set vA up
 	inB ip link set vB up
+	# The IPv6 prefix routes appear once the link is up: wait for them.
+	wait_until 50 inA ip -6 route get $B6
+	wait_until 50 inB ip -6 route get $A6
 	IDX_A=$(inA cat /sys/class/net/vA/ifindex)
 	IDX_B=$(inB cat /sys/class/net/vB/ifindex)
 }

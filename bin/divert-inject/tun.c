@@ -1,0 +1,384 @@
+/* tun.c - TUN + clsact + cls_bpf (mark) + mirred ingress redirect, one per interface. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
+
+#include "tun.h"
+
+#define FILTER_PRIO	1
+#define PROG_NAME	"divert_mark"
+#define NL_BUF		8192	/* a request or an ack with extended-ack text */
+
+struct tun {
+	uint32_t	ifindex;		/* the target interface X */
+	int		fd;			/* the TUN; closing it removes everything */
+	char		name[IFNAMSIZ];
+};
+
+struct tun_set {
+	struct mnl_socket	*nl;
+	uint32_t		 seq, mark;
+	int			 prog;		/* the classifier, loaded on first use; -1 */
+	int			 n;
+	struct tun		 t[TUN_MAX];
+	char			 buf[NL_BUF];
+};
+
+struct tun_set *
+tun_open(uint32_t mark, char *why, size_t whylen)
+{
+	struct tun_set *ts = calloc(1, sizeof(*ts));
+	int one = 1;
+
+	if (ts == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	ts->mark = mark;
+	ts->prog = -1;
+	ts->seq = (uint32_t)time(NULL);
+	if ((ts->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) == NULL ||
+	    mnl_socket_bind(ts->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(why, whylen, "cannot open rtnetlink: %s", strerror(errno));
+		tun_close(ts);
+		return NULL;
+	}
+	/* Extended acks: the kernel says which part of a request it refused. */
+	mnl_socket_setsockopt(ts->nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(ts->nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	return ts;
+}
+
+/* The kernel's extended-ack message in an error reply, or NULL. */
+static const char *
+extack_message(const struct nlmsghdr *nlh, const struct nlmsgerr *e)
+{
+	const struct nlattr *a;
+	size_t off = sizeof(*e);
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return NULL;
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+	mnl_attr_for_each(a, nlh, off)
+		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			return mnl_attr_get_str(a);
+	return NULL;
+}
+
+/* Send one request and wait for its ack: 0, or -errno with the kernel's words in why. */
+static int
+nl_request(struct tun_set *ts, struct nlmsghdr *req, char *why, size_t whylen)
+{
+	const struct nlmsghdr *nlh;
+	const struct nlmsgerr *e;
+	const char *msg;
+	ssize_t got;
+	int n;
+
+	req->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	req->nlmsg_seq = ++ts->seq;
+	if (mnl_socket_sendto(ts->nl, req, req->nlmsg_len) < 0)
+		goto syserr;
+	for (;;) {
+		if ((got = mnl_socket_recvfrom(ts->nl, ts->buf, sizeof(ts->buf))) < 0)
+			goto syserr;
+		n = (int)got;
+		for (nlh = (void *)ts->buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			if (nlh->nlmsg_seq != ts->seq || nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			e = mnl_nlmsg_get_payload(nlh);
+			if (e->error == 0)
+				return 0;
+			msg = extack_message(nlh, e);
+			snprintf(why, whylen, "%s%s%s", strerror(-e->error),
+			    msg ? ": " : "", msg ? msg : "");
+			return e->error;
+		}
+	}
+syserr:
+	snprintf(why, whylen, "rtnetlink: %s", strerror(errno));
+	return -errno;
+}
+
+/*
+ * The classifier: skb->mark = mark; return -1 (a match: run the actions).
+ * A store of an immediate into the context is refused by the verifier, so
+ * the mark goes through r2.
+ */
+static int
+load_program(uint32_t mark, char *why, size_t whylen)
+{
+	struct bpf_insn prog[] = {
+		{ .code = BPF_ALU | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = (int32_t)mark },
+		{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_2,
+		  .off = offsetof(struct __sk_buff, mark) },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	static char log[4096];
+	union bpf_attr attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_SCHED_CLS;
+	attr.insns = (uintptr_t)prog;
+	attr.insn_cnt = sizeof(prog) / sizeof(prog[0]);
+	attr.license = (uintptr_t)"GPL";
+	attr.log_buf = (uintptr_t)log;
+	attr.log_size = sizeof(log);
+	attr.log_level = 1;
+	memcpy(attr.prog_name, PROG_NAME, sizeof(PROG_NAME));
+	log[0] = '\0';
+	fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	if (fd >= 0)
+		return fd;
+	switch (errno) {
+	case ENOSYS:
+		snprintf(why, whylen, "the kernel lacks the bpf() system call "
+		    "(CONFIG_BPF_SYSCALL), needed for inbound injection");
+		break;
+	case EPERM:
+	case EACCES:
+		snprintf(why, whylen, "loading a BPF classifier needs CAP_BPF and "
+		    "CAP_NET_ADMIN: run as root");
+		break;
+	default:
+		log[strcspn(log, "\n")] = '\0';
+		snprintf(why, whylen, "the kernel refused the BPF classifier (%s%s%s); "
+		    "inbound injection needs CONFIG_NET_CLS_BPF", strerror(errno),
+		    log[0] ? ": " : "", log);
+	}
+	return -1;
+}
+
+/* A TUN device (IFF_TUN, no packet information); its name goes to name. */
+static int
+create_tun(char *name, char *why, size_t whylen)
+{
+	struct ifreq ifr;
+	int fd;
+
+	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) {
+		snprintf(why, whylen, errno == ENOENT || errno == ENODEV || errno == ENXIO ?
+		    "no /dev/net/tun: the kernel lacks TUN devices (CONFIG_TUN; try "
+		    "modprobe tun), needed for inbound injection" :
+		    "cannot open /dev/net/tun: %s", strerror(errno));
+		return -1;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	strcpy(ifr.ifr_name, "divert%d");
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		snprintf(why, whylen, "cannot create a TUN device: %s",
+		    errno == EPERM ? "needs CAP_NET_ADMIN: run as root" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	memcpy(name, ifr.ifr_name, IFNAMSIZ);
+	name[IFNAMSIZ - 1] = '\0';
+	return fd;
+}
+
+/* Bring a link up (a down TUN answers writes with EIO). */
+static int
+link_up(struct tun_set *ts, int ifindex, char *why, size_t whylen)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	return nl_request(ts, nlh, why, whylen);
+}
+
+static struct tcmsg *
+tc_header(struct nlmsghdr *nlh, int type, int ifindex, uint32_t parent)
+{
+	struct tcmsg *tcm;
+
+	nlh->nlmsg_type = (uint16_t)type;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = parent;
+	return tcm;
+}
+
+/* The clsact qdisc: the hook the classifier hangs on. */
+static int
+add_clsact(struct tun_set *ts, int ifindex, char *why, size_t whylen)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct tcmsg *tcm = tc_header(nlh, RTM_NEWQDISC, ifindex, TC_H_CLSACT);
+
+	tcm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+	mnl_attr_put_strz(nlh, TCA_KIND, "clsact");
+	return nl_request(ts, nlh, why, whylen);
+}
+
+/*
+ * Ingress filter: the marking program, then mirred "ingress redirect" to
+ * target.  The protocol must be in network order, or it never matches.
+ */
+static int
+add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t whylen)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct tcmsg *tcm = tc_header(nlh, RTM_NEWTFILTER, ifindex,
+	    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
+	struct tc_mirred parms = { .action = TC_ACT_STOLEN, .eaction = TCA_INGRESS_REDIR,
+		.ifindex = target };
+	struct nlattr *opts, *acts, *act, *aopts;
+
+	tcm->tcm_info = TC_H_MAKE(FILTER_PRIO << 16, htons(ETH_P_ALL));
+	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
+	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+	mnl_attr_put_u32(nlh, TCA_BPF_FD, (uint32_t)ts->prog);
+	mnl_attr_put_strz(nlh, TCA_BPF_NAME, PROG_NAME);
+	acts = mnl_attr_nest_start(nlh, TCA_BPF_ACT);
+	act = mnl_attr_nest_start(nlh, 1);
+	mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
+	aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+	mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(parms), &parms);
+	mnl_attr_nest_end(nlh, aopts);
+	mnl_attr_nest_end(nlh, act);
+	mnl_attr_nest_end(nlh, acts);
+	mnl_attr_nest_end(nlh, opts);
+	return nl_request(ts, nlh, why, whylen);
+}
+
+/* Prefix why with what was being done and the kernel option it needs. */
+static void
+explain(char *why, size_t whylen, const char *doing, const char *config)
+{
+	char kernel[256];
+
+	snprintf(kernel, sizeof(kernel), "%s", why);
+	snprintf(why, whylen, "%s: %s (inbound injection needs %s)", doing, kernel, config);
+}
+
+static struct tun *
+find(struct tun_set *ts, uint32_t ifindex)
+{
+	int i;
+
+	for (i = 0; i < ts->n; i++)
+		if (ts->t[i].ifindex == ifindex)
+			return &ts->t[i];
+	return NULL;
+}
+
+int
+tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
+{
+	char target[IF_NAMESIZE];
+	struct tun *t;
+	int idx;
+
+	if (find(ts, ifindex) != NULL)
+		return TUN_OK;
+	if (ifindex == 0 || if_indextoname(ifindex, target) == NULL) {
+		snprintf(why, whylen, "no interface with index %u here", ifindex);
+		return TUN_E_NOIF;
+	}
+	if (ts->n == TUN_MAX) {
+		snprintf(why, whylen, "more than %d inbound interfaces", TUN_MAX);
+		return TUN_E_NOIF;
+	}
+	if (ts->prog < 0 && (ts->prog = load_program(ts->mark, why, whylen)) < 0)
+		return TUN_E_SYSTEM;
+	t = &ts->t[ts->n];
+	if ((t->fd = create_tun(t->name, why, whylen)) < 0)
+		return TUN_E_SYSTEM;
+	if ((idx = (int)if_nametoindex(t->name)) == 0) {
+		snprintf(why, whylen, "TUN device %s vanished", t->name);
+		goto fail;
+	}
+	if (link_up(ts, idx, why, whylen) < 0) {
+		explain(why, whylen, "cannot bring the TUN device up", "CAP_NET_ADMIN");
+		goto fail;
+	}
+	if (add_clsact(ts, idx, why, whylen) < 0) {
+		explain(why, whylen, "cannot add a clsact qdisc", "CONFIG_NET_SCH_INGRESS");
+		goto fail;
+	}
+	if (add_redirect(ts, idx, ifindex, why, whylen) < 0) {
+		explain(why, whylen, "cannot add the redirecting bpf filter",
+		    "CONFIG_NET_CLS_BPF and CONFIG_NET_ACT_MIRRED");
+		goto fail;
+	}
+	t->ifindex = ifindex;
+	ts->n++;
+	return TUN_OK;
+fail:
+	close(t->fd);
+	return TUN_E_SYSTEM;
+}
+
+int
+tun_inject(struct tun_set *ts, uint32_t ifindex, const uint8_t *data, size_t len,
+    char *why, size_t whylen)
+{
+	struct tun *t;
+	ssize_t n;
+	int rc;
+
+	if ((t = find(ts, ifindex)) == NULL) {
+		if ((rc = tun_prepare(ts, ifindex, why, whylen)) != TUN_OK)
+			return rc;
+		t = find(ts, ifindex);
+	}
+	while ((n = write(t->fd, data, len)) < 0 && errno == EINTR)
+		;
+	if (n < 0) {
+		snprintf(why, whylen, "write to %s: %s", t->name, strerror(errno));
+		return TUN_E_WRITE;
+	}
+	return TUN_OK;
+}
+
+void
+tun_close(struct tun_set *ts)
+{
+	int i;
+
+	if (ts == NULL)
+		return;
+	for (i = 0; i < ts->n; i++)
+		close(ts->t[i].fd);
+	if (ts->prog >= 0)
+		close(ts->prog);
+	if (ts->nl != NULL)
+		mnl_socket_close(ts->nl);
+	free(ts);
+}

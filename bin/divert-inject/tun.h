@@ -1,0 +1,42 @@
+/*
+ * tun.h - inbound injection "as if it arrived on interface X" (divert(4),
+ * WinDivert's IfIdx): one TUN device per target interface, created on first
+ * use, whose ingress runs a cls_bpf classifier that sets the loop-avoidance
+ * mark and a mirred action that redirects the packet to X's ingress.  The
+ * stack then sees iif = X (rp_filter passes) and divert rules skip it.
+ *
+ * Set up through rtnetlink (libmnl) and the bpf() syscall, no tc binary.
+ * Every device goes away with its file descriptor: at exit, whatever ends
+ * the process.
+ */
+#ifndef DIVERT_INJECT_TUN_H
+#define DIVERT_INJECT_TUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TUN_MAX		64	/* target interfaces one injector serves */
+
+enum tun_result {
+	TUN_OK = 0,
+	TUN_E_NOIF = -1,	/* no such interface here (or too many): this packet is refused */
+	TUN_E_WRITE = -2,	/* the TUN refused this packet */
+	TUN_E_SYSTEM = -3,	/* the kernel lacks something or refuses us: nothing will work */
+};
+
+struct tun_set;
+
+/* A set of inbound paths marking packets with mark; NULL with a message in why. */
+struct tun_set *tun_open(uint32_t mark, char *why, size_t whylen);
+
+/* Make sure the path to ifindex exists (set it up on first use); an enum tun_result. */
+int tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen);
+
+/* Inject a whole IP packet as arriving on ifindex; an enum tun_result, words in why. */
+int tun_inject(struct tun_set *ts, uint32_t ifindex, const uint8_t *data, size_t len,
+    char *why, size_t whylen);
+
+/* Remove every device (closing its descriptor does it). */
+void tun_close(struct tun_set *ts);
+
+#endif

@@ -1,0 +1,237 @@
+/* frag.c - split IPv4 and IPv6 packets to fit an MTU (RFC 791, RFC 8200 4.5). */
+#include <string.h>
+
+#include "csum.h"
+#include "frag.h"
+
+#define IP4_DF		0x4000
+#define IP4_MF		0x2000
+#define IP4_OFFMASK	0x1fff
+
+#define NH_HOPOPTS	0
+#define NH_ROUTING	43
+#define NH_FRAGMENT	44
+#define NH_DSTOPTS	60
+
+static uint16_t
+get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* Hand one fragment (a copy of in's metadata with new data) to fn. */
+static int
+emit(const struct pkt *in, uint8_t *data, size_t len, frag_fn fn, void *arg)
+{
+	struct pkt f = *in;
+
+	f.data = data;
+	f.len = len;
+	f.cut = 0;
+	return fn(&f, arg) != 0 ? FRAG_E_STOP : 0;
+}
+
+/*
+ * The options a non-first IPv4 fragment carries: those with the "copied"
+ * flag, padded with End of Options to a 4-byte boundary.  Their length, or
+ * FRAG_E_PARSE when the option list is malformed.
+ */
+static int
+copied_options(const uint8_t *opt, size_t len, uint8_t *out)
+{
+	size_t i = 0, n = 0, olen;
+
+	while (i < len && opt[i] != 0) {		/* 0: End of Options */
+		if (opt[i] == 1) {			/* No Operation: one byte */
+			i++;
+			continue;
+		}
+		if (i + 1 >= len || (olen = opt[i + 1]) < 2 || i + olen > len)
+			return FRAG_E_PARSE;
+		if (opt[i] & 0x80) {
+			memcpy(out + n, opt + i, olen);
+			n += olen;
+		}
+		i += olen;
+	}
+	while (n % 4 != 0)
+		out[n++] = 0;
+	return (int)n;
+}
+
+static int
+split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
+    uint8_t *buf)
+{
+	const uint8_t *ip = in->data;
+	uint8_t later[60];
+	size_t hl, hl2, plen, base, off, n, step, h;
+	uint16_t fo, id;
+	int optlen, count = 0, mf, rc;
+
+	hl = (size_t)(ip[0] & 0x0f) * 4;
+	if (hl < 20 || hl > in->len)
+		return FRAG_E_PARSE;
+	if (in->len > 65535)
+		return FRAG_E_SIZE;
+	if (in->len <= mtu)
+		return emit(in, in->data, in->len, fn, arg) < 0 ? FRAG_E_STOP : 1;
+	fo = get16(ip + 6);
+	if (fo & IP4_DF)
+		return FRAG_E_DF;
+	base = (size_t)(fo & IP4_OFFMASK) * 8;
+	mf = (fo & IP4_MF) != 0;
+	plen = in->len - hl;
+	if (base + plen > 65535)
+		return FRAG_E_SIZE;
+	/* A fragment keeps its ID, even 0: its siblings carry the same one. */
+	id = get16(ip + 4);
+	if (id == 0 && base == 0 && !mf)
+		id = (uint16_t)ident;
+
+	memcpy(later, ip, 20);
+	if ((optlen = copied_options(ip + 20, hl - 20, later + 20)) < 0)
+		return optlen;
+	hl2 = 20 + (size_t)optlen;
+	later[0] = (uint8_t)(0x40 | hl2 / 4);
+	if (mtu < hl + 8)
+		return FRAG_E_MTU;
+
+	for (off = 0; off < plen; off += n) {
+		h = off == 0 ? hl : hl2;
+		step = (mtu - h) & ~(size_t)7;
+		n = plen - off < step ? plen - off : step;
+		memcpy(buf, off == 0 ? ip : later, h);
+		memcpy(buf + h, ip + hl + off, n);
+		put16(buf + 2, (uint16_t)(h + n));
+		put16(buf + 4, id);
+		put16(buf + 6, (uint16_t)((base + off) / 8 |
+		    (off + n < plen || mf ? IP4_MF : 0)));
+		put16(buf + 10, 0);
+		put16(buf + 10, csum(buf, h));
+		if ((rc = emit(in, buf, h + n, fn, arg)) < 0)
+			return rc;
+		count++;
+	}
+	return count;
+}
+
+/*
+ * Length of the IPv6 unfragmentable part, and where the next-header byte
+ * to point at the fragment header is (*nhoff); an enum frag_err when the
+ * headers are cut or the packet is a fragment already.
+ */
+static int
+unfragmentable6(const uint8_t *ip, size_t len, size_t *nhoff)
+{
+	size_t off = 40, hlen;
+	uint8_t nh = ip[6];
+
+	*nhoff = 6;
+	for (;;) {
+		if (nh == NH_FRAGMENT)
+			return FRAG_E_FRAGMENT;
+		if (nh != NH_HOPOPTS && nh != NH_ROUTING && nh != NH_DSTOPTS)
+			return (int)off;
+		if (off + 8 > len)
+			return FRAG_E_PARSE;
+		/* Destination options travel in every fragment only before a routing header. */
+		if (nh == NH_DSTOPTS && ip[off] != NH_ROUTING)
+			return (int)off;
+		hlen = ((size_t)ip[off + 1] + 1) * 8;
+		if (off + hlen > len)
+			return FRAG_E_PARSE;
+		*nhoff = off;
+		nh = ip[off];
+		off += hlen;
+	}
+}
+
+static int
+split6(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
+    uint8_t *buf)
+{
+	const uint8_t *ip = in->data;
+	size_t unfrag, nhoff, plen, off, n, step;
+	int rc, count = 0;
+
+	if (in->len < 40)
+		return FRAG_E_PARSE;
+	if (in->len - 40 > 65535)
+		return FRAG_E_SIZE;
+	if (in->len <= mtu)
+		return emit(in, in->data, in->len, fn, arg) < 0 ? FRAG_E_STOP : 1;
+	if ((rc = unfragmentable6(ip, in->len, &nhoff)) < 0)
+		return rc;
+	unfrag = (size_t)rc;
+	plen = in->len - unfrag;
+	if (mtu < unfrag + 8 + 8 || plen == 0)
+		return FRAG_E_MTU;
+	step = (mtu - unfrag - 8) & ~(size_t)7;
+
+	for (off = 0; off < plen; off += n) {
+		n = plen - off < step ? plen - off : step;
+		memcpy(buf, ip, unfrag);
+		buf[unfrag] = ip[nhoff];		/* fragment header: next header */
+		buf[nhoff] = NH_FRAGMENT;
+		buf[unfrag + 1] = 0;
+		put16(buf + unfrag + 2, (uint16_t)(off | (off + n < plen)));
+		buf[unfrag + 4] = (uint8_t)(ident >> 24);
+		buf[unfrag + 5] = (uint8_t)(ident >> 16);
+		buf[unfrag + 6] = (uint8_t)(ident >> 8);
+		buf[unfrag + 7] = (uint8_t)ident;
+		memcpy(buf + unfrag + 8, ip + unfrag + off, n);
+		put16(buf + 4, (uint16_t)(unfrag - 40 + 8 + n));
+		if ((rc = emit(in, buf, unfrag + 8 + n, fn, arg)) < 0)
+			return rc;
+		count++;
+	}
+	return count;
+}
+
+int
+frag_split(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg)
+{
+	uint8_t buf[FRAG_MAX];
+
+	if (in->len < 1)
+		return FRAG_E_PARSE;
+	switch (in->data[0] >> 4) {
+	case 4:
+		if (in->len < 20)
+			return FRAG_E_PARSE;
+		return split4(in, mtu, ident, fn, arg, buf);
+	case 6:
+		return split6(in, mtu, ident, fn, arg, buf);
+	default:
+		return FRAG_E_PARSE;
+	}
+}
+
+const char *
+frag_strerror(int err)
+{
+	switch (err) {
+	case FRAG_E_DF:
+		return "Don't Fragment is set";
+	case FRAG_E_MTU:
+		return "the MTU is too small to fragment to";
+	case FRAG_E_PARSE:
+		return "not an IPv4 or IPv6 packet, or its headers are cut";
+	case FRAG_E_FRAGMENT:
+		return "an IPv6 fragment cannot be fragmented again";
+	case FRAG_E_SIZE:
+		return "longer than IP allows";
+	case FRAG_E_STOP:
+		return "stopped";
+	default:
+		return err >= 0 ? "no error" : "unknown fragmentation error";
+	}
+}

@@ -1,0 +1,54 @@
+/*
+ * frag.h - split an IPv4 or IPv6 packet into fragments that fit an MTU, as
+ * a router (IPv4) or the source (IPv6, with a fragment header) would.
+ * Shared by divert-inject (oversized packets) and divert-defrag --fragment.
+ *
+ * No allocation: each fragment is built in a buffer on frag_split's stack
+ * and handed to a callback, valid only during the call.
+ */
+#ifndef DIVERT_FRAG_H
+#define DIVERT_FRAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+
+#define FRAG_MAX	(40 + 65535)	/* largest packet frag_split builds */
+
+enum frag_err {
+	FRAG_E_DF = -1,		/* IPv4 with Don't Fragment set */
+	FRAG_E_MTU = -2,	/* MTU leaves no room for 8 bytes of data */
+	FRAG_E_PARSE = -3,	/* not an IPv4/IPv6 packet, or its headers are cut */
+	FRAG_E_FRAGMENT = -4,	/* IPv6 packet that already has a fragment header */
+	FRAG_E_SIZE = -5,	/* longer than IPv4 (65535) or IPv6 without jumbograms allows */
+	FRAG_E_STOP = -6,	/* the callback asked to stop */
+};
+
+/*
+ * Called once per fragment, in order: frag is a copy of the input's struct
+ * pkt (time stamp, direction, interface, link header in rec) whose data and
+ * len are the fragment's.  Return 0 to go on, non-zero to stop.
+ */
+typedef int (*frag_fn)(const struct pkt *frag, void *arg);
+
+/*
+ * Split in (in->data, in->len bytes: the whole IP packet; its length fields
+ * are rewritten, not trusted) into fragments of at most mtu bytes.  A packet
+ * that fits is handed to fn once, unchanged.  IPv4 fragments keep the
+ * packet's ID (ident's low 16 bits when the ID is 0), copy only the options
+ * marked "copied" after the first, get correct total lengths and header
+ * checksums; a fragment is split again keeping its offset and MF.  IPv6
+ * fragments carry a fragment header with identification ident after the
+ * unfragmentable part (hop-by-hop, routing, and destination options before
+ * a routing header).
+ *
+ * Returns the number of fragments handed to fn (1: it fitted), or an
+ * enum frag_err.
+ */
+int frag_split(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg);
+
+/* Words for an enum frag_err ("Don't Fragment set", ...). */
+const char *frag_strerror(int err);
+
+#endif

@@ -1,0 +1,267 @@
+#!/usr/bin/env bats
+# divert-inject against the real kernel, in two namespaces A and B.
+
+load helpers
+
+MKPCAP="/usr/bin/python3 $BATS_TEST_DIRNAME/../inject/mkpcap.py"
+
+setup() {
+	hosts_up
+	# IPv6 is usable only once the prefix routes are in (else B counts Ip6InNoRoutes).
+	wait_until 100 inA ping -6 -c 1 -W 1 $B6
+}
+teardown() { hosts_down; }
+
+# interceptor PORT [INJECT-ARGS...]: divert-listen PORT | divert-inject in A,
+# through a fifo so each end has its own pid ($LPID, $IPID) and stderr
+# ($TMP/l.err, $TMP/i.err).
+interceptor() {
+	local port=$1
+	shift
+	mkfifo "$TMP/pipe"
+	bg_A "$TMP/pipe" "$TMP/l.err" divert-listen "$port"
+	LPID=$BG
+	bg_A /dev/null "$TMP/i.err" divert-inject -r "$TMP/pipe" "$@"
+	IPID=$BG
+	wait_queue "$NS_A" "$port"
+}
+
+# Stop the listener; the injector ends with its stream.  Both print counters.
+stop_interceptor() {
+	kill "$LPID"
+	wait_gone "$LPID"
+	wait_gone "$IPID"
+	cat "$TMP/l.err" "$TMP/i.err"
+}
+
+# transfer FROM TO ADDR PORT: send $TMP/5mb from host FROM (A or B) over TCP
+# to a receiver on host TO at ADDR (v4 or v6), then compare the data's sha256.
+transfer() {
+	local from=$1 to=$2 addr=$3 port=$4 fam=4 dst=$3 rpid
+	case $addr in *:*) fam=6 dst="[$addr]" ;; esac
+	rm -f "$TMP/got"
+	bg_$to /dev/null "$TMP/recv.err" socat -u TCP$fam-LISTEN:$port,reuseaddr OPEN:"$TMP/got",creat
+	rpid=$BG
+	wait_until 50 listening "$to" "$port"
+	timeout 60 ip netns exec "$(ns_of "$from")" socat -u OPEN:"$TMP/5mb" TCP$fam:$dst:$port
+	wait_gone "$rpid" 300
+	[ "$(sha256sum <"$TMP/5mb")" = "$(sha256sum <"$TMP/got")" ]
+}
+ns_of() { if [ "$1" = A ]; then echo "$NS_A"; else echo "$NS_B"; fi; }
+listening() { ip netns exec "$(ns_of "$1")" ss -tuln | grep -q ":$2 "; }
+
+# udp_receiver HOST PORT OUT [v6]: a socat UDP receiver writing what it gets to OUT.
+udp_receiver() {
+	local recv=UDP4-RECV
+	[ "${4:-}" = v6 ] && recv=UDP6-RECV
+	bg_$1 "$3" /dev/null socat -u $recv:$2 -
+	wait_until 50 listening "$1" "$2"
+}
+
+# n_of N FILE TEXT: wait (up to 5 s) for N occurrences of TEXT in FILE.
+n_of() { wait_until 50 sh -c "[ \$(grep -o '$3' '$2' | wc -l) -ge $1 ]"; }
+
+@test "inject: the interceptor loop carries 5 MB of TCP A->B intact, IPv4 and IPv6" {
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	inA divert-rule add output tcp 4321
+	interceptor 4321
+	transfer A B $B4 5001
+	transfer A B $B6 5002
+	stop_interceptor
+	diverted=$(sed -n 's/.*: \([0-9]*\) received.*/\1/p' "$TMP/l.err")
+	[ "$diverted" -gt 6000 ]			# 2 x 5 MB in segments of 1448 or 1428 bytes
+	grep -q "$diverted read, $diverted injected ($diverted out, 0 in), 0 fragmented into 0, 0 refused" "$TMP/i.err"
+}
+
+@test "inject: inbound reinjection (rule on input) keeps iif and passes rp_filter=1, IPv4 and IPv6" {
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	inA sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.vA.rp_filter=1
+	# After the divert rule (priority 0): only reinjected packets get here.
+	inA nft -f - <<-EOF
+	table inet probe {
+		chain input {
+			type filter hook input priority 10;
+			iifname "vA" meta mark & 0x20000000 == 0x20000000 counter
+			iifname != "vA" counter
+		}
+	}
+	EOF
+	inA divert-rule add input tcp 4321
+	interceptor 4321
+	transfer B A $A4 5001
+	transfer B A $A6 5002
+	inA ip -o link show | grep -q divert		# the TUN exists while injecting
+	stop_interceptor
+	diverted=$(sed -n 's/.*: \([0-9]*\) received.*/\1/p' "$TMP/l.err")
+	[ "$diverted" -gt 6000 ]
+	grep -q "$diverted read, $diverted injected (0 out, $diverted in)" "$TMP/i.err"
+	run inA nft list table inet probe
+	echo "$output"
+	[[ "$output" == *"iifname \"vA\" meta mark & 0x20000000 == 0x20000000 counter packets $diverted "* ]]
+	[[ "$output" == *"iifname != \"vA\" counter packets 0 "* ]]
+	! inA ip -o link show | grep -q divert		# and is gone with the injector
+}
+
+@test "inject: no loop: each packet is diverted exactly once, and -v shows each" {
+	inA divert-rule add output udp 4321
+	interceptor 4321 -v
+	udp_receiver B 7777 "$TMP/b.out"
+	inA /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(50):
+    s.sendto(b'ping %d\n' % i, ('$B4', 7777))"
+	n_of 50 "$TMP/b.out" ping
+	sleep 0.3			# time for a looping packet to come round again
+	stop_interceptor
+	[ "$(grep -c ping "$TMP/b.out")" -eq 50 ]
+	grep -q '50 received, 50 written, 0 let through' "$TMP/l.err"
+	grep -q '50 read, 50 injected (50 out, 0 in)' "$TMP/i.err"
+	[ "$(grep -c " out vA $A4:[0-9]* > $B4:7777 UDP 3[56]\$" "$TMP/i.err")" -eq 50 ]
+}
+
+@test "inject: a scapy-built pcap goes out with --out to B, and in with --in vA to A" {
+	inA sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.vA.rp_filter=1
+	$MKPCAP "$TMP/out.pcap" --src $A4 --dst $B4 --count 5
+	$MKPCAP "$TMP/in.pcap" --src $B4 --dst $A4 --count 4
+	udp_receiver B 7777 "$TMP/b.out"
+	udp_receiver A 7777 "$TMP/a.out"
+	run inA divert-inject --out -r "$TMP/out.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"5 read, 5 injected (5 out, 0 in)"* ]]
+	n_of 5 "$TMP/b.out" dgram
+	run inA divert-inject --in vA -w "$TMP/w.pcap" <"$TMP/in.pcap"
+	echo "$output"
+	[[ "$output" == *"4 read, 4 injected (0 out, 4 in)"* ]]
+	n_of 4 "$TMP/a.out" dgram
+	[ "$(grep -o dgram "$TMP/b.out" | wc -l)" -eq 5 ]
+	# -w says what went in, where: inbound on vA's index (tshark reads SLL2 itself).
+	run sh -c "tshark -r $TMP/w.pcap -T fields -e sll.pkttype -e sll.ifindex -e ip.src -e udp.dstport 2>/dev/null"
+	[ "${#lines[@]}" -eq 4 ]
+	[ "${lines[3]}" = "$(printf '0\t%s\t%s\t7777' "$IDX_A" "$B4")" ]
+}
+
+@test "inject: direction comes from the record; RAW and Ethernet ones go out" {
+	$MKPCAP "$TMP/sll2.pcap" --link sll2 --dir in --ifindex "$IDX_A" --src $B4 --dst $A4 --count 3
+	$MKPCAP "$TMP/eth.pcap" --link ether --src $A4 --dst $B4 --count 2
+	$MKPCAP "$TMP/raw6.pcap" --v6 --src $A6 --dst $B6 --count 2 --dport 7778
+	udp_receiver A 7777 "$TMP/a.out"
+	udp_receiver B 7777 "$TMP/b.out"
+	udp_receiver B 7778 "$TMP/b6.out" v6
+	run inA divert-inject -v -r "$TMP/sll2.pcap"
+	echo "$output"
+	[[ "$output" == *"3 read, 3 injected (0 out, 3 in)"* ]]
+	[[ "$output" == *" in  vA $B4:40000 > $A4:7777 UDP 60"* ]]
+	n_of 3 "$TMP/a.out" dgram
+	run inA divert-inject -r "$TMP/eth.pcap"
+	[[ "$output" == *"2 read, 2 injected (2 out, 0 in)"* ]]
+	n_of 2 "$TMP/b.out" dgram
+	run inA divert-inject -r "$TMP/raw6.pcap"
+	[[ "$output" == *"2 read, 2 injected (2 out, 0 in)"* ]]
+	n_of 2 "$TMP/b6.out" dgram
+	# --out turns the inbound records round: they leave A for B.
+	$MKPCAP "$TMP/sll2b.pcap" --link sll2 --dir in --ifindex "$IDX_A" --src $A4 --dst $B4 --count 2
+	run inA divert-inject --out -r "$TMP/sll2b.pcap"
+	[[ "$output" == *"2 read, 2 injected (2 out, 0 in)"* ]]
+	n_of 4 "$TMP/b.out" dgram
+}
+
+@test "inject: 3000-byte IPv4 (no DF) and IPv6 datagrams are fragmented to the route MTU; DF is refused" {
+	inA ip route add $B4/32 dev vA mtu 1200		# route MTU below the link's 1500
+	$MKPCAP "$TMP/big4.pcap" --src $A4 --dst $B4 --size 2972
+	$MKPCAP "$TMP/big6.pcap" --v6 --src $A6 --dst $B6 --size 2952 --dport 7778
+	$MKPCAP "$TMP/df.pcap" --src $A4 --dst $B4 --size 2972 --df
+	udp_receiver B 7777 "$TMP/b.out"
+	udp_receiver B 7778 "$TMP/b6.out" v6
+	run inA divert-inject -r "$TMP/big4.pcap" -w "$TMP/w4.pcap"
+	echo "$output"
+	[[ "$output" == *"1 read, 1 injected (1 out, 0 in), 1 fragmented into 3, 0 refused"* ]]
+	wait_until 30 test "$(file_size "$TMP/b.out")" -eq 2972
+	# The fragments, as an independent decoder sees them: at most 1200 bytes, offsets in 8s.
+	run sh -c "tshark -r $TMP/w4.pcap -o ip.defragment:FALSE -o ip.check_checksum:TRUE -T fields -e ip.len -e ip.flags.mf -e ip.frag_offset -e ip.checksum.status 2>/dev/null"
+	echo "$output"
+	# offsets in 8-byte units; checksum status 1: good
+	[ "$output" = "$(printf '1196\t1\t0\t1\n1196\t1\t147\t1\n648\t0\t294\t1')" ]
+
+	run inA divert-inject -r "$TMP/big6.pcap" -w "$TMP/w6.pcap"
+	echo "$output"
+	[[ "$output" == *"1 fragmented into 3, 0 refused"* ]]
+	wait_until 30 test "$(file_size "$TMP/b6.out")" -eq 2952
+	[ "$(pcap_count "$TMP/w6.pcap" 'ip6[6] == 44')" -eq 3 ]
+
+	run inA divert-inject -r "$TMP/df.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"refused 10.77.0.1:40000 > 10.77.0.2:7777 UDP 3000: Don't Fragment set, 3000 bytes > route MTU 1200"* ]]
+	[[ "$output" == *"1 read, 0 injected (0 out, 0 in), 0 fragmented into 0, 1 refused (1 over the MTU with Don't Fragment)"* ]]
+	sleep 0.3
+	[ "$(file_size "$TMP/b.out")" -eq 2972 ]		# nothing more arrived
+}
+
+@test "inject: garbage, a truncated stream, a 1 GB caplen: message, status 1, what came before injected" {
+	run sh -c "head -c 300 /dev/urandom | ip netns exec $NS_A divert-inject"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "divert-inject: standard input: not a pcap stream"* ]]
+
+	udp_receiver B 7777 "$TMP/b.out"
+	# 5 records of 16 + 60 bytes after the 24-byte header; cut in the 4th.
+	$MKPCAP "$TMP/five.pcap" --src $A4 --dst $B4 --count 5
+	head -c $((24 + 3 * 76 + 40)) "$TMP/five.pcap" >"$TMP/cut.pcap"
+	run inA divert-inject -r "$TMP/cut.pcap"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"truncated"*"after 3 records"* ]]
+	[[ "$output" == *"3 read, 3 injected"* ]]
+	n_of 3 "$TMP/b.out" dgram
+
+	$MKPCAP "$TMP/huge.pcap" --src $A4 --dst $B4 --count 2 --huge-caplen
+	run inA sh -c "divert-inject <$TMP/huge.pcap"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"1073741824"*"after 2 records"* ]]
+	n_of 5 "$TMP/b.out" dgram
+
+	# Records that are not IP are counted and skipped; the stream goes on.
+	$MKPCAP "$TMP/junk.pcap" --src $A4 --dst $B4 --count 2 --garbage 3
+	run inA divert-inject -r "$TMP/junk.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"5 read, 2 injected (2 out, 0 in), 0 fragmented into 0, 3 refused ("* ]]
+	n_of 7 "$TMP/b.out" dgram
+}
+
+@test "inject: the TUN goes away even when the injector is killed with SIGKILL" {
+	mkfifo "$TMP/hold"
+	bg_A /dev/null "$TMP/i.err" divert-inject --in vA -r "$TMP/hold"
+	IPID=$BG
+	exec 7>"$TMP/hold"		# a writer that never writes: the injector waits
+	wait_until 50 sh -c "ip netns exec $NS_A ip -o link show | grep -q divert"
+	kill -9 "$IPID"
+	exec 7>&-
+	wait_gone "$IPID"
+	wait_until 50 sh -c "! ip netns exec $NS_A ip -o link show | grep -q divert"
+}
+
+@test "inject: bad command lines exit 64; not root exits 1 with what to do" {
+	run inA divert-inject --in nosuch0
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-inject: --in nosuch0: no such interface here"* ]]
+	run inA divert-inject --in vA --out
+	[ "$status" -eq 64 ]
+	run divert-inject stray
+	[ "$status" -eq 64 ]
+	run divert-inject --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"--in=IFACE"* ]]
+	run divert-inject --version
+	[[ "$output" == "divert-inject (divert) "* ]]
+	run inA setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all divert-inject </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"run as root"* ]]
+	run inA divert-inject -r /nonexistent.pcap
+	[ "$status" -eq 1 ]
+	[[ "$output" == "divert-inject: /nonexistent.pcap: not a pcap stream"* ]]
+}
