@@ -8,6 +8,25 @@
 #include "divert.h"
 
 const char *argp_program_bug_address = "the divert issue tracker";
+volatile sig_atomic_t divert_stop;
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	divert_stop = 1;
+}
+
+void
+catch_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
 
 uint32_t
 divert_mark(void)

@@ -5,6 +5,7 @@
 #ifndef DIVERT_H
 #define DIVERT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #define DIVERT_VERSION	"0.1"
@@ -35,6 +36,16 @@ long parse_ulong(const char *s, long min, long max);
 
 /* Parse "N" or "N-M" within [0,max] into *lo,*hi; -1 when malformed. */
 int parse_range(const char *s, long max, long *lo, long *hi);
+
+/* Set by SIGINT, SIGTERM or SIGHUP once catch_stop_signals() has run. */
+extern volatile sig_atomic_t divert_stop;
+
+/*
+ * SIGINT, SIGTERM and SIGHUP set divert_stop and interrupt blocking calls
+ * (no SA_RESTART), so a tool ends its loop and still reports; SIGPIPE is
+ * ignored, so a reader that leaves shows up as EPIPE on the next write.
+ */
+void catch_stop_signals(void);
 
 /* argp version string shared by all tools ("divert-x (divert) 0.1"). */
 extern const char *argp_program_bug_address;

@@ -1,6 +1,7 @@
 /* frag.c - split IPv4 and IPv6 packets to fit an MTU (RFC 791, RFC 8200 4.5). */
 #include <string.h>
 
+#include "bytes.h"
 #include "csum.h"
 #include "frag.h"
 
@@ -12,19 +13,6 @@
 #define NH_ROUTING	43
 #define NH_FRAGMENT	44
 #define NH_DSTOPTS	60
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
 /* Hand one fragment (a copy of in's metadata with new data) to fn. */
 static int

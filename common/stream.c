@@ -10,6 +10,7 @@
 #include <net/if_arp.h>
 #include <pcap/pcap.h>
 
+#include "bytes.h"
 #include "stream.h"
 
 #define STREAM_BUF	(1 << 16)	/* stdio buffer: one pipe's worth */
@@ -29,18 +30,6 @@ struct stream_out {
 	int		 dlt;
 	uint8_t		 buf[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 uint16_t
 pkt_ip_proto(const uint8_t *data, size_t len)

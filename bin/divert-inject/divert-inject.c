@@ -23,6 +23,7 @@
 #include <net/if.h>
 #include <sys/random.h>
 
+#include "bytes.h"
 #include "csum.h"
 #include "divert.h"
 #include "frag.h"
@@ -80,7 +81,6 @@ struct injector {
 	struct { uint32_t index; char name[IF_NAMESIZE]; } names[8];	/* -v's cache */
 };
 
-static volatile sig_atomic_t stop;
 
 static error_t
 parse_opt(int key, char *arg, struct argp_state *state)
@@ -124,42 +124,6 @@ check_args(const struct args *a, struct injector *ij)
 	    strcmp(a->wfile, "-") != 0)
 		usage_errx("-w %s would overwrite the stream being read", a->wfile);
 	ij->verbose = a->verbose;
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-/*
- * No SA_RESTART: a signal interrupts the blocking read of the stream, which
- * then ends like a stream does.  SIGPIPE is ignored: a -w reader leaving
- * stops the copy, not the injection.
- */
-static void
-catch_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
 }
 
 /* The name of an interface of this namespace, "-" for none (cached: -v runs per packet). */
@@ -552,12 +516,12 @@ inject_loop(struct injector *ij, struct stream_in *in)
 	struct pkt p;
 	int rc;
 
-	while (!stop && !ij->fatal) {
+	while (!divert_stop && !ij->fatal) {
 		if ((rc = stream_in_read(in, &p)) == 0)
 			break;
 		if (rc < 0) {
 			raw_flush(ij->raw);
-			if (stop)
+			if (divert_stop)
 				break;
 			warnx("%s after %ju records: stopped there", stream_in_error(in),
 			    (uintmax_t)ij->read);
@@ -608,7 +572,7 @@ main(int argc, char **argv)
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, ij);
 	mark = divert_mark();
-	catch_signals();
+	catch_stop_signals();
 	if (getrandom(&ij->ident, sizeof(ij->ident), GRND_NONBLOCK) != sizeof(ij->ident))
 		ij->ident = (uint32_t)time(NULL) ^ (uint32_t)getpid();
 

@@ -57,8 +57,6 @@ struct listener {
 	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
 
-static volatile sig_atomic_t stop;
-
 static error_t
 parse_opt(int key, char *arg, struct argp_state *state)
 {
@@ -124,31 +122,21 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 	l->tee = a->tee;
 }
 
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 /*
- * Signals only arrive inside ppoll(): the loop never misses one between
- * checking `stop` and sleeping.  SIGPIPE too: a write to a reader that left
- * fails with EPIPE instead of killing us before the rule is removed.
+ * The stop signals only arrive inside ppoll(): the loop never misses one
+ * between checking divert_stop and sleeping.  SIGPIPE is ignored: a write to
+ * a reader that left fails with EPIPE, and the rule is still removed.
  */
 static void
 catch_signals(sigset_t *during_poll)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
 	sigset_t block;
-	size_t i;
 
+	catch_stop_signals();
 	sigemptyset(&block);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		sigaction(sigs[i], &sa, NULL);	/* no SA_RESTART: ppoll returns */
-		sigaddset(&block, sigs[i]);
-	}
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, during_poll);
 }
 
@@ -214,7 +202,7 @@ take_ready(struct listener *l)
 			continue;
 		}
 		answer_batch(l);
-		if (stop || l->out_errno || (l->limit && l->written >= l->limit))
+		if (divert_stop || l->out_errno || (l->limit && l->written >= l->limit))
 			return 1;
 	}
 	return 0;
@@ -233,7 +221,7 @@ listen_loop(struct listener *l, int outfd, const sigset_t *mask)
 		{ .fd = outfd, .events = 0 },
 	};
 
-	while (!stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
+	while (!divert_stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
 		if (take_ready(l))
 			continue;
 		if (stream_out_flush(l->out) < 0) {

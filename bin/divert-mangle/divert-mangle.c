@@ -75,7 +75,6 @@ struct mangler {
 	uint64_t		 read, edited, dropped, passed, unparseable;
 };
 
-static volatile sig_atomic_t stop;
 
 static long
 number(const char *opt, const char *arg, long max)
@@ -305,14 +304,14 @@ mangle_stream(struct mangler *m)
 	struct pkt p;
 	int rc = 0;
 
-	while (!stop && (rc = stream_in_read(m->in, &p)) == 1) {
+	while (!divert_stop && (rc = stream_in_read(m->in, &p)) == 1) {
 		m->read++;
 		if (handle(m, &p) && stream_out_write(m->out, &p) < 0)
 			goto out_failed;
 		if (stream_in_idle(m->in) && stream_out_flush(m->out) < 0)
 			goto out_failed;
 	}
-	if (stop || rc == 0)
+	if (divert_stop || rc == 0)
 		return 0;
 	warnx("%s after %ju records: the stream ends here", stream_in_error(m->in),
 	    (uintmax_t)m->read);
@@ -321,24 +320,6 @@ out_failed:
 	if (errno != EPIPE)
 		warn("writing the stream");
 	return errno == EPIPE ? 0 : -1;
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-/* SIGINT/SIGTERM end the loop (counters still printed); a gone reader is EPIPE. */
-static void
-catch_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 int
@@ -352,7 +333,7 @@ main(int argc, char **argv)
 	edits_init(&a.e);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, &m);
-	catch_signals();
+	catch_stop_signals();
 
 	if ((m.in = stream_in_open(a.rfile, why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);

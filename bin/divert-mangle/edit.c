@@ -4,25 +4,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "bytes.h"
 #include "csum.h"
 #include "divert.h"
 #include "edit.h"
 
 #define PROTO_HIP	139		/* IPv6 extension headers <netinet/in.h> lacks */
 #define PROTO_SHIM6	140
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
 /* ---- the command line's values ---- */
 
