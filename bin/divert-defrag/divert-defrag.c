@@ -1,0 +1,398 @@
+/*
+ * divert-defrag - reassemble IPv4 and IPv6 fragments in a divert stream,
+ * or (--fragment MTU) split packets larger than MTU.
+ *
+ * Reads a pcap stream on stdin, writes one on stdout with the same link
+ * type.  Records that are not fragments go through at once and unchanged;
+ * a reassembled datagram is written when its last missing fragment comes,
+ * with that fragment's record metadata (time stamp, direction, interface).
+ *
+ * Time is stream time: the record time stamps, so a capture replays as it
+ * was taken; while the input is idle the clock runs on with wall time, so
+ * incomplete datagrams still expire in a quiet live pipeline.
+ */
+#include <argp.h>
+#include <err.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/if_ether.h>
+
+#include "divert.h"
+#include "frag.h"
+#include "reasm.h"
+#include "stream.h"
+
+const char *argp_program_version = "divert-defrag (divert) " DIVERT_VERSION;
+
+enum { OPT_TIMEOUT = 256, OPT_MAXMEM, OPT_OVERLAP, OPT_KEEP, OPT_FRAGMENT };
+
+static const struct argp_option options[] = {
+	{ "timeout", OPT_TIMEOUT, "S", 0, "Drop a datagram still incomplete S seconds "
+	    "after its first fragment (default 30)", 0 },
+	{ "max-memory", OPT_MAXMEM, "BYTES", 0, "Hold at most BYTES of fragments and "
+	    "state (K, M, G: KiB, MiB, GiB; default 4M); evict the oldest beyond", 0 },
+	{ "overlap", OPT_OVERLAP, "POLICY", 0, "Overlapping fragments: drop the "
+	    "datagram (default), or keep the first or last bytes (first|last)", 0 },
+	{ "keep-incomplete", OPT_KEEP, NULL, 0, "Write the fragments of datagrams that "
+	    "expire, are evicted or are incomplete at the end through unchanged", 0 },
+	{ "fragment", OPT_FRAGMENT, "MTU", 0, "Do the opposite: split packets larger "
+	    "than MTU into fragments", 0 },
+	{ 0 }
+};
+
+struct args {
+	const char	*timeout, *maxmem, *overlap, *fragment;
+	int		 keep;
+};
+
+struct defrag {
+	struct stream_in	*in;
+	struct stream_out	*out;
+	struct reasm		*r;
+	struct reasm_config	 cfg;
+	int			 out_errno;	/* the output failed: EPIPE, ... */
+	int			 broken;	/* the input ended in damage */
+	uint64_t		 read, written;
+	uint64_t		 clock;		/* stream clock, ms */
+	struct timespec		 ticked;	/* wall time the clock last moved */
+	/* --fragment */
+	size_t			 mtu;
+	uint32_t		 ident;		/* next IPv6 fragment ID (IPv4 ID 0) */
+	uint64_t		 fitted, split, pieces, df, unsplit;
+};
+
+static error_t
+parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct args *a = state->input;
+
+	switch (key) {
+	case OPT_TIMEOUT: a->timeout = arg; break;
+	case OPT_MAXMEM: a->maxmem = arg; break;
+	case OPT_OVERLAP: a->overlap = arg; break;
+	case OPT_KEEP: a->keep = 1; break;
+	case OPT_FRAGMENT: a->fragment = arg; break;
+	case ARGP_KEY_ARG:
+		argp_error(state, "no arguments: the stream comes on stdin");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static const struct argp argp = { options, parse_opt, NULL,
+	"Reassemble the IPv4 and IPv6 fragments of a pcap stream (stdin to stdout); "
+	"pass everything else through unchanged.", NULL, NULL, NULL };
+
+/* "4194304", "4096K", "4M", "1G" (powers of 1024); 0 when malformed. */
+static size_t
+parse_size(const char *s)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift != 0)
+		end++;
+	if (*end != '\0' || v > (1ULL << 40) >> shift)
+		return 0;
+	return (size_t)(v << shift);
+}
+
+/* Every check on the command line, in one place; exits 64 on a bad one. */
+static void
+check_args(const struct args *a, struct defrag *g)
+{
+	long n;
+
+	g->cfg.timeout_ms = 30 * 1000;
+	g->cfg.max_memory = 4 << 20;
+	g->cfg.overlap = REASM_OVERLAP_DROP;
+	g->cfg.keep_incomplete = a->keep;
+	if (a->fragment != NULL) {
+		if (a->timeout || a->maxmem || a->overlap || a->keep)
+			usage_errx("--fragment only splits: --timeout, --max-memory, "
+			    "--overlap and --keep-incomplete do not apply");
+		if ((n = parse_ulong(a->fragment, 68, 65535)) < 0)
+			usage_errx("bad MTU '%s': want 68..65535", a->fragment);
+		g->mtu = (size_t)n;
+	}
+	if (a->timeout != NULL) {
+		if ((n = parse_ulong(a->timeout, 1, 86400)) < 0)
+			usage_errx("bad timeout '%s': want 1..86400 seconds", a->timeout);
+		g->cfg.timeout_ms = (uint64_t)n * 1000;
+	}
+	if (a->maxmem != NULL) {
+		g->cfg.max_memory = parse_size(a->maxmem);
+		if (g->cfg.max_memory < REASM_MIN_MEMORY)
+			usage_errx("bad --max-memory '%s': want a size from 256K to 1024G "
+			    "(suffix K, M or G)", a->maxmem);
+	}
+	if (a->overlap != NULL) {
+		if (strcmp(a->overlap, "drop") == 0)
+			g->cfg.overlap = REASM_OVERLAP_DROP;
+		else if (strcmp(a->overlap, "first") == 0)
+			g->cfg.overlap = REASM_OVERLAP_FIRST;
+		else if (strcmp(a->overlap, "last") == 0)
+			g->cfg.overlap = REASM_OVERLAP_LAST;
+		else
+			usage_errx("bad --overlap '%s': want drop, first or last", a->overlap);
+	}
+}
+
+/* The one place records leave: counted, or the failure remembered. */
+static void
+emit(const struct pkt *p, void *arg)
+{
+	struct defrag *g = arg;
+
+	if (g->out_errno != 0)
+		return;
+	if (stream_out_write(g->out, p) < 0)
+		g->out_errno = errno;
+	else
+		g->written++;
+}
+
+static int
+emit_fragment(const struct pkt *p, void *arg)
+{
+	struct defrag *g = arg;
+
+	emit(p, g);
+	g->pieces++;
+	return g->out_errno != 0;
+}
+
+static void
+flush_out(struct defrag *g)
+{
+	if (g->out_errno == 0 && stream_out_flush(g->out) < 0)
+		g->out_errno = errno;
+}
+
+/* ---- the stream clock ------------------------------------------------- */
+
+static uint64_t
+ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t->tv_sec) * 1000 +
+	    (uint64_t)((now.tv_nsec - t->tv_nsec) / 1000000);
+}
+
+/* Advance the clock to a record's time stamp; it never goes back. */
+static void
+clock_record(struct defrag *g, const struct pkt *p)
+{
+	uint64_t ts = (uint64_t)p->ts.tv_sec * 1000 + (uint64_t)p->ts.tv_usec / 1000;
+
+	if (p->ts.tv_sec >= 0 && ts > g->clock)
+		g->clock = ts;
+	clock_gettime(CLOCK_MONOTONIC, &g->ticked);
+}
+
+/* Advance the clock by the wall time since it last moved (input idle). */
+static void
+clock_idle(struct defrag *g)
+{
+	g->clock += ms_since(&g->ticked);
+	clock_gettime(CLOCK_MONOTONIC, &g->ticked);
+}
+
+/*
+ * The input is idle: sleep until it is readable or the oldest datagram is
+ * due, whichever is first, then expire what is due.
+ */
+static void
+wait_input(struct defrag *g)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+	uint64_t due = reasm_next_expiry(g->r);
+	int ms = -1;
+
+	if (due != UINT64_MAX) {
+		clock_idle(g);
+		ms = due <= g->clock ? 0 : due - g->clock > 60000 ? 60000 :
+		    (int)(due - g->clock);
+	}
+	if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+		err(EX_RUNTIME, "poll");
+	clock_idle(g);
+	reasm_expire(g->r, g->clock);
+}
+
+/* ---- the two jobs ----------------------------------------------------- */
+
+static void
+defrag_loop(struct defrag *g)
+{
+	struct pkt p;
+	int rc;
+
+	while (g->out_errno == 0 && !divert_stop) {
+		if (stream_in_idle(g->in)) {
+			flush_out(g);		/* the reader sees everything so far */
+			wait_input(g);
+			continue;
+		}
+		if ((rc = stream_in_read(g->in, &p)) <= 0) {
+			g->broken = rc < 0 && !divert_stop;	/* a signal cuts the read short */
+			break;
+		}
+		g->read++;
+		clock_record(g, &p);
+		reasm_expire(g->r, g->clock);
+		reasm_input(g->r, &p, g->clock);
+	}
+	reasm_flush(g->r);		/* end of input: the rest is incomplete */
+}
+
+/* Split one record to the MTU; what cannot be split goes on unchanged. */
+static void
+split_one(struct defrag *g, const struct pkt *p)
+{
+	int n;
+
+	if (p->cut != 0 || (p->proto != ETH_P_IP && p->proto != ETH_P_IPV6) ||
+	    p->len <= g->mtu) {
+		if (p->len > g->mtu)
+			g->unsplit++;
+		else
+			g->fitted++;
+		emit(p, g);
+		return;
+	}
+	n = frag_split(p, g->mtu, g->ident, emit_fragment, g);
+	if (n > 1) {
+		g->split++;
+		g->ident++;
+	} else if (n == 1) {
+		g->pieces--;
+		g->fitted++;
+	} else if (n != FRAG_E_STOP) {
+		if (n == FRAG_E_DF)
+			g->df++;
+		else
+			g->unsplit++;
+		emit(p, g);
+	}
+}
+
+static void
+fragment_loop(struct defrag *g)
+{
+	struct pkt p;
+	int rc;
+
+	while (g->out_errno == 0 && !divert_stop && (rc = stream_in_read(g->in, &p)) != 0) {
+		if (rc < 0) {
+			g->broken = !divert_stop;	/* a signal cuts the read short */
+			break;
+		}
+		g->read++;
+		split_one(g, &p);
+		if (stream_in_idle(g->in))
+			flush_out(g);
+	}
+}
+
+/* ---- the report ------------------------------------------------------- */
+
+static void
+report(const struct defrag *g)
+{
+	const char *me = program_invocation_short_name;
+	const struct reasm_stats *s;
+
+	if (g->r == NULL) {
+		fprintf(stderr, "%s: %ju read, %ju written; %ju split into %ju fragments, "
+		    "%ju fitted, %ju with DF passed, %ju unsplittable passed\n", me,
+		    (uintmax_t)g->read, (uintmax_t)g->written, (uintmax_t)g->split,
+		    (uintmax_t)g->pieces, (uintmax_t)g->fitted, (uintmax_t)g->df,
+		    (uintmax_t)g->unsplit);
+		return;
+	}
+	s = reasm_stats(g->r);
+	fprintf(stderr, "%s: %ju read, %ju written; %ju passed, %ju fragments, "
+	    "%ju reassembled\n", me, (uintmax_t)g->read, (uintmax_t)g->written,
+	    (uintmax_t)s->passed, (uintmax_t)s->fragments, (uintmax_t)s->reassembled);
+	fprintf(stderr, "%s: %ju duplicates, %ju overlaps, %ju timed out, %ju evicted, "
+	    "%ju oversize, %ju too many fragments, %ju invalid, %ju incomplete at end; "
+	    "%ju fragments kept, %ju dropped; %ju unparsed passed; "
+	    "memory peak %zu of %zu bytes\n", me,
+	    (uintmax_t)s->duplicates, (uintmax_t)s->overlaps, (uintmax_t)s->timed_out,
+	    (uintmax_t)s->evicted, (uintmax_t)s->oversize, (uintmax_t)s->too_many,
+	    (uintmax_t)s->invalid, (uintmax_t)s->incomplete, (uintmax_t)s->kept,
+	    (uintmax_t)s->dropped, (uintmax_t)s->unparsed, reasm_peak(g->r),
+	    reasm_memory(g->r));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct defrag g = { 0 };
+	struct args a = { 0 };
+	char why[512];
+	int status = 0;
+
+	argp_parse(&argp, argc, argv, 0, NULL, &a);
+	check_args(&a, &g);
+	catch_stop_signals();		/* counters even on SIGINT; a gone reader is EPIPE */
+
+	if ((g.in = stream_in_open(NULL, why, sizeof(why))) == NULL)
+		errx(EX_RUNTIME, "%s", why);
+	if ((g.out = stream_out_open(NULL, stream_in_linktype(g.in), why,
+	    sizeof(why))) == NULL)
+		errx(EX_RUNTIME, "%s", why);
+	if (getrandom(&g.ident, sizeof(g.ident), 0) < 0)
+		g.ident = (uint32_t)time(NULL);
+
+	if (g.mtu != 0) {
+		fragment_loop(&g);
+	} else {
+		if ((g.r = reasm_new(&g.cfg, emit, &g)) == NULL)
+			err(EX_RUNTIME, "cannot reserve %zu bytes for reassembly",
+			    g.cfg.max_memory);
+		defrag_loop(&g);
+	}
+
+	report(&g);
+	if (stream_out_close(g.out) < 0 && g.out_errno == 0)
+		g.out_errno = errno;
+	if (g.broken) {
+		warnx("%s: what came before was written", stream_in_error(g.in));
+		status = EX_RUNTIME;
+	}
+	if (g.out_errno != 0 && g.out_errno != EPIPE) {
+		errno = g.out_errno;
+		warn("writing the stream");
+		status = EX_RUNTIME;
+	}
+	stream_in_close(g.in);
+	reasm_free(g.r);
+	return status;
+}

@@ -1,0 +1,94 @@
+/*
+ * reasm.h - IPv4 and IPv6 fragment reassembly for a packet stream.
+ *
+ * Fragments are keyed as the kernel keys them (IPv4: source, destination,
+ * protocol, ID; IPv6: source, destination, ID), plus the record's interface
+ * and direction.  All memory (datagram state, stored fragments, hash table)
+ * comes from one pool reserved at reasm_new and never grows: when it is
+ * full, the oldest incomplete datagrams are evicted.
+ *
+ * Time is the caller's clock in milliseconds (divert-defrag uses the stream
+ * clock: record time stamps, advanced by wall time while the input is idle).
+ * Everything reasm writes goes to one callback, in stream order: records
+ * that are not fragments (unchanged), reassembled datagrams (with the
+ * metadata of the fragment that completed them), and with keep_incomplete
+ * the fragments of datagrams that expire, are evicted or are left at the end.
+ */
+#ifndef DIVERT_REASM_H
+#define DIVERT_REASM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+
+enum reasm_overlap {
+	REASM_OVERLAP_DROP,	/* any overlap drops the datagram (RFC 5722, Linux) */
+	REASM_OVERLAP_FIRST,	/* bytes that arrived first win */
+	REASM_OVERLAP_LAST,	/* bytes that arrived last win */
+};
+
+#define REASM_BLOCK		128		/* pool unit: datagram state or fragment bytes */
+#define REASM_MIN_MEMORY	(256 * 1024)
+#define REASM_MAX_FRAGS		8192		/* 64 KiB in 8-byte fragments */
+#define REASM_MAX_V4		65535
+#define REASM_MAX_V6		(65535 + 40)
+
+struct reasm_config {
+	size_t		max_memory;	/* bytes of pool, hash table included */
+	uint64_t	timeout_ms;	/* age of an incomplete datagram at expiry */
+	int		overlap;	/* enum reasm_overlap */
+	int		keep_incomplete;/* write fragments of lost datagrams through */
+	uint32_t	seed;		/* hash seed; 0: random */
+};
+
+struct reasm_stats {
+	uint64_t	packets;	/* records in */
+	uint64_t	passed;		/* records out unchanged: not fragments */
+	uint64_t	unparsed;	/* ...of which headers were cut (passed) */
+	uint64_t	fragments;	/* fragments in */
+	uint64_t	reassembled;	/* whole datagrams out */
+	uint64_t	atomic;		/* ...of which IPv6 atomic fragments */
+	uint64_t	duplicates;	/* fragments adding nothing, discarded */
+	uint64_t	overlaps;	/* drop: datagrams dropped; first/last: fragments trimmed */
+	uint64_t	timed_out;	/* incomplete datagrams expired */
+	uint64_t	evicted;	/* incomplete datagrams evicted for memory */
+	uint64_t	oversize;	/* datagrams refused: longer than IP allows */
+	uint64_t	too_many;	/* datagrams refused: more than REASM_MAX_FRAGS */
+	uint64_t	invalid;	/* datagrams/fragments refused: lengths disagree */
+	uint64_t	incomplete;	/* incomplete datagrams left at the end */
+	uint64_t	kept;		/* fragments written through (keep_incomplete) */
+	uint64_t	dropped;	/* fragments that went nowhere */
+};
+
+typedef void (*reasm_out_fn)(const struct pkt *p, void *arg);
+
+struct reasm;
+
+/* A reassembler writing to out; NULL (errno) when the pool cannot be had. */
+struct reasm *reasm_new(const struct reasm_config *cfg, reasm_out_fn out, void *arg);
+
+/* Take one record at time now (ms). */
+void reasm_input(struct reasm *r, const struct pkt *p, uint64_t now);
+
+/* Expire datagrams older than the timeout at time now. */
+void reasm_expire(struct reasm *r, uint64_t now);
+
+/* When the next datagram expires (ms); UINT64_MAX when none is held. */
+uint64_t reasm_next_expiry(const struct reasm *r);
+
+/* End of input: every incomplete datagram is counted (and written through). */
+void reasm_flush(struct reasm *r);
+
+/* Bytes reserved for the pool (what --max-memory bounds). */
+size_t reasm_memory(const struct reasm *r);
+
+/* Bytes of the pool in use now, and the most ever in use. */
+size_t reasm_in_use(const struct reasm *r);
+size_t reasm_peak(const struct reasm *r);
+
+const struct reasm_stats *reasm_stats(const struct reasm *r);
+
+void reasm_free(struct reasm *r);
+
+#endif
