@@ -1,0 +1,207 @@
+#!/bin/bash
+# make bench: measure the toolkit against the stack alone and against plain
+# libnetfilter_queue loops, in throwaway namespaces A and B (veth).  Prints one
+# table: median of $RUNS runs with min and max, then the target ratios.
+# Usage: bench/run.sh BUILD_DIR      (RUNS=3 DUR=2 by default)
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-build}" && pwd)
+PATH="$build:$build/bench:$PATH"
+RUNS=${RUNS:-3}
+DUR=${DUR:-2}
+export BATS_TEST_NUMBER=bench
+. "$top/tests/bats/helpers.bash"
+hosts_up
+trap hosts_down EXIT
+RES=$TMP/results		# lines: NAME VALUE [NOTE]
+PORT=9000 Q=4321
+
+have() { command -v "$1" >/dev/null 2>&1; }
+note() { printf '%s\n' "$*" >&2; }
+
+# consumer MODE: start what takes packets from queue Q in A; pid in $CPID.
+consumer() {
+	case $1 in
+	S) CPID= ; return ;;
+	R1) bg_A /dev/null "$TMP/c.err" nfqref $Q 1 ;;
+	R64) bg_A /dev/null "$TMP/c.err" nfqref $Q 64 ;;
+	L) bg_A /dev/null "$TMP/c.err" divert-listen $Q ;;
+	Ltee) bg_A /dev/null "$TMP/c.err" divert-listen --tee $Q ;;
+	LI) bgsh "$NS_A" "divert-listen $Q 2>$TMP/c.err | divert-inject 2>$TMP/i.err" ;;
+	LMI) bgsh "$NS_A" "divert-listen $Q 2>$TMP/c.err | divert-mangle --ttl 5 2>/dev/null | divert-inject 2>$TMP/i.err" ;;
+	esac
+	CPID=$BG
+	wait_queue "$NS_A" $Q || note "bench: queue $Q did not appear for $1"
+}
+
+stop_consumer() {
+	[ -n "$CPID" ] || return 0
+	pkill -TERM -P "$CPID" 2>/dev/null	# the pipeline's members
+	kill -TERM "$CPID" 2>/dev/null
+	wait_gone "$CPID" 100
+	wait "$CPID" 2>/dev/null
+	CPID=
+}
+
+queue_drops() {
+	inA awk -v q=$Q '$1 == q { print $6 + $7 }' /proc/net/netfilter/nfnetlink_queue
+}
+
+# flood_run MODE: one run; appends "MODE pps sent received drops" to $RES.raw
+flood_run() {
+	local mode=$1 sent got drops=0 rate
+	rm -f "$TMP/sink.err" "$TMP/c.err"
+	bg_B "$TMP/sink.out" "$TMP/sink.err" sink $PORT
+	local spid=$BG
+	wait_until 50 grep -q ready "$TMP/sink.err"
+	consumer "$mode"
+	sent=$(inA flood $B4 $PORT "$DUR")
+	wait_gone "$spid" 100 || kill "$spid"
+	got=$(cat "$TMP/sink.out")
+	[ -n "$CPID" ] && drops=$(queue_drops)
+	stop_consumer
+	if [ "$mode" = L ]; then	# stolen: nothing reaches the sink
+		got=$(sed -n 's/.* \([0-9]*\) written.*/\1/p' "$TMP/c.err")
+	fi
+	rate=$(( ${got:-0} / DUR ))
+	echo "$mode $rate $sent ${got:-0} ${drops:-0}" >>"$TMP/raw"
+}
+
+# median/min/max of the pps column for MODE
+stats() {
+	awk -v m="$1" '$1 == m { print $2 }' "$TMP/raw" | sort -n |
+	    awk '{ v[NR] = $1 } END { if (NR) printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
+loss() {
+	awk -v m="$1" '$1 == m { s += $3; g += $4; d += $5 } END {
+	    printf "sent %d, received %d, queue drops %d%s", s, g, d,
+	    (m != "L" && m != "S" && g < s) ? " (LOST " s - g ")" : "" }' "$TMP/raw"
+}
+
+add_rule() { inA divert-rule add output udp $Q --dport $PORT >/dev/null; }
+
+note "bench: UDP flood, $DUR s a run, $RUNS runs a mode"
+for mode in S R1 R64 L Ltee LI LMI; do
+	case $mode in
+	LI) have divert-inject || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
+	LMI) { have divert-inject && have divert-mangle; } || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
+	esac
+	inA divert-rule flush
+	[ $mode = S ] || add_rule
+	for r in $(seq "$RUNS"); do flood_run $mode; done
+	note "bench: $mode $(stats $mode)"
+done
+inA divert-rule flush
+
+# RTT: 100 pings 10 ms apart, median, direct and through listen | inject.
+rtt_median() {
+	inA ping -c 100 -i 0.01 -q -W 1 $B4 >/dev/null 2>&1
+	inA ping -c 100 -i 0.01 -W 1 $B4 2>/dev/null | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' |
+	    sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%d", v[int((NR + 1) / 2)] * 1000 }'
+}
+RTT0= RTT1=
+if have divert-inject; then
+	for r in $(seq "$RUNS"); do echo "RTT0 $(rtt_median)" >>"$TMP/rtt"; done
+	inA divert-rule add output icmp $Q >/dev/null
+	CPID=; consumer R1	# the floor: any queue consumer's wake-up
+	for r in $(seq "$RUNS"); do echo "RTTR $(rtt_median)" >>"$TMP/rtt"; done
+	stop_consumer
+	consumer LI
+	for r in $(seq "$RUNS"); do echo "RTT1 $(rtt_median)" >>"$TMP/rtt"; done
+	stop_consumer
+	inA divert-rule flush
+fi
+
+# TCP: 50 MB A -> B, direct and through listen | inject.
+tcp_time() {
+	bg_B /dev/null /dev/null socat -u TCP-LISTEN:5001,reuseaddr OPEN:/dev/null
+	wait_until 50 sh -c "ip netns exec $NS_B ss -tln | grep -q :5001"
+	local t0 t1
+	t0=$(date +%s%N)
+	inA timeout 60 sh -c "head -c 50000000 /dev/zero | socat -u - TCP:$B4:5001"
+	t1=$(date +%s%N)
+	echo $(( (t1 - t0) / 1000000 ))
+}
+if have divert-inject; then
+	for r in $(seq "$RUNS"); do echo "TCP0 $(tcp_time)" >>"$TMP/tcp"; done
+	inA divert-rule add output tcp $Q >/dev/null
+	inA divert-rule add input tcp $Q >/dev/null
+	CPID=; consumer LI
+	for r in $(seq "$RUNS"); do echo "TCP1 $(tcp_time)" >>"$TMP/tcp"; done
+	stop_consumer
+	inA divert-rule flush
+fi
+
+# Offline: packets/s through divert-mangle and tcprewrite on the same capture.
+mkpcap packets 1000000 "$TMP/p.pcap"
+mkpcap fragments 1000000 "$TMP/f.pcap"
+secs() {	# secs CMD...: wall time in ms, output discarded
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null 2>&1
+	t1=$(date +%s%N)
+	echo $(( (t1 - t0) / 1000000 ))
+}
+for r in $(seq "$RUNS"); do
+	# Both write to /dev/null: the tools' own work, not the file system's.
+	have divert-mangle && echo "MANGLE $(secs sh -c "divert-mangle --ttl 5 <$TMP/p.pcap >/dev/null")" >>"$TMP/off"
+	echo "TCPREWRITE $(secs tcprewrite --ttl=5 --fixcsum -i "$TMP/p.pcap" -o /dev/null)" >>"$TMP/off"
+	if have divert-defrag; then
+		echo "DEFRAG $(secs sh -c "divert-defrag <$TMP/f.pcap >/dev/null")" >>"$TMP/off"
+		/usr/bin/time -f '%M' -o "$TMP/rss" divert-defrag <"$TMP/f.pcap" >/dev/null 2>&1
+		echo "DEFRAGRSS $(cat "$TMP/rss")" >>"$TMP/off"
+	fi
+done
+
+med() {	# med FILE KEY: median of KEY's values
+	awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null | sort -n |
+	    awk '{ v[NR] = $1 } END { if (NR) printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
+# ---- the table ----
+printf '\n%-44s %12s %12s %12s\n' "divert bench ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))" median min max
+row() { printf '%-44s %12s %12s %12s\n' "$1" ${2:-n/a} ${3:-} ${4:-}; }
+for mode in S R1 R64 L Ltee LI LMI; do
+	case $mode in
+	S) label="S    stack alone (pps)" ;;
+	R1) label="R1   libnetfilter_queue, verdict/packet" ;;
+	R64) label="R64  libnetfilter_queue, batch of 64" ;;
+	L) label="L    divert-listen >/dev/null (stolen)" ;;
+	Ltee) label="Ltee divert-listen --tee" ;;
+	LI) label="LI   listen | inject" ;;
+	LMI) label="LMI  listen | mangle --ttl 5 | inject" ;;
+	esac
+	row "$label" $(stats $mode)
+	grep -q "^$mode n/a" "$TMP/raw" || printf '     %s\n' "$(loss $mode)"
+done
+row "RTT  ping median, direct (us)" $(med "$TMP/rtt" RTT0)
+row "RTT  ping median, R1 accept loop (us)" $(med "$TMP/rtt" RTTR)
+row "RTT  ping median, listen | inject (us)" $(med "$TMP/rtt" RTT1)
+row "TCP  50 MB direct (ms)" $(med "$TMP/tcp" TCP0)
+row "TCP  50 MB listen | inject (ms)" $(med "$TMP/tcp" TCP1)
+row "OFF  divert-mangle --ttl 5, 1M pkts (ms)" $(med "$TMP/off" MANGLE)	# to /dev/null
+row "OFF  tcprewrite --ttl=5 --fixcsum (ms)" $(med "$TMP/off" TCPREWRITE)
+row "OFF  divert-defrag, 1M fragments (ms)" $(med "$TMP/off" DEFRAG)
+row "OFF  divert-defrag peak RSS (KiB)" $(med "$TMP/off" DEFRAGRSS)
+
+ratio() {	# ratio NAME A B TARGET OP: A/B against a target
+	awk -v n="$1" -v a="$2" -v b="$3" -v t="$4" -v op="$5" 'BEGIN {
+	    if (a == "" || b == "" || b == 0) { printf "%-34s %8s\n", n, "n/a"; exit }
+	    r = a / b; ok = (op == ">=") ? r >= t : r <= t
+	    printf "%-34s %8.2f   target %s %s  %s\n", n, r, op, t, ok ? "met" : "NOT MET" }'
+}
+m() { stats "$1" | cut -d' ' -f1; }
+mo() { med "$1" "$2" | cut -d' ' -f1; }
+echo
+echo "Ratios"
+ratio "L / S" "$(m L)" "$(m S)" 0.85 ">="
+ratio "LI / S" "$(m LI)" "$(m S)" 0.50 ">="
+ratio "LI / R1" "$(m LI)" "$(m R1)" 1.5 ">="
+ratio "LMI / S" "$(m LMI)" "$(m S)" 0.45 ">="
+r0=$(mo "$TMP/rtt" RTT0) r1=$(mo "$TMP/rtt" RTT1)
+[ -n "$r0" ] && [ -n "$r1" ] && ratio "RTT added (us, / 1)" "$((r1 - r0))" 1 100 "<="
+ratio "TCP LI speed / direct" "$(mo "$TMP/tcp" TCP0)" "$(mo "$TMP/tcp" TCP1)" 0.5 ">="
+ratio "mangle speed / tcprewrite" "$(mo "$TMP/off" TCPREWRITE)" "$(mo "$TMP/off" MANGLE)" 3 ">="
+d=$(mo "$TMP/off" DEFRAG)
+[ -n "$d" ] && ratio "defrag Mfragments/s" 1000 "$d" 1 ">="
