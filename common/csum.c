@@ -1,4 +1,6 @@
 /* csum.c - RFC 1071 sums and RFC 1624 incremental updates. */
+#include <string.h>
+
 #include "csum.h"
 
 uint32_t
@@ -57,16 +59,38 @@ csum_update16(uint16_t check, uint16_t old, uint16_t new)
 	return csum_fold(sum);
 }
 
-uint16_t
-csum_update(uint16_t check, const void *old, const void *new, size_t len)
+/* ~old + new for the 16-bit words of one 4-byte chunk. */
+static uint32_t
+chunk_delta(const uint8_t *o, const uint8_t *n, size_t len)
 {
-	const uint8_t *o = old, *n = new;
-	uint32_t sum = (uint16_t)~check;
+	uint32_t sum = 0;
 	size_t i;
 
 	for (i = 0; i + 1 < len; i += 2) {
 		sum += (uint16_t)~(o[i] << 8 | o[i + 1]);
 		sum += (uint32_t)(n[i] << 8 | n[i + 1]);
+	}
+	return sum;
+}
+
+uint16_t
+csum_update(uint16_t check, const void *old, const void *new, size_t len)
+{
+	const uint8_t *o = old, *n = new;
+	uint32_t sum = (uint16_t)~check, a, b;
+	size_t i;
+
+	/* Unchanged words add ~m + m = -0: skip them, four bytes at a time. */
+	for (i = 0; i < len; i += 4) {
+		size_t k = len - i < 4 ? len - i : 4;
+
+		if (k == 4) {
+			memcpy(&a, o + i, 4);
+			memcpy(&b, n + i, 4);
+			if (a == b)
+				continue;
+		}
+		sum += chunk_delta(o + i, n + i, k);
 	}
 	return csum_fold(sum);
 }

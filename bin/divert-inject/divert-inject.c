@@ -560,15 +560,14 @@ report(const struct injector *ij)
 int
 main(int argc, char **argv)
 {
-	struct injector *ij;
+	static struct injector injector;	/* large: not on the stack */
+	struct injector *ij = &injector;
 	struct stream_in *in;
 	struct args a = { 0 };
 	char why[512];
 	uint32_t mark;
 	int status;
 
-	if ((ij = calloc(1, sizeof(*ij))) == NULL)
-		err(EX_RUNTIME, "calloc");
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, ij);
 	mark = divert_mark();
@@ -602,6 +601,5 @@ main(int argc, char **argv)
 	stream_in_close(in);
 	tun_close(ij->tun);
 	raw_close(ij->raw);
-	free(ij);
 	return status;
 }

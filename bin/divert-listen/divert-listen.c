@@ -249,7 +249,8 @@ drain(struct listener *l)
 int
 main(int argc, char **argv)
 {
-	struct listener *l;
+	static struct listener listener;	/* large: not on the stack */
+	struct listener *l = &listener;
 	struct args a = { 0 };
 	struct divert_rule r;
 	sigset_t mask;
@@ -257,8 +258,6 @@ main(int argc, char **argv)
 	long port;
 	int rc, status = 0;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL)
-		err(EX_RUNTIME, "calloc");
 	rule_init(&r);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
@@ -298,6 +297,5 @@ main(int argc, char **argv)
 	}
 	if (l->filtered)
 		pcap_freecode(&l->prog);
-	free(l);
 	return status;
 }

@@ -226,7 +226,7 @@ static const struct {
 int
 main(int argc, char **argv)
 {
-	struct args a = { 0 };
+	static struct args a;	/* static: its words stay reachable at any exit */
 	size_t i;
 
 	argp_err_exit_status = EX_USAGE_ERR;
