@@ -50,7 +50,23 @@ say "tcpdump saw the diverted pings:"
 cat "$tmp/shown"
 cat "$tmp/listen.err"
 
-say "3. The rule goes away; pings flow again."
+say "3. The interceptor: read, show and reinject. The pings are answered now."
+echo "A# divert-listen -c 3 4321 | divert-inject -v"
+ip netns exec "$A" sh -c 'timeout 10 divert-listen -c 3 4321 2>/dev/null | divert-inject -v' \
+	2>"$tmp/inject.err" &
+lpid=$!
+i=0
+until ip netns exec "$A" awk '$1 == 4321 { f = 1 } END { exit !f }' \
+    /proc/net/netfilter/nfnetlink_queue 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "listener did not start"; exit 1; }
+	sleep 0.1
+done
+run ping -c 3 -i 0.2 -W 1 10.77.0.2
+wait "$lpid" || true
+lpid=
+cat "$tmp/inject.err"
+
+say "4. The rule goes away; pings flow as before."
 run divert-rule flush
 run ping -c 1 -W 1 10.77.0.2 | grep -E 'bytes from|transmitted'
 say "Done: namespaces deleted."
