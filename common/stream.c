@@ -24,7 +24,15 @@ struct stream_in {
 	int		 dlt;
 	char		 error[PCAP_ERRBUF_SIZE + 64];
 	uint8_t		 buf[STREAM_SNAPLEN + 256];	/* record, room to grow */
+	char		 iobuf[STREAM_BUF];		/* stdio's buffer for fp */
 };
+
+/*
+ * stdio buffers.  glibc ignores setvbuf's size unless given the buffer, so
+ * we give it one; stdin's and stdout's are static, as those streams may
+ * outlive a struct that failed to open.
+ */
+static char stdin_buf[STREAM_BUF], stdout_buf[STREAM_BUF];
 
 struct stream_out {
 	pcap_t		*pcap;
@@ -32,6 +40,7 @@ struct stream_out {
 	FILE		*fp;
 	int		 dlt;
 	uint8_t		 buf[SLL2_HDRLEN + STREAM_SNAPLEN];
+	char		 iobuf[STREAM_BUF];		/* stdio's buffer for fp */
 };
 
 uint16_t
@@ -145,16 +154,19 @@ stream_in_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (path == NULL || strcmp(path, "-") == 0) {
+	if (path == NULL || strcmp(path, "-") == 0)
 		in->fp = stdin;
-		setvbuf(stdin, NULL, _IOFBF, STREAM_BUF);
-		in->pcap = pcap_fopen_offline(stdin, ebuf);
-	} else {
-		in->pcap = pcap_open_offline(path, ebuf);
+	else if ((in->fp = fopen(path, "rb")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(in);
+		return NULL;
 	}
-	if (in->pcap == NULL) {
+	setvbuf(in->fp, in->fp == stdin ? stdin_buf : in->iobuf, _IOFBF, STREAM_BUF);
+	if ((in->pcap = pcap_fopen_offline(in->fp, ebuf)) == NULL) {
 		snprintf(err, errlen, "%s: not a pcap stream: %s",
-		    in->fp ? "standard input" : path, ebuf);
+		    in->fp == stdin ? "standard input" : path, ebuf);
+		if (in->fp != stdin)
+			fclose(in->fp);
 		free(in);
 		return NULL;
 	}
@@ -167,8 +179,6 @@ stream_in_open(const char *path, char *err, size_t errlen)
 		free(in);
 		return NULL;
 	}
-	if (in->fp == NULL)
-		in->fp = pcap_file(in->pcap);
 	return in;
 }
 
@@ -270,7 +280,7 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		free(out);
 		return NULL;
 	}
-	setvbuf(out->fp, NULL, _IOFBF, STREAM_BUF);
+	setvbuf(out->fp, out->fp == stdout ? stdout_buf : out->iobuf, _IOFBF, STREAM_BUF);
 	grow_pipe(fileno(out->fp));
 	out->pcap = pcap_open_dead(dlt, STREAM_SNAPLEN);
 	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
@@ -278,6 +288,8 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		    out->pcap ? pcap_geterr(out->pcap) : "out of memory");
 		if (out->pcap)
 			pcap_close(out->pcap);
+		if (out->fp != stdout)
+			fclose(out->fp);
 		free(out);
 		return NULL;
 	}

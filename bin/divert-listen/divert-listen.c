@@ -188,6 +188,13 @@ answer_batch(struct listener *l)
 		err(EX_RUNTIME, "verdict on divert port");
 }
 
+static void
+flush_stream(struct listener *l)
+{
+	if (l->out_errno == 0 && stream_out_flush(l->out) < 0)
+		l->out_errno = errno;
+}
+
 /* Receive and answer everything that is ready; 0 once nothing is. */
 static int
 take_ready(struct listener *l)
@@ -201,6 +208,9 @@ take_ready(struct listener *l)
 			l->enobufs++;	/* the kernel dropped some: /proc counts them */
 			continue;
 		}
+		/* A short batch drained the queue: the reader gets it before the verdicts. */
+		if (n < QUEUE_BATCH)
+			flush_stream(l);
 		answer_batch(l);
 		if (divert_stop || l->out_errno || (l->limit && l->written >= l->limit))
 			return 1;
@@ -224,10 +234,9 @@ listen_loop(struct listener *l, int outfd, const sigset_t *mask)
 	while (!divert_stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
 		if (take_ready(l))
 			continue;
-		if (stream_out_flush(l->out) < 0) {
-			l->out_errno = errno;
+		flush_stream(l);
+		if (l->out_errno)
 			break;
-		}
 		if (ppoll(pfd, 2, NULL, mask) < 0 && errno != EINTR)
 			err(EX_RUNTIME, "poll");
 		if (pfd[1].revents & (POLLERR | POLLHUP))

@@ -263,5 +263,5 @@ for i in range(50):
 	[[ "$output" == *"run as root"* ]]
 	run inA divert-inject -r /nonexistent.pcap
 	[ "$status" -eq 1 ]
-	[[ "$output" == "divert-inject: /nonexistent.pcap: not a pcap stream"* ]]
+	[[ "$output" == "divert-inject: /nonexistent.pcap: No such file or directory"* ]]
 }
