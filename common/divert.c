@@ -1,5 +1,6 @@
 /* divert.c - defaults and error reporting shared by every tool. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +10,35 @@
 
 const char *argp_program_bug_address = "the divert issue tracker";
 volatile sig_atomic_t divert_stop;
+static volatile int unblock_fd = -1;
 
+/*
+ * A signal interrupts one blocked write, but pcap_dump's next write would
+ * block again on a reader that stopped reading: make the pipe non-blocking
+ * so every write fails at once and the tool reaches its clean-up.
+ */
 static void
 on_stop_signal(int sig)
 {
+	int saved = errno, flags;
+
 	(void)sig;
 	divert_stop = 1;
+	if (unblock_fd >= 0 && (flags = fcntl(unblock_fd, F_GETFL)) >= 0)
+		fcntl(unblock_fd, F_SETFL, flags | O_NONBLOCK);
+	errno = saved;
+}
+
+void
+stop_unblocks(int fd)
+{
+	unblock_fd = fd;
+}
+
+int
+reader_gone(int err)
+{
+	return err == EPIPE || (divert_stop && (err == EINTR || err == EAGAIN));
 }
 
 void

@@ -47,6 +47,16 @@ extern volatile sig_atomic_t divert_stop;
  */
 void catch_stop_signals(void);
 
+/* After a stop signal, make fd (a pipe we write) non-blocking: see reader_gone. */
+void stop_unblocks(int fd);
+
+/*
+ * Whether a failed write of the stream just means "stop": the reader left
+ * (EPIPE), or a stop signal cut short a write to a reader that had stopped
+ * reading (EINTR, EAGAIN).
+ */
+int reader_gone(int err);
+
 /* argp version string shared by all tools ("divert-x (divert) 0.1"). */
 extern const char *argp_program_bug_address;
 

@@ -81,8 +81,9 @@ split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 		return FRAG_E_SIZE;
 	/* A fragment keeps its ID, even 0: its siblings carry the same one. */
 	id = get16(ip + 4);
+	/* Never 0: a raw socket gives each fragment with ID 0 an ID of its own. */
 	if (id == 0 && base == 0 && !mf)
-		id = (uint16_t)ident;
+		id = (uint16_t)ident ? (uint16_t)ident : 1;
 
 	memcpy(later, ip, 20);
 	if ((optlen = copied_options(ip + 20, hl - 20, later + 20)) < 0)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "bytes.h"
+#include "divert.h"
 #include "stream.h"
 
 #define STREAM_BUF	(1 << 16)	/* stdio buffer: one default pipe's worth */
@@ -252,15 +253,19 @@ stream_in_close(struct stream_in *in)
 
 /*
  * A pipe of 1 MiB instead of 64 KiB lets a writer run ahead of a busy reader
- * instead of sleeping: fewer context switches under load.  Best effort.
+ * instead of sleeping: fewer context switches under load.  Best effort.  A
+ * stop signal makes the pipe non-blocking, so a stalled reader cannot hold
+ * the writer past SIGTERM.
  */
 static void
-grow_pipe(int fd)
+setup_pipe(int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		fcntl(fd, F_SETPIPE_SZ, PIPE_BUF_BYTES);
+		stop_unblocks(fd);
+	}
 }
 
 struct stream_out *
@@ -281,7 +286,7 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		return NULL;
 	}
 	setvbuf(out->fp, out->fp == stdout ? stdout_buf : out->iobuf, _IOFBF, STREAM_BUF);
-	grow_pipe(fileno(out->fp));
+	setup_pipe(fileno(out->fp));
 	out->pcap = pcap_open_dead(dlt, STREAM_SNAPLEN);
 	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
 		snprintf(err, errlen, "cannot start the stream: %s",

@@ -387,7 +387,7 @@ main(int argc, char **argv)
 		warnx("%s: what came before was written", stream_in_error(g.in));
 		status = EX_RUNTIME;
 	}
-	if (g.out_errno != 0 && g.out_errno != EPIPE) {
+	if (g.out_errno != 0 && !reader_gone(g.out_errno)) {
 		errno = g.out_errno;
 		warn("writing the stream");
 		status = EX_RUNTIME;

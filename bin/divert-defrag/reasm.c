@@ -197,7 +197,8 @@ parse6(const uint8_t *d, size_t len, struct fraginfo *fi)
 		nhoff = off;
 		off += hlen;
 	}
-	if (off + 8 > iplen)
+	/* The offsets below are 16-bit: 65 KB of extension headers do not fit. */
+	if (off + 8 > iplen || off + 8 > 0xffff)
 		return K_UNPARSED;
 	fo = get16(d + off + 2);
 	fi->off = fo & 0xfff8;
@@ -225,6 +226,8 @@ classify(const struct pkt *p, struct fraginfo *fi)
 	enum kind k;
 
 	memset(fi, 0, sizeof(*fi));
+	if (p->rec != NULL && p->l2len > MAX_L2)
+		return K_UNPARSED;		/* a link header we could not store */
 	if (p->proto == ETH_P_IP)
 		k = parse4(p->data, p->len, fi);
 	else if (p->proto == ETH_P_IPV6)
@@ -613,7 +616,7 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	m->next = m->prev = m->next_off = NIL;
 	m->off = fi->off;
 	m->end = fi->end;
-	m->reclen = (uint32_t)(l2len + p->len);
+	m->reclen = (uint32_t)(l2len + fi->iplen);	/* padding after the packet dropped */
 	m->ifindex = p->ifindex;
 	m->ts_sec = p->ts.tv_sec;
 	m->ts_usec = (int32_t)p->ts.tv_usec;
@@ -631,7 +634,7 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	memcpy(m->haddr, p->haddr, sizeof(m->haddr));
 	if (l2len > 0)
 		chain_copy(r, f, 0, p->rec, l2len, 1);
-	chain_copy(r, f, l2len, p->data, p->len, 1);
+	chain_copy(r, f, l2len, p->data, fi->iplen, 1);
 	return f;
 }
 
@@ -737,8 +740,8 @@ frag_unstored(struct reasm *r, const struct pkt *p)
 static void
 add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, uint64_t now)
 {
-	size_t l2len = p->rec != NULL && p->l2len <= MAX_L2 ? p->l2len : 0;
-	uint32_t need = blocks_for(l2len + p->len), hash = key_hash(r, &fi->key);
+	size_t l2len = p->rec != NULL ? p->l2len : 0;	/* <= MAX_L2: see classify */
+	uint32_t need = blocks_for(l2len + fi->iplen), hash = key_hash(r, &fi->key);
 	uint32_t i, prev, added = 0, f;
 	struct dgram *d;
 

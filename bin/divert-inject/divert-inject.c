@@ -265,7 +265,7 @@ copy_out(struct injector *ij, const struct pkt *p)
 		return;
 	if (stream_out_write(ij->out, p) < 0) {
 		ij->out_errno = errno;
-		if (errno != EPIPE)
+		if (!reader_gone(errno))
 			warn("writing -w");
 	}
 }
@@ -281,12 +281,12 @@ injected(struct injector *ij, const struct pkt *p, int nfrag)
 		ij->in_n++;
 	else
 		ij->out_n++;
-	if (nfrag > 0) {
+	if (nfrag > 1) {
 		ij->fragmented++;
 		ij->fragments += (uint64_t)nfrag;
 		snprintf(note, sizeof(note), "(%d fragments)", nfrag);
-	} else {
-		copy_out(ij, p);
+	} else if (nfrag == 0) {
+		copy_out(ij, p);	/* pieces were copied out as they were sent */
 	}
 	if (ij->verbose)
 		show(ij, p, note);
@@ -413,11 +413,13 @@ too_big(struct injector *ij, const struct pkt *p)
 	n = frag_split(p, (size_t)mtu, ij->ident++, send_fragment, ij);
 	if (n > 1) {
 		injected(ij, p, n);
+	} else if (n == 1) {
+		injected(ij, p, 1);	/* it fit the probed MTU after all: sent whole */
 	} else if (n == FRAG_E_DF) {
 		snprintf(why, sizeof(why), "Don't Fragment set, %zu bytes > route MTU %d",
 		    p->len, mtu);
 		refuse(ij, p, R_DF, why);
-	} else if (n == FRAG_E_STOP || n == 1) {
+	} else if (n == FRAG_E_STOP) {
 		snprintf(why, sizeof(why), "sending a fragment: %s",
 		    strerror(ij->frag_err ? ij->frag_err : EMSGSIZE));
 		refuse(ij, p, R_KERNEL, why);
@@ -593,7 +595,7 @@ main(int argc, char **argv)
 	report(ij);
 	if (ij->out != NULL && stream_out_close(ij->out) < 0 && ij->out_errno == 0)
 		ij->out_errno = errno;
-	if (ij->out_errno != 0 && ij->out_errno != EPIPE) {
+	if (ij->out_errno != 0 && !reader_gone(ij->out_errno)) {
 		errno = ij->out_errno;
 		warn("writing -w %s", a.wfile);
 		status = EX_RUNTIME;

@@ -122,22 +122,32 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 	l->tee = a->tee;
 }
 
-/*
- * The stop signals only arrive inside ppoll(): the loop never misses one
- * between checking divert_stop and sleeping.  SIGPIPE is ignored: a write to
- * a reader that left fails with EPIPE, and the rule is still removed.
- */
+/* The stop signals, blocked only between checking divert_stop and ppoll(). */
 static void
-catch_signals(sigset_t *during_poll)
+catch_signals(sigset_t *stopsigs)
 {
-	sigset_t block;
-
 	catch_stop_signals();
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, during_poll);
+	sigemptyset(stopsigs);
+	sigaddset(stopsigs, SIGINT);
+	sigaddset(stopsigs, SIGTERM);
+	sigaddset(stopsigs, SIGHUP);
+}
+
+/* The --rule we added, removed at any exit (err() included) by remove_rule. */
+static struct divert_rule *added_rule;
+static const char *added_spec;
+
+static void
+remove_rule(void)
+{
+	int rc;
+
+	if (added_rule == NULL)
+		return;
+	if ((rc = rule_del(added_rule)) < 0)
+		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
+		    (uintmax_t)added_rule->handle, errno_hint(-rc));
+	added_rule = NULL;
 }
 
 /* Let a packet go on untouched. */
@@ -221,15 +231,19 @@ take_ready(struct listener *l)
 /*
  * The tight loop: take what is ready, flush the stream once the queue is
  * idle (so one lone packet reaches the reader at once), then sleep.
- * POLLERR on a pipe means its reader has gone.
+ * POLLERR on a pipe means its reader has gone.  The stop signals are
+ * blocked from the last check of divert_stop until ppoll() sleeps, so none
+ * is missed; elsewhere they interrupt even a write blocked on a full pipe.
  */
 static void
-listen_loop(struct listener *l, int outfd, const sigset_t *mask)
+listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = queue_fd(l->q), .events = POLLIN },
 		{ .fd = outfd, .events = 0 },
 	};
+	sigset_t during_poll;
+	int rc;
 
 	while (!divert_stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
 		if (take_ready(l))
@@ -237,9 +251,12 @@ listen_loop(struct listener *l, int outfd, const sigset_t *mask)
 		flush_stream(l);
 		if (l->out_errno)
 			break;
-		if (ppoll(pfd, 2, NULL, mask) < 0 && errno != EINTR)
+		sigprocmask(SIG_BLOCK, stopsigs, &during_poll);
+		rc = divert_stop ? 0 : ppoll(pfd, 2, NULL, &during_poll);
+		sigprocmask(SIG_SETMASK, &during_poll, NULL);
+		if (rc < 0 && errno != EINTR)
 			err(EX_RUNTIME, "poll");
-		if (pfd[1].revents & (POLLERR | POLLHUP))
+		if (rc > 0 && (pfd[1].revents & (POLLERR | POLLHUP)))
 			l->out_errno = EPIPE;
 	}
 }
@@ -248,11 +265,15 @@ listen_loop(struct listener *l, int outfd, const sigset_t *mask)
 static void
 drain(struct listener *l)
 {
-	int i;
+	int i, n;
 
 	l->draining = 1;
-	for (i = 0; i < 16 && queue_recv(l->q, on_packet, l) > 0; i++)
+	for (i = 0; i < 2 * QUEUE_MAXLEN / QUEUE_BATCH; i++) {
+		n = queue_recv(l->q, on_packet, l);
+		if (n == 0 || (n < 0 && errno != ENOBUFS))
+			break;
 		queue_send(l->q);
+	}
 }
 
 int
@@ -261,8 +282,8 @@ main(int argc, char **argv)
 	static struct listener listener;	/* large: not on the stack */
 	struct listener *l = &listener;
 	struct args a = { 0 };
-	struct divert_rule r;
-	sigset_t mask;
+	static struct divert_rule r;	/* static: remove_rule() may run from exit() */
+	sigset_t stopsigs;
 	char why[256];
 	long port;
 	int rc, status = 0;
@@ -270,7 +291,7 @@ main(int argc, char **argv)
 	rule_init(&r);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
-	catch_signals(&mask);
+	catch_signals(&stopsigs);
 
 	if ((l->q = queue_open((uint16_t)port)) == NULL)
 		errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(errno));
@@ -278,16 +299,18 @@ main(int argc, char **argv)
 		queue_close(l->q);
 		errx(EX_RUNTIME, "%s", why);
 	}
-	if (a.rule != NULL && (rc = rule_add(&r)) < 0) {
-		queue_close(l->q);
-		errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
+	if (a.rule != NULL) {
+		if ((rc = rule_add(&r)) < 0) {
+			queue_close(l->q);
+			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
+		}
+		added_rule = &r, added_spec = a.rule;
+		atexit(remove_rule);
 	}
 
-	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &mask);
+	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &stopsigs);
 
-	if (a.rule != NULL && (rc = rule_del(&r)) < 0)
-		warnx("cannot remove rule '%s' (handle %ju): %s", a.rule,
-		    (uintmax_t)r.handle, errno_hint(-rc));
+	remove_rule();
 	drain(l);
 	fprintf(stderr, "%s: %ju received, %ju written, %ju let through, "
 	    "%ju dropped by kernel", program_invocation_short_name,
@@ -297,9 +320,9 @@ main(int argc, char **argv)
 		fprintf(stderr, " (%ju overruns)", (uintmax_t)l->enobufs);
 	fputc('\n', stderr);
 	queue_close(l->q);
-	if (stream_out_close(l->out) < 0 && errno != EPIPE && l->out_errno == 0)
+	if (stream_out_close(l->out) < 0 && l->out_errno == 0)
 		l->out_errno = errno;
-	if (l->out_errno != 0 && l->out_errno != EPIPE) {
+	if (l->out_errno != 0 && !reader_gone(l->out_errno)) {
 		errno = l->out_errno;
 		warn("writing the stream");
 		status = EX_RUNTIME;

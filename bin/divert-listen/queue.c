@@ -14,7 +14,6 @@
 
 #include "queue.h"
 
-#define QUEUE_MAXLEN	8192		/* packets the kernel holds for us */
 #define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
 #define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
 #define VERDICT_SIZE	64		/* bytes one verdict message takes, rounded up */
@@ -129,6 +128,9 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 		p.data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
 		p.len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
 	}
+	/* Longer than the copy range (a 64 KiB IPv6 packet on lo): say so. */
+	if (attr[NFQA_CAP_LEN] != NULL && ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) > p.len)
+		p.cut = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) - p.len;
 	packet_meta(attr, &p);
 	ctx->cb(ntohl(ph->packet_id), &p, ctx->arg);
 	return MNL_CB_OK;

@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #define QUEUE_BATCH	64	/* packets per recvmmsg, and per batch verdict */
+#define QUEUE_MAXLEN	8192	/* packets the kernel holds for us */
 
 struct queue;
 

@@ -317,9 +317,10 @@ mangle_stream(struct mangler *m)
 	    (uintmax_t)m->read);
 	return -1;
 out_failed:
-	if (errno != EPIPE)
-		warn("writing the stream");
-	return errno == EPIPE ? 0 : -1;
+	if (reader_gone(errno))
+		return 0;
+	warn("writing the stream");
+	return -1;
 }
 
 int
@@ -350,7 +351,7 @@ main(int argc, char **argv)
 	    "%ju unparseable\n", program_invocation_short_name, (uintmax_t)m.read,
 	    (uintmax_t)m.edited, (uintmax_t)m.dropped, (uintmax_t)m.passed,
 	    (uintmax_t)m.unparseable);
-	if (stream_out_close(m.out) < 0 && errno != EPIPE && status == 0) {
+	if (stream_out_close(m.out) < 0 && !reader_gone(errno) && status == 0) {
 		warn("writing the stream");
 		status = EX_RUNTIME;
 	}

@@ -432,8 +432,8 @@ map_port(const struct port_map *maps, int n, uint8_t *p)
 static int
 mss_clamp(uint8_t *tcp, size_t n, int mss, uint16_t *check)
 {
-	size_t doff = (size_t)(tcp[12] >> 4) * 4, i = 20, w;
-	uint8_t old[4];
+	size_t doff = (size_t)(tcp[12] >> 4) * 4, i = 20, w, k;
+	uint8_t old[4] = { 0 }, new[4] = { 0 };
 
 	if (!(tcp[13] & 0x02) || doff < 20)
 		return 0;
@@ -451,10 +451,18 @@ mss_clamp(uint8_t *tcp, size_t n, int mss, uint16_t *check)
 		if (tcp[i] == 2 && tcp[i + 1] == 4) {
 			if (get16(tcp + i + 2) <= mss)
 				return 0;
-			w = (i + 2) & ~(size_t)1;	/* the value may sit at an odd offset */
-			memcpy(old, tcp + w, 4);
+			/*
+			 * The value may sit at an odd offset: then the sum's words
+			 * are the 4 bytes from i + 1, the last one past the data
+			 * counting as the zero that pads an odd length.
+			 */
+			w = (i + 2) & ~(size_t)1;
+			k = (i + 2) % 2 ? 4 : 2;
+			k = k < n - w ? k : n - w;
+			memcpy(old, tcp + w, k);
 			put16(tcp + i + 2, (uint16_t)mss);
-			*check = csum_update(*check, old, tcp + w, (i + 2) % 2 ? 4 : 2);
+			memcpy(new, tcp + w, k);
+			*check = csum_update(*check, old, new, 4);
 			return 1;
 		}
 		i += tcp[i + 1];

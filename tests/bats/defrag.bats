@@ -189,6 +189,25 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	grep -q '3 unparsed passed' "$W/err"
 }
 
+@test "defrag: a fragment padded to a 200 KB record is kept at its IP length (--keep-incomplete)" {
+	# RAW pcap, one record: an IPv4 first fragment (MF, total length 1500)
+	# followed by 198500 bytes of padding.
+	/usr/bin/python3 - "$W/pad.pcap" <<'PY'
+import struct, sys
+ip = bytearray(20)
+ip[0] = 0x45; struct.pack_into('!HHH', ip, 2, 1500, 7, 0x2000); ip[8] = 64; ip[9] = 17
+ip[12:16] = bytes([10, 0, 0, 1]); ip[16:20] = bytes([10, 0, 0, 2])
+rec = bytes(ip) + bytes(1480) + b'\xee' * 198500
+with open(sys.argv[1], 'wb') as f:
+    f.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 101))
+    f.write(struct.pack('<IIII', 1, 0, len(rec), len(rec)) + rec)
+PY
+	defrag "$W/pad.pcap" "$W/out.pcap" --keep-incomplete
+	cat "$W/err"
+	[ "$(tshark_fields "$W/out.pcap" frame.cap_len)" = 1500 ]
+	grep -q '1 incomplete at end' "$W/err"
+}
+
 @test "defrag: man page is clean mdoc" {
 	run mandoc -Tlint -Wwarning "$BATS_TEST_DIRNAME/../../man/divert-defrag.1"
 	[ -z "$output" ]

@@ -175,3 +175,21 @@ listen_bg() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == "divert-listen: cannot bind divert port 4321"* ]]
 }
+
+@test "listen: SIGTERM ends it even while its reader has stopped reading; the rule goes" {
+	bgsh "$NS_A" "divert-listen --rule 'output icmp' 4321 2>$TMP/l.err | sleep 60"
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	# 40 pings of 60000 bytes fill the pipe and stdio's buffer: the writer blocks.
+	inA ping -c 40 -i 0.01 -s 60000 -W 1 $B4 >/dev/null 2>&1 || true
+	lp=
+	for p in $(ip netns pids "$NS_A"); do
+		[ "$(cat /proc/$p/comm)" = divert-listen ] && lp=$p
+	done
+	[ -n "$lp" ]
+	grep -q anon_pipe_write "/proc/$lp/wchan" || grep -q pipe "/proc/$lp/wchan"
+	kill -TERM "$lp"
+	wait_gone "$lp" 50
+	! has_divert_table "$NS_A"
+	grep -q 'received' "$TMP/l.err"
+}
