@@ -193,3 +193,21 @@ listen_bg() {
 	! has_divert_table "$NS_A"
 	grep -q 'received' "$TMP/l.err"
 }
+
+@test "listen: a udp --dport 53 rule brings exactly those packets to the listener" {
+	inA divert-rule add output udp 4321 --dport 53
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	bg_B "$TMP/54.out" /dev/null socat -u UDP-RECV:54 -
+	wait_until 50 sh -c "ip netns exec $NS_B ss -uln | grep -q ':54 '"
+	for i in 1 2 3; do echo "dns $i" | inA socat -u - UDP-SENDTO:$B4:53; done
+	echo other | inA socat -u - UDP-SENDTO:$B4:54
+	inA ping -c 1 -W 1 $B4				# not diverted: answered
+	wait_until 30 grep -q other "$TMP/54.out"	# port 54 went through
+	wait_until 30 sh -c "[ \$(tcpdump -n -r $TMP/s.pcap 2>/dev/null | wc -l) -eq 3 ]"
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(pcap_count "$TMP/s.pcap")" -eq 3 ]
+	[ "$(pcap_count "$TMP/s.pcap" 'udp dst port 53')" -eq 3 ]
+	grep -q '3 received, 3 written' "$TMP/l.err"
+}
