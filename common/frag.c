@@ -1,18 +1,12 @@
 /* frag.c - split IPv4 and IPv6 packets to fit an MTU (RFC 791, RFC 8200 4.5). */
 #include <string.h>
 
+#include <netinet/in.h>
+#include <netinet/ip.h>
+
 #include "bytes.h"
 #include "csum.h"
 #include "frag.h"
-
-#define IP4_DF		0x4000
-#define IP4_MF		0x2000
-#define IP4_OFFMASK	0x1fff
-
-#define NH_HOPOPTS	0
-#define NH_ROUTING	43
-#define NH_FRAGMENT	44
-#define NH_DSTOPTS	60
 
 /* Hand one fragment (a copy of in's metadata with new data) to fn. */
 static int
@@ -72,10 +66,10 @@ split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 	if (in->len <= mtu)
 		return emit(in, in->data, in->len, fn, arg) < 0 ? FRAG_E_STOP : 1;
 	fo = get16(ip + 6);
-	if (fo & IP4_DF)
+	if (fo & IP_DF)
 		return FRAG_E_DF;
-	base = (size_t)(fo & IP4_OFFMASK) * 8;
-	mf = (fo & IP4_MF) != 0;
+	base = (size_t)(fo & IP_OFFMASK) * 8;
+	mf = (fo & IP_MF) != 0;
 	plen = in->len - hl;
 	if (base + plen > 65535)
 		return FRAG_E_SIZE;
@@ -102,7 +96,7 @@ split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 		put16(buf + 2, (uint16_t)(h + n));
 		put16(buf + 4, id);
 		put16(buf + 6, (uint16_t)((base + off) / 8 |
-		    (off + n < plen || mf ? IP4_MF : 0)));
+		    (off + n < plen || mf ? IP_MF : 0)));
 		put16(buf + 10, 0);
 		put16(buf + 10, csum(buf, h));
 		if ((rc = emit(in, buf, h + n, fn, arg)) < 0)
@@ -125,14 +119,14 @@ unfragmentable6(const uint8_t *ip, size_t len, size_t *nhoff)
 
 	*nhoff = 6;
 	for (;;) {
-		if (nh == NH_FRAGMENT)
+		if (nh == IPPROTO_FRAGMENT)
 			return FRAG_E_FRAGMENT;
-		if (nh != NH_HOPOPTS && nh != NH_ROUTING && nh != NH_DSTOPTS)
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS)
 			return (int)off;
 		if (off + 8 > len)
 			return FRAG_E_PARSE;
 		/* Destination options travel in every fragment only before a routing header. */
-		if (nh == NH_DSTOPTS && ip[off] != NH_ROUTING)
+		if (nh == IPPROTO_DSTOPTS && ip[off] != IPPROTO_ROUTING)
 			return (int)off;
 		hlen = ((size_t)ip[off + 1] + 1) * 8;
 		if (off + hlen > len)
@@ -169,7 +163,7 @@ split6(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 		n = plen - off < step ? plen - off : step;
 		memcpy(buf, ip, unfrag);
 		buf[unfrag] = ip[nhoff];		/* fragment header: next header */
-		buf[nhoff] = NH_FRAGMENT;
+		buf[nhoff] = IPPROTO_FRAGMENT;
 		buf[unfrag + 1] = 0;
 		put16(buf + unfrag + 2, (uint16_t)(off | (off + n < plen)));
 		buf[unfrag + 4] = (uint8_t)(ident >> 24);

@@ -15,6 +15,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Wait (up to 10 s) for the listener to bind port 4321 in A.
+wait_listener() {
+	i=0
+	until ip netns exec "$A" awk '$1 == 4321 { f = 1 } END { exit !f }' \
+	    /proc/net/netfilter/nfnetlink_queue 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { echo "listener did not start"; exit 1; }
+		sleep 0.1
+	done
+}
+
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 run() { echo "A# $*"; ip netns exec "$A" "$@"; }
 
@@ -37,12 +47,7 @@ echo "A# divert-listen -c 3 4321 | tcpdump -n -r -"
 ip netns exec "$A" sh -c 'timeout 10 divert-listen -c 3 4321 | tcpdump -n -r - 2>/dev/null' \
 	>"$tmp/shown" 2>"$tmp/listen.err" &
 lpid=$!
-i=0
-until ip netns exec "$A" awk '$1 == 4321 { f = 1 } END { exit !f }' \
-    /proc/net/netfilter/nfnetlink_queue 2>/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "listener did not start"; exit 1; }
-	sleep 0.1
-done
+wait_listener
 run ping -c 3 -i 0.2 -W 1 10.77.0.2 || echo "(no replies: the pings were diverted)"
 wait "$lpid" || true
 lpid=
@@ -55,12 +60,7 @@ echo "A# divert-listen -c 3 4321 | divert-inject -v"
 ip netns exec "$A" sh -c 'timeout 10 divert-listen -c 3 4321 2>/dev/null | divert-inject -v' \
 	2>"$tmp/inject.err" &
 lpid=$!
-i=0
-until ip netns exec "$A" awk '$1 == 4321 { f = 1 } END { exit !f }' \
-    /proc/net/netfilter/nfnetlink_queue 2>/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "listener did not start"; exit 1; }
-	sleep 0.1
-done
+wait_listener
 run ping -c 3 -i 0.2 -W 1 10.77.0.2
 wait "$lpid" || true
 lpid=

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <netinet/in.h>
+#include <netinet/ip.h>
 #include <linux/if_ether.h>
 
 #include "bytes.h"
@@ -29,13 +31,6 @@
 #include "reasm.h"
 
 #define NIL		UINT32_MAX
-
-#define IP4_MF		0x2000
-#define IP4_OFFMASK	0x1fff
-#define NH_HOPOPTS	0
-#define NH_ROUTING	43
-#define NH_FRAGMENT	44
-#define NH_DSTOPTS	60
 
 #define MAX_L2		256		/* longest link header a stored fragment may have */
 
@@ -153,11 +148,11 @@ parse4(const uint8_t *d, size_t len, struct fraginfo *fi)
 	if (hl < 20 || tot < hl || tot > len)	/* cut by the capture, or nonsense */
 		return K_UNPARSED;
 	fo = get16(d + 6);
-	if ((fo & (IP4_MF | IP4_OFFMASK)) == 0)
+	if ((fo & (IP_MF | IP_OFFMASK)) == 0)
 		return K_WHOLE;
-	fi->off = (uint32_t)(fo & IP4_OFFMASK) * 8;
+	fi->off = (uint32_t)(fo & IP_OFFMASK) * 8;
 	fi->end = fi->off + (uint32_t)(tot - hl);
-	fi->more = (fo & IP4_MF) != 0;
+	fi->more = (fo & IP_MF) != 0;
 	fi->unfrag = fi->hdrlen = (uint16_t)hl;
 	fi->iplen = tot;
 	/* RFC 791: every fragment but the last carries a multiple of 8 bytes. */
@@ -189,8 +184,8 @@ parse6(const uint8_t *d, size_t len, struct fraginfo *fi)
 	iplen = 40 + (size_t)get16(d + 4);
 	if (iplen > len)
 		return K_UNPARSED;
-	for (nh = d[6]; nh != NH_FRAGMENT; nh = d[nhoff]) {
-		if (nh != NH_HOPOPTS && nh != NH_ROUTING && nh != NH_DSTOPTS)
+	for (nh = d[6]; nh != IPPROTO_FRAGMENT; nh = d[nhoff]) {
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS)
 			return K_WHOLE;
 		if (off + 8 > iplen || off + (hlen = ((size_t)d[off + 1] + 1) * 8) > iplen)
 			return K_UNPARSED;
@@ -684,7 +679,7 @@ fix_headers(struct reasm *r, const struct frag_meta *h, size_t len)
 
 	if ((ip[0] >> 4) == 4) {
 		put16(ip + 2, (uint16_t)len);
-		put16(ip + 6, get16(ip + 6) & ~(IP4_MF | IP4_OFFMASK));	/* DF, RF stay */
+		put16(ip + 6, get16(ip + 6) & ~(IP_MF | IP_OFFMASK));	/* DF, RF stay */
 		put16(ip + 10, 0);
 		put16(ip + 10, csum(ip, h->unfrag));
 	} else {

@@ -63,7 +63,7 @@ frag4(size_t total, size_t off, size_t n, long usec)
 	memcpy(fbuf, orig, 20);
 	memcpy(fbuf + 20, orig + 20 + off, n);
 	put16(fbuf + 2, (uint16_t)(20 + n));
-	put16(fbuf + 6, (uint16_t)(off / 8 | (off + n < total - 20 ? IP4_MF : 0)));
+	put16(fbuf + 6, (uint16_t)(off / 8 | (off + n < total - 20 ? IP_MF : 0)));
 	put16(fbuf + 10, 0);
 	put16(fbuf + 10, csum(fbuf, 20));
 	p.data = fbuf;
@@ -272,7 +272,7 @@ test_v6(void)
 	memset(whole, 0, sizeof(whole));
 	whole[0] = 0x60;
 	put16(whole + 4, 8 + 8 + 2000);
-	whole[6] = NH_HOPOPTS;
+	whole[6] = IPPROTO_HOPOPTS;
 	whole[7] = 64;
 	whole[8] = 0xfd;
 	whole[39] = 2;
@@ -284,7 +284,7 @@ test_v6(void)
 	for (off = 0; off < 2008; off += n) {
 		n = 2008 - off < 1008 ? 2008 - off : 1008;
 		memcpy(f, whole, 48);
-		f[40] = NH_FRAGMENT;
+		f[40] = IPPROTO_FRAGMENT;
 		f[48] = 17;
 		f[49] = 0;
 		put16(f + 50, (uint16_t)(off | (off + n < 2008)));
