@@ -65,11 +65,11 @@ test-deps:
 # The suite runs twice: the optimised build, then the same tests under
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 check: test-deps
-	$(MAKE) all units
+	$(MAKE) all units $(BENCH)
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
 	sh tests/run build build-asan
 
-check-plain: test-deps all units
+check-plain: test-deps all units $(BENCH)
 	sh tests/run build
 
 check-asan: test-deps

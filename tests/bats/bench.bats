@@ -1,0 +1,23 @@
+#!/usr/bin/env bats
+# make bench's harness runs end to end (one short run a mode) and prints
+# every row and ratio.  Speed itself is judged by `make bench`, not here.
+
+@test "bench: one short run prints the whole table and every ratio" {
+	case "$DIVERT_BUILD" in
+	*asan*) skip "the harness measures speed: run it on the optimised build only" ;;
+	esac
+	[ -x "$DIVERT_BUILD/bench/flood" ] || skip "bench programs not built (make check builds them)"
+	run env RUNS=1 DUR=1 bash "$BATS_TEST_DIRNAME/../../bench/run.sh" "$DIVERT_BUILD"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for row in "S    stack alone" "R1   " "R64  " "L    divert-listen" "Ltee " "LI   " "LMI  " \
+	    "RTT  ping median, direct" "RTT  ping median, listen | inject" "TCP  50 MB direct" \
+	    "TCP  50 MB listen | inject" "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M"; do
+		echo "$output" | grep -q "^$row.* [0-9][0-9]*  *[0-9]"
+	done
+	for ratio in "L / S" "LI / S" "LI / R1" "LMI / S" "RTT added" "TCP LI speed / direct" \
+	    "mangle speed / tcprewrite" "defrag Mfragments/s"; do
+		echo "$output" | grep -Eq "^$ratio .* [0-9]+\.[0-9]+   target"
+	done
+	! ip netns list | grep -q -- "-bench"
+}
