@@ -342,6 +342,12 @@ tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
 	return TUN_OK;
 fail:
 	close(t->fd);
+	/*
+	 * The target left while we set it up, or other targets work (so the
+	 * kernel has what we need): only this packet is refused.
+	 */
+	if (ts->n > 0 || if_indextoname(ifindex, target) == NULL)
+		return TUN_E_NOIF;
 	return TUN_E_SYSTEM;
 }
 
