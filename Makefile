@@ -94,6 +94,30 @@ install: all
 	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 .PHONY: all units bench deps test-deps check check-plain check-asan demo lint-man install clean
+
+# Fuzzing with clang's libFuzzer (tests/fuzz/README): not part of check.
+# Each harness is built into build-fuzz/ and run FUZZ_SECONDS, one at a time.
+FUZZ_CC		?= clang
+FUZZ_SECONDS	?= 60
+FUZZ_OPTS	?= -max_len=8192
+FUZZ_CFLAGS	= -std=gnu11 -Wall -Wextra -Werror -g -O1 \
+		  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZERS		:= $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
+
+build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard common/*.[ch] bin/*/*.[ch])
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(wildcard common/*.c) $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	for f in $(FUZZERS); do \
+		n=$${f#build-fuzz/}; mkdir -p build-fuzz/corpus/$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_OPTS) -artifact_prefix=build-fuzz/$$n- \
+		    build-fuzz/corpus/$$n tests/fuzz/seeds/$$n || exit 1; \
+	done
+
+.PHONY: fuzz fuzzers

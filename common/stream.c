@@ -236,7 +236,11 @@ stream_in_idle(struct stream_in *in)
 {
 	struct pollfd pfd = { .fd = fileno(in->fp), .events = POLLIN };
 
-	/* Bytes already in stdio's buffer are a record waiting, not idleness. */
+	/*
+	 * Bytes already in stdio's buffer are a record waiting, not idleness.
+	 * glibc has no call that says so; gnulib's freadahead reads the same
+	 * two FILE fields.
+	 */
 	if (in->fp->_IO_read_ptr < in->fp->_IO_read_end)
 		return 0;
 	return poll(&pfd, 1, 0) == 0;

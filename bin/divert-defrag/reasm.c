@@ -471,7 +471,7 @@ make_room(struct reasm *r, uint32_t n, uint32_t keep)
 
 	while (r->nfree < n) {
 		v = r->oldest;
-		if (v == keep)
+		if (v != NIL && v == keep)	/* keep may be NIL: nothing held */
 			v = D(r, v)->newer;
 		if (v == NIL)
 			return -1;

@@ -239,6 +239,29 @@ test_memory(void)
 	reasm_free(r);
 }
 
+/*
+ * A pool of a few blocks (below --max-memory's minimum, set by hand): a
+ * fragment larger than the whole pool, with nothing held, used to make
+ * make_room look at the datagram NIL (found by tests/fuzz/reasm_fuzz).
+ */
+static void
+test_tiny_pool(void)
+{
+	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 1);
+	size_t len = make4(15, 3000);
+
+	r->nslots = r->nfree = 16;
+	feed4(r, len, 0, 2000, 0);		/* 17 blocks and more: never fits */
+	ok(got.n == 1 && r->st.evicted == 1 && r->st.kept == 1 && got.len[0] == 2020,
+	    "a fragment larger than the pool is written through, not stored");
+	feed4(r, len, 0, 1000, 0);		/* 10 blocks */
+	feed4(r, len, 1000, 1000, 0);		/* 9 more: the datagram alone fills the pool */
+	ok(got.n == 3 && r->st.evicted == 2 && r->st.kept == 3,
+	    "a datagram that outgrows the pool is lost, its fragments written through");
+	ok(reasm_in_use(r) == ((size_t)r->mask + 1) * 4, "nothing left held");
+	reasm_free(r);
+}
+
 static void
 test_timeout_keep(void)
 {
@@ -318,6 +341,7 @@ main(void)
 	test_first_last();
 	test_limits();
 	test_memory();
+	test_tiny_pool();
 	test_timeout_keep();
 	test_v6();
 	return tap_done();
