@@ -1,10 +1,12 @@
 /* divert.c - defaults and error reporting shared by every tool. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "divert.h"
 
@@ -52,20 +54,28 @@ catch_stop_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * Read once: main() calls this among its option checks, before anything is
+ * bound or written, so a bad value is a usage error with nothing to undo.
+ */
 uint32_t
 divert_mark(void)
 {
-	const char *s = getenv("DIVERT_MARK");
+	static uint32_t mark;
+	const char *s;
 	char *end;
 	unsigned long v;
 
+	if (mark != 0)
+		return mark;
+	s = getenv("DIVERT_MARK");
 	if (s == NULL || *s == '\0')
-		return DIVERT_MARK_DEFAULT;
+		return mark = DIVERT_MARK_DEFAULT;
 	errno = 0;
 	v = strtoul(s, &end, 0);
 	if (errno != 0 || *end != '\0' || v == 0 || v > 0xffffffffUL)
 		usage_errx("DIVERT_MARK=%s: want a non-zero 32-bit mark, e.g. 0x20000000", s);
-	return (uint32_t)v;
+	return mark = (uint32_t)v;
 }
 
 void
@@ -99,16 +109,24 @@ errno_hint(int err)
 	}
 }
 
+/* Decimal, or C-style hex with 0x; never octal: "010" is ten, as users mean it. */
 long
 parse_ulong(const char *s, long min, long max)
 {
 	char *end;
 	long v;
+	int base = 10;
 
 	if (s == NULL || *s < '0' || *s > '9')
 		return -1;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!isxdigit((unsigned char)*s))
+			return -1;
+	}
 	errno = 0;
-	v = strtol(s, &end, 10);
+	v = strtol(s, &end, base);
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -1;
 	return v;
@@ -131,4 +149,18 @@ parse_range(const char *s, long max, long *lo, long *hi)
 	if (*lo < 0 || *hi < 0 || *lo > *hi)
 		return -1;
 	return 0;
+}
+
+int
+same_file(const char *in, const char *out)
+{
+	struct stat si, so;
+	int ri, ro;
+
+	if (out == NULL || strcmp(out, "-") == 0)
+		return 0;		/* stdout: the shell opened it, nothing left to save */
+	ri = (in == NULL || strcmp(in, "-") == 0) ? fstat(0, &si) : stat(in, &si);
+	ro = stat(out, &so);
+	return ri == 0 && ro == 0 && S_ISREG(si.st_mode) &&
+	    si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }

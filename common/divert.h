@@ -21,7 +21,10 @@
 #define EX_USAGE_ERR	64	/* bad command line or bad request (sysexits EX_USAGE) */
 #define EX_RUNTIME	1	/* the system said no; the message says why */
 
-/* The loop-avoidance mark bit in force (DIVERT_MARK or the default). */
+/*
+ * The loop-avoidance mark bit in force (DIVERT_MARK or the default), read
+ * once; call it among main()'s option checks so a bad value exits 64 early.
+ */
 uint32_t divert_mark(void);
 
 /* Print "tool: message" and exit 64, after the usage hint (like errx). */
@@ -31,11 +34,17 @@ void usage_errx(const char *fmt, ...)
 /* Turn a netlink/socket errno into a hint for the user ("run as root"). */
 const char *errno_hint(int err);
 
-/* Parse an unsigned decimal in [min,max]; -1 when it is not one. */
+/* Parse an unsigned decimal or 0x hex number in [min,max]; -1 when it is not one. */
 long parse_ulong(const char *s, long min, long max);
 
 /* Parse "N" or "N-M" within [0,max] into *lo,*hi; -1 when malformed. */
 int parse_range(const char *s, long max, long *lo, long *hi);
+
+/*
+ * Whether writing out would destroy the input in (NULL or "-": stdin): both
+ * name one regular file (same device and inode, whatever the spelling).
+ */
+int same_file(const char *in, const char *out);
 
 /* Set by SIGINT, SIGTERM or SIGHUP once catch_stop_signals() has run. */
 extern volatile sig_atomic_t divert_stop;

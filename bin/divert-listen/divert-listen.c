@@ -120,6 +120,7 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 			usage_errx("--rule '%s': %s", a->rule, why);
 	}
 	l->tee = a->tee;
+	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
 /* The stop signals, blocked only between checking divert_stop and ppoll(). */

@@ -232,6 +232,7 @@ main(int argc, char **argv)
 	argp_err_exit_status = EX_USAGE_ERR;
 	rule_init(&a.rule);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
+	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before any request */
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(a.command, commands[i].name) == 0) {
