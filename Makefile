@@ -2,57 +2,94 @@
 #
 #   make            build every tool into build/
 #   make check      install test dependencies, build, run all tests (plain and ASan/UBSan)
+#   make check-unit the unit tests only: no root, no network, seconds
 #   make demo       install dependencies, build, run the demo in a throwaway netns
 #   make bench      measure speed against the stack alone (bench/run.sh)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=     (make uninstall undoes it)
+#
+# CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's: the project's own flags
+# live in DV_* variables that they add to and never replace.
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 BUILD	?= build
+PKG_CONFIG ?= pkg-config
 
-PKGS	= libnetfilter_queue libnftnl libmnl libpcap
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror
-CPPFLAGS += -D_GNU_SOURCE -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DV_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror
+DV_CPPFLAGS = -D_GNU_SOURCE -Icommon -MMD -MP
+DV_LDFLAGS  = -Wl,--as-needed
+SAN_CFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# pkg-config modules, the Debian package of each, and which tool links which.
+PKGS	= libnetfilter_queue libnftnl libmnl libpcap
+DEB_libnetfilter_queue = libnetfilter-queue-dev
+DEB_libnftnl	= libnftnl-dev
+DEB_libmnl	= libmnl-dev
+DEB_libpcap	= libpcap-dev
+USES_divert-rule   = libnftnl libmnl
+USES_divert-listen = libnetfilter_queue libnftnl libmnl libpcap
+USES_divert-inject = libmnl libpcap
+USES_divert-mangle = libpcap
+USES_divert-defrag = libpcap
+
+# pkg-config runs once per module, when this file is read; a module it does
+# not know is reported when something is built (see pkgs-present).
+PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+PKG_CFLAGS  := $(if $(PKG_MISSING),,$(shell $(PKG_CONFIG) --cflags $(PKGS)))
+$(foreach p,$(PKGS),$(eval LIBS_$(p) := $(if $(PKG_MISSING),,$(shell $(PKG_CONFIG) --libs $(p)))))
+libs_of = $(foreach p,$(1),$(LIBS_$(p)))
+
+ALL_CFLAGS   = $(DV_CPPFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(DV_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS  = $(DV_LDFLAGS) $(LDFLAGS)
 
 TOOLS	:= $(notdir $(wildcard bin/*))
-COMMON	:= $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+LIBCOMMON = $(BUILD)/libcommon.a
+COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*.c))
 BENCH	:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 MANS	:= $(wildcard man/*.[0-9])
 
 # Debian packages: to build, and to run the tests and the demo.
-BUILD_DEPS = gcc make pkg-config libnetfilter-queue-dev libnftnl-dev libmnl-dev libpcap-dev
+BUILD_DEPS = gcc make pkg-config $(foreach p,$(PKGS),$(DEB_$(p)))
 RUN_DEPS   = nftables iproute2 tcpdump iputils-ping
-TEST_DEPS  = bats tshark tcpreplay python3-scapy socat mandoc procps util-linux time
+TEST_DEPS  = bats tshark tcpreplay python3-scapy socat mandoc procps util-linux time binutils
 
 all: $(addprefix $(BUILD)/,$(TOOLS))
 
-$(BUILD)/common/%.o: common/%.c common/*.h
-	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+pkgs-present:
+	@if [ -n "$(PKG_MISSING)" ]; then \
+		echo "make: $(PKG_CONFIG) does not find $(PKG_MISSING): install the Debian" \
+		    "packages pkg-config $(foreach p,$(PKG_MISSING),$(DEB_$(p))) (make deps does)" >&2; \
+		exit 1; \
+	fi
 
-$(BUILD)/bin/%.o: bin/%.c common/*.h $(wildcard bin/*/*.h)
+$(BUILD)/%.o: %.c | pkgs-present
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Ibin/$(*D) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -I$(<D) -c -o $@ $<
 
-# A tool is every .c file in bin/<tool>/ plus the common objects.
+$(LIBCOMMON): $(COMMON_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# A tool is every .c file in bin/<tool>/, the common archive, and its libraries.
 tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1)/*.c))
 .SECONDARY:
 .SECONDEXPANSION:
-$(BUILD)/%: $$(call tool_objs,$$*) $(COMMON)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(addprefix $(BUILD)/,$(TOOLS)): $(BUILD)/%: $$(call tool_objs,$$*) $(LIBCOMMON)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(USES_$*)) $(LDLIBS)
 
-# Unit tests may include a tool's own .c file to test it; rebuild on any change.
-$(BUILD)/unit/%: tests/unit/%.c $(COMMON) $(wildcard bin/*/*.[ch] tests/unit/*.h)
+# Unit tests may include a tool's own .c file to test it: they depend on it
+# through their .d files.  They and the bench programs link everything.
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMMON) $(LDLIBS)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(COMMON)
-	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 units: $(UNITS)
 
@@ -66,15 +103,19 @@ test-deps:
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 check: test-deps
 	$(MAKE) all units $(BENCH)
-	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
+	$(MAKE) BUILD=build-asan CFLAGS='$(SAN_CFLAGS)' all units
 	sh tests/run build build-asan
 
-check-plain: test-deps all units $(BENCH)
-	sh tests/run build
+check-plain: test-deps
+	$(MAKE) all units $(BENCH)
+	sh tests/run $(BUILD)
 
 check-asan: test-deps
-	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' all units
+	$(MAKE) BUILD=build-asan CFLAGS='$(SAN_CFLAGS)' all units
 	sh tests/run build-asan
+
+check-unit: units
+	sh tests/run --units $(BUILD)
 
 # Throughput, latency and offline speed, in throwaway namespaces (bench/run.sh).
 bench: test-deps
@@ -93,23 +134,28 @@ install: all
 	install -m 755 $(addprefix $(BUILD)/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
 	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 
-clean:
-	rm -rf build build-asan build-fuzz
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	for m in $(MANS); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
-.PHONY: all units bench deps test-deps check check-plain check-asan demo lint-man install clean
+clean:
+	rm -rf $(BUILD) build build-asan build-fuzz
+
+.PHONY: all units bench deps test-deps check check-plain check-asan check-unit demo \
+	lint-man install uninstall clean pkgs-present
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/README): not part of check.
 # Each harness is built into build-fuzz/ and run FUZZ_SECONDS, one at a time.
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_OPTS	?= -max_len=8192
-FUZZ_CFLAGS	= -std=gnu11 -Wall -Wextra -Werror -g -O1 \
-		  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS	= $(DV_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS		:= $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard common/*.[ch] bin/*/*.[ch])
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(wildcard common/*.c) $(LDLIBS)
+	$(FUZZ_CC) -D_GNU_SOURCE -Icommon $(PKG_CFLAGS) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< \
+	    $(wildcard common/*.c) $(call libs_of,$(PKGS)) $(LDLIBS)
 
 fuzzers: $(FUZZERS)
 

@@ -19,5 +19,5 @@
 	    "mangle speed / tcprewrite" "defrag Mfragments/s"; do
 		echo "$output" | grep -Eq "^$ratio .* [0-9]+\.[0-9]+   target"
 	done
-	! ip netns list | grep -q -- "-bench"
+	[ -z "$(ip netns list | grep -- -bench)" ]
 }

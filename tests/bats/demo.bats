@@ -8,5 +8,5 @@
 	[ "$(echo "$output" | grep -c 'Out IP 10.77.0.1 > 10.77.0.2: ICMP echo request')" -eq 3 ]
 	[[ "$output" == *"3 packets transmitted, 3 received"* ]]
 	[[ "$output" == *"3 injected (3 out, 0 in)"* ]]
-	! ip netns list | grep -q divert-demo
+	[ -z "$(ip netns list | grep divert-demo)" ]
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# The test harness itself: tests/run (and so make check-unit and make check)
+# must fail when a test program crashes, exits non-zero, or prints fewer
+# results than it planned -- even when every line it printed said "ok".
+
+TOP="$BATS_TEST_DIRNAME/../.."
+
+setup() {
+	TMP=$(mktemp -d)
+	mkdir "$TMP/unit"
+}
+
+teardown() {
+	rm -rf "$TMP"
+}
+
+# units FAKE...: a build directory whose unit tests are the named fakes.
+units() {
+	for f in "$@"; do
+		cp "$TOP/tests/harness/$f" "$TMP/unit/"
+	done
+	run sh "$TOP/tests/run" --units "$TMP"
+	echo "$output"
+}
+
+@test "harness: a well-behaved unit test passes and is counted" {
+	units good
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "2 passed, 0 failed" ]
+}
+
+@test "harness: a unit test that dies after its last ok fails the run, by name" {
+	units good crash_after_ok
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not ok - unit crash_after_ok ["*"]: died on signal 11"* ]]
+	[ "${lines[-1]}" = "4 passed, 1 failed" ]
+}
+
+@test "harness: a unit test that prints fewer results than its plan fails the run" {
+	units short_plan
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not ok - unit short_plan ["*"]: planned 3 results, printed 2"* ]]
+	[ "${lines[-1]}" = "2 passed, 1 failed" ]
+}
+
+@test "harness: a unit test that exits non-zero with every result ok fails the run" {
+	units bad_exit
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not ok - unit bad_exit ["*"]: exited with status 2 and no failed test"* ]]
+}
+
+@test "harness: make check-unit fails when a unit test crashes after printing ok" {
+	# A copy of this build (up to date, so make rebuilds nothing) plus the fake.
+	cp -a "$DIVERT_BUILD/." "$TMP/"
+	cp "$TOP/tests/harness/crash_after_ok" "$TMP/unit/"
+	run make -s -C "$TOP" check-unit BUILD="$TMP"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not ok - unit crash_after_ok"*"died on signal 11"* ]]
+	[[ "${lines[-2]}" == *" passed, 1 failed" ]] || [[ "$output" == *" passed, 1 failed"* ]]
+}
+
+@test "build: the project's warning flags survive a CFLAGS given on the command line" {
+	run make -s -n -C "$TOP" BUILD="$TMP/b" CFLAGS=-O0 "$TMP/b/common/csum.o"
+	echo "$output"
+	[[ "$output" == *"-std=gnu11 -Wall -Wextra -Werror -O0"* ]]
+}
+
+@test "build: each tool links only the libraries it uses" {
+	needed() { readelf -d "$DIVERT_BUILD/$1" | sed -n 's/.*(NEEDED).*\[\(lib[a-z_]*\).*/\1/p' | tr '\n' ' '; }
+	[ "$(needed divert-mangle)" = "libpcap libc " ]
+	[ "$(needed divert-defrag)" = "libpcap libc " ]
+	[ "$(needed divert-inject)" = "libmnl libpcap libc " ]
+	[ "$(needed divert-rule)" = "libnftnl libmnl libc " ]
+	[[ "$(needed divert-listen)" == *libnetfilter_queue* ]]
+}
+
+@test "harness: no bats test uses a bare '! cmd' before its last line (errexit ignores it)" {
+	# The last command of a test decides its status, so only mid-test '!' is a lie.
+	run awk '
+		/^@test/ { intest = 1; held = ""; next }
+		intest && /^}/ { intest = 0; held = ""; next }
+		intest && /^[ \t]*$/ { next }
+		intest {
+			if (held != "") print held
+			held = /^[ \t]*! / ? FILENAME ":" FNR ": " $0 : ""
+		}
+		' "$TOP"/tests/bats/*.bats
+	echo "$output"
+	[ -z "$output" ]
+}
