@@ -1343,14 +1343,12 @@ put_del_rule(struct nl *nl, struct mnl_nlmsg_batch *b, const char *chain,
  * genid, the one in which no copy of the rule was found.
  */
 static int
-send_add(struct nl *nl, struct divert_rule *r, enum verdict_kind kind,
-    uint32_t genid)
+send_add(struct nl *nl, struct divert_rule *r, const char *chain,
+    enum verdict_kind kind, uint32_t genid)
 {
 	struct mnl_nlmsg_batch *b = batch_start(nl, &genid);
-	char chain[NFT_CHAIN_MAXNAMELEN];
 	int ret;
 
-	chain_name(r, chain, sizeof(chain));
 	put_table(nl, b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_new_chain(nl, b, r, chain);
 	put_new_rule(nl, b, r, chain, kind);
@@ -1722,10 +1720,34 @@ find_same(struct ruleset *rs, const struct divert_rule *r)
 	return find_rule(rs, &spec);
 }
 
+/*
+ * The chain for r: the table's chain of r's hook and priority, whatever it
+ * is called, else a new one by chain_name() -- or "<hook>_<priority>" when
+ * that name is taken by a chain of another priority (a table made when the
+ * hook's default priority was another).
+ */
+static void
+pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].chain == r->chain &&
+		    rs->chains[i].priority == r->priority) {
+			snprintf(buf, len, "%s", rs->chains[i].name);
+			return;
+		}
+	chain_name(r, buf, len);
+	if (find_chain(rs, buf) != NULL)
+		snprintf(buf, len, "%s_%d", chains[r->chain].name, r->priority);
+}
+
 /* One try: refuse a copy of a rule that is there, else add it. */
 static int
 add_unless_there(struct nl *nl, struct divert_rule *r)
 {
+	char chain[NFT_CHAIN_MAXNAMELEN];
 	struct rule_info *same;
 	struct ruleset rs;
 	int ret;
@@ -1736,12 +1758,13 @@ add_unless_there(struct nl *nl, struct divert_rule *r)
 		r->handle = same->rule.handle;
 		ret = -EEXIST;
 	} else {
-		ret = send_add(nl, r, QUEUE_NATIVE, rs.genid);
+		pick_chain(&rs, r, chain, sizeof(chain));
+		ret = send_add(nl, r, chain, QUEUE_NATIVE, rs.genid);
 		/* No nft queue expression in this kernel (CONFIG_NFT_QUEUE
 		 * unset): the xtables NFQUEUE target through nft_compat
 		 * does the same. */
 		if (ret == -ENOENT || ret == -EOPNOTSUPP)
-			ret = send_add(nl, r, QUEUE_COMPAT, rs.genid);
+			ret = send_add(nl, r, chain, QUEUE_COMPAT, rs.genid);
 	}
 	ruleset_free(&rs);
 	return ret;

@@ -584,3 +584,21 @@ inC() { ip netns exec "$NS_C" "$@"; }
 	[ "$output" != hello ]
 	[ "$(diverted "$NS_A")" -ge 1 ]
 }
+
+@test "rule: a table made under the old default (output at 0) keeps working" {
+	inA nft add table inet divert
+	inA nft add chain inet divert output '{ type filter hook output priority 0; }'
+	ruleA add output icmp 1			# -150: a chain of its own
+	ruleA add output icmp 2 --priority 0	# into the old chain
+	run inA nft list chain inet divert output
+	[[ "$output" == *"priority filter;"* ]]
+	[[ "$output" == *"l4proto icmp"* ]]
+	run inA nft list chain inet divert output_-150
+	[[ "$output" == *"priority mangle;"* ]]
+	run ruleA list
+	[[ "${lines[0]}" == "output icmp 2 --priority 0 --handle "* ]]
+	[[ "${lines[1]}" == "output icmp 1 --handle "* ]]
+	ruleA del output icmp 2 --priority 0
+	ruleA del output icmp 1
+	[ -z "$(divert_table "$NS_A")" ]
+}
