@@ -14,19 +14,24 @@
  *   meta iifname == IFACE, oifname		-i, -o
  *   counter
  *   queue (native) or target NFQUEUE v3	the divert port(s)
- * The decoder accepts exactly this shape and nothing else.
+ * The decoder accepts exactly this shape and nothing else.  The rule's
+ * comment (NFTNL_RULE_USERDATA) holds the tag rule_add() gave it.
  */
 #include <arpa/inet.h>
 #include <err.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -41,20 +46,31 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 
 #include "divert.h"
 #include "rule.h"
 
-/* Chain names are the hook names; enum rule_chain indexes this table. */
+/*
+ * Chain names are the hook names; enum rule_chain indexes this table.
+ * Default priorities: a packet diverted after NAT has changed it comes back
+ * (as a copy, through divert-inject) looking like a new connection, and a
+ * NATed connection then times out.  On prerouting and output, -150 is after
+ * defragmentation and connection tracking (-400, -200) but before
+ * destination NAT (-100), so the copy goes through NAT as the original
+ * would have.  Input, forward and postrouting come after prerouting's and
+ * output's NAT at any priority: nothing better than 0 (filter) there.
+ */
 static const struct {
 	const char	*name;
 	int		 hook;
+	int		 priority;
 } chains[] = {
-	[CHAIN_PREROUTING]	= { "prerouting",	NF_INET_PRE_ROUTING },
-	[CHAIN_INPUT]		= { "input",		NF_INET_LOCAL_IN },
-	[CHAIN_FORWARD]		= { "forward",		NF_INET_FORWARD },
-	[CHAIN_OUTPUT]		= { "output",		NF_INET_LOCAL_OUT },
-	[CHAIN_POSTROUTING]	= { "postrouting",	NF_INET_POST_ROUTING },
+	[CHAIN_PREROUTING]	= { "prerouting",	NF_INET_PRE_ROUTING,	-150 },
+	[CHAIN_INPUT]		= { "input",		NF_INET_LOCAL_IN,	0 },
+	[CHAIN_FORWARD]		= { "forward",		NF_INET_FORWARD,	0 },
+	[CHAIN_OUTPUT]		= { "output",		NF_INET_LOCAL_OUT,	-150 },
+	[CHAIN_POSTROUTING]	= { "postrouting",	NF_INET_POST_ROUTING,	0 },
 };
 #define NCHAINS	(sizeof(chains) / sizeof(chains[0]))
 
@@ -77,6 +93,8 @@ enum {
 #define NLMSG_REQ_SIZE	512	/* a get or dump request */
 #define NLMSG_READ_SIZE	32768	/* what a dump answers at once */
 #define RETRIES		10	/* rereads when the ruleset changes under us */
+#define TAG_FORMAT	"divert tag %016" PRIx64	/* the rule's comment */
+#define PROC_QUEUES	"/proc/net/netfilter/nfnetlink_queue"
 
 static int
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -117,9 +135,15 @@ chain_by_name(const char *s)
 	size_t i;
 
 	for (i = 0; i < NCHAINS; i++)
-		if (strcmp(s, chains[i].name) == 0)
+		if (strcasecmp(s, chains[i].name) == 0)	/* OUTPUT, as HOWTOs write */
 			return (int)i;
 	return CHAIN_NONE;
+}
+
+int
+rule_default_priority(int chain)
+{
+	return chain >= 0 && (size_t)chain < NCHAINS ? chains[chain].priority : 0;
 }
 
 static int
@@ -128,7 +152,7 @@ proto_by_name(const char *s)
 	size_t i;
 
 	for (i = 0; i < NPROTOS; i++)
-		if (strcmp(s, protos[i].name) == 0)
+		if (strcasecmp(s, protos[i].name) == 0)
 			return protos[i].num;
 	return (int)parse_ulong(s, 0, 255);
 }
@@ -221,18 +245,21 @@ parse_addr(const char *s, struct rule_addr *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* A signed 32-bit number, decimal or 0x hex, as parse_ulong() reads them. */
 static int
 parse_priority(const char *s, int *prio)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < INT_MIN ||
-	    v > INT_MAX)
-		return -1;
-	*prio = (int)v;
+	if (*s == '-') {
+		if ((v = parse_ulong(s + 1, 0, -(long)INT_MIN)) < 0)
+			return -1;
+		*prio = (int)-v;
+	} else {
+		if ((v = parse_ulong(s, 0, INT_MAX)) < 0)
+			return -1;
+		*prio = (int)v;
+	}
 	return 0;
 }
 
@@ -324,6 +351,7 @@ parse_rule_option(int key, char *arg, struct argp_state *state)
 		if (parse_priority(arg, &r->priority) < 0)
 			return option_fail(state, "bad --priority '%s': want a "
 			    "32-bit signed number, e.g. -450", arg);
+		r->priority_set = 1;
 		return 0;
 	case OPT_FANOUT:
 		r->fanout = 1;
@@ -352,10 +380,10 @@ static const struct argp_option rule_options[] = {
 	    "Let packets go on while nobody listens on the port (default: "
 	    "drop them)", 0 },
 	{ "priority", OPT_PRIORITY, "N", 0,
-	    "Chain priority (default 0; -450 sees fragments before "
-	    "conntrack)", 0 },
+	    "Chain priority (default -150 on prerouting and output, before "
+	    "NAT; 0 elsewhere; -450 sees fragments before conntrack)", 0 },
 	{ "fanout", OPT_FANOUT, NULL, 0,
-	    "Spread a port range A-B by CPU instead of by flow", 0 },
+	    "Spread a port range A-B by CPU (without it: by address pair)", 0 },
 	{ 0 }
 };
 
@@ -376,6 +404,8 @@ rule_parse_words(struct divert_rule *r, char *const *words, int n,
 	if (r->chain == CHAIN_NONE)
 		return seterr(err, errlen, "unknown chain '%s': want prerouting, "
 		    "input, forward, output or postrouting", words[i]);
+	if (!r->priority_set)
+		r->priority = chains[r->chain].priority;
 	i++;
 	/* PROTO is there when a word is left over for it. */
 	if (n - i > (want_port ? 1 : 0)) {
@@ -600,7 +630,10 @@ rule_format(const struct divert_rule *r, char *buf, size_t len)
 		put(&t, "-o %s", r->oif);
 	if (r->pass_through)
 		put(&t, "--pass-through");
-	if (r->priority != 0)
+	/* Only a priority other than the chain's default, which the rule
+	 * takes again when the line is added back. */
+	if (r->chain == CHAIN_NONE ? r->priority_set || r->priority != 0 :
+	    r->priority != chains[r->chain].priority)
 		put(&t, "--priority %d", r->priority);
 	if (r->fanout)
 		put(&t, "--fanout");
@@ -1027,6 +1060,7 @@ static int
 decode_exprs(struct nftnl_rule *nr, struct divert_rule *r)
 {
 	struct cursor c = { .n = 0, .i = 0 };
+	struct nftnl_expr *e;
 	uint8_t nfproto, l4proto;
 
 	if (nftnl_expr_foreach(nr, collect_expr, &c) < 0 || !take_mark(&c))
@@ -1046,8 +1080,11 @@ decode_exprs(struct nftnl_rule *nr, struct divert_rule *r)
 	take_port(&c, 2, &r->dport_lo, &r->dport_hi);
 	take_ifname(&c, NFT_META_IIFNAME, r->iif);
 	take_ifname(&c, NFT_META_OIFNAME, r->oif);
-	if (peek(&c, 0, "counter") != NULL)
+	if ((e = peek(&c, 0, "counter")) != NULL) {
+		r->packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		r->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
 		c.i++;
+	}
 	if (!take_verdict(&c, r) || c.i != c.n)
 		return -1;
 	return 0;
@@ -1203,11 +1240,12 @@ put_table(struct nl *nl, struct mnl_nlmsg_batch *b, uint16_t type,
 	mnl_nlmsg_batch_next(b);
 }
 
-/* One chain per hook and priority: "output", "prerouting_-450". */
+/* One chain per hook and priority: "output" at the hook's default
+ * priority, "prerouting_-450" at another. */
 static void
 chain_name(const struct divert_rule *r, char *buf, size_t len)
 {
-	if (r->priority == 0)
+	if (r->priority == chains[r->chain].priority)
 		snprintf(buf, len, "%s", chains[r->chain].name);
 	else
 		snprintf(buf, len, "%s_%d", chains[r->chain].name, r->priority);
@@ -1246,6 +1284,21 @@ put_del_chain(struct nl *nl, struct mnl_nlmsg_batch *b, const char *name)
 	mnl_nlmsg_batch_next(b);
 }
 
+/* The tag as the rule's comment, in the layout nft reads and prints. */
+static void
+set_tag(struct nftnl_rule *nr, uint64_t tag)
+{
+	struct nftnl_udata_buf *ud = must(nftnl_udata_buf_alloc(64));
+	char text[64];
+
+	snprintf(text, sizeof(text), TAG_FORMAT, tag);
+	if (!nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, text))
+		errx(EX_RUNTIME, "rule comment does not fit");
+	nftnl_rule_set_data(nr, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
+	    nftnl_udata_buf_len(ud));
+	nftnl_udata_buf_free(ud);
+}
+
 static void
 put_new_rule(struct nl *nl, struct mnl_nlmsg_batch *b,
     const struct divert_rule *r, const char *chain, enum verdict_kind kind)
@@ -1257,6 +1310,8 @@ put_new_rule(struct nl *nl, struct mnl_nlmsg_batch *b,
 	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	add_matches(nr, r, kind);
+	if (r->tag != 0)
+		set_tag(nr, r->tag);
 	/* NLM_F_ECHO: the kernel sends the rule back, with its handle. */
 	nlh = batch_msg(nl, b, NFT_MSG_NEWRULE,
 	    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO);
@@ -1282,15 +1337,18 @@ put_del_rule(struct nl *nl, struct mnl_nlmsg_batch *b, const char *chain,
 	mnl_nlmsg_batch_next(b);
 }
 
-/* Table, chain and rule in one batch, so nothing is left half made. */
+/*
+ * Table, chain and rule in one batch, so nothing is left half made; the
+ * kernel refuses it (ERESTART) if the ruleset is no longer generation
+ * genid, the one in which no copy of the rule was found.
+ */
 static int
-send_add(struct nl *nl, struct divert_rule *r, enum verdict_kind kind)
+send_add(struct nl *nl, struct divert_rule *r, const char *chain,
+    enum verdict_kind kind, uint32_t genid)
 {
-	struct mnl_nlmsg_batch *b = batch_start(nl, NULL);
-	char chain[NFT_CHAIN_MAXNAMELEN];
+	struct mnl_nlmsg_batch *b = batch_start(nl, &genid);
 	int ret;
 
-	chain_name(r, chain, sizeof(chain));
 	put_table(nl, b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_new_chain(nl, b, r, chain);
 	put_new_rule(nl, b, r, chain, kind);
@@ -1299,24 +1357,17 @@ send_add(struct nl *nl, struct divert_rule *r, enum verdict_kind kind)
 	return ret;
 }
 
-int
-rule_add(struct divert_rule *r)
+/* A tag no other rule has: random, never 0 (which means "no tag"). */
+static uint64_t
+new_tag(void)
 {
-	char why[128];
-	struct nl nl;
-	int ret;
+	uint64_t tag = 0;
 
-	if (rule_check(r, why, sizeof(why)) < 0)
-		return -EINVAL;
-	if ((ret = nl_open(&nl)) < 0)
-		return ret;
-	ret = send_add(&nl, r, QUEUE_NATIVE);
-	/* No nft queue expression in this kernel (CONFIG_NFT_QUEUE unset):
-	 * the xtables NFQUEUE target through nft_compat does the same. */
-	if (ret == -ENOENT || ret == -EOPNOTSUPP)
-		ret = send_add(&nl, r, QUEUE_COMPAT);
-	nl_close(&nl);
-	return ret;
+	while (tag == 0)
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
+			    (uint64_t)(uintptr_t)&tag;
+	return tag;
 }
 
 /* --- reading the table back ------------------------------------------- */
@@ -1429,6 +1480,39 @@ find_chain(struct ruleset *rs, const char *name)
 	return NULL;
 }
 
+static int
+comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	const char **comment = data;
+	const char *s = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && len > 0 &&
+	    s[len - 1] == '\0')
+		*comment = s;
+	return MNL_CB_OK;
+}
+
+/* The tag in the rule's comment; 0 when it has none of ours. */
+static uint64_t
+read_tag(const struct nftnl_rule *nr)
+{
+	const char *comment = NULL;
+	const void *data;
+	uint64_t tag;
+	uint32_t len;
+	char check[64];
+
+	if (!nftnl_rule_is_set(nr, NFTNL_RULE_USERDATA) ||
+	    (data = nftnl_rule_get_data(nr, NFTNL_RULE_USERDATA, &len)) == NULL ||
+	    nftnl_udata_parse(data, len, comment_cb, &comment) < 0 ||
+	    comment == NULL || sscanf(comment, "divert tag %" SCNx64, &tag) != 1)
+		return 0;
+	/* Exactly what set_tag() writes, nothing more. */
+	snprintf(check, sizeof(check), TAG_FORMAT, tag);
+	return strcmp(check, comment) == 0 ? tag : 0;
+}
+
 static void
 decode_rule(struct nftnl_rule *nr, const struct chain_info *ci,
     struct divert_rule *r)
@@ -1438,6 +1522,7 @@ decode_rule(struct nftnl_rule *nr, const struct chain_info *ci,
 
 	rule_init(r);
 	r->handle = nftnl_rule_get_u64(nr, NFTNL_RULE_HANDLE);
+	r->tag = read_tag(nr);
 	if (ci == NULL || ci->chain == CHAIN_NONE)
 		return;
 	d = *r;
@@ -1563,6 +1648,9 @@ find_rule(struct ruleset *rs, const struct divert_rule *r)
 		ri = &rs->rules[i];
 		if (r->handle != 0 && ri->rule.handle != r->handle)
 			continue;
+		/* Tagged: that very rule, not one that reads the same. */
+		if (r->tag != 0 && ri->rule.tag != r->tag)
+			continue;
 		if (r->chain == CHAIN_NONE)
 			return ri->chain != NULL ? ri : NULL;
 		if (ri->rule.chain == CHAIN_NONE)
@@ -1619,6 +1707,110 @@ rule_del(const struct divert_rule *r)
 	}
 	nl_close(&nl);
 	return ret;
+}
+
+/* A rule reading the same as r (handle and tag aside), or NULL. */
+static struct rule_info *
+find_same(struct ruleset *rs, const struct divert_rule *r)
+{
+	struct divert_rule spec = *r;
+
+	spec.handle = 0;
+	spec.tag = 0;
+	return find_rule(rs, &spec);
+}
+
+/*
+ * The chain for r: the table's chain of r's hook and priority, whatever it
+ * is called, else a new one by chain_name() -- or "<hook>_<priority>" when
+ * that name is taken by a chain of another priority (a table made when the
+ * hook's default priority was another).
+ */
+static void
+pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].chain == r->chain &&
+		    rs->chains[i].priority == r->priority) {
+			snprintf(buf, len, "%s", rs->chains[i].name);
+			return;
+		}
+	chain_name(r, buf, len);
+	if (find_chain(rs, buf) != NULL)
+		snprintf(buf, len, "%s_%d", chains[r->chain].name, r->priority);
+}
+
+/* One try: refuse a copy of a rule that is there, else add it. */
+static int
+add_unless_there(struct nl *nl, struct divert_rule *r)
+{
+	char chain[NFT_CHAIN_MAXNAMELEN];
+	struct rule_info *same;
+	struct ruleset rs;
+	int ret;
+
+	if ((ret = read_ruleset(nl, &rs)) < 0)
+		return ret;
+	if ((same = find_same(&rs, r)) != NULL) {
+		r->handle = same->rule.handle;
+		ret = -EEXIST;
+	} else {
+		pick_chain(&rs, r, chain, sizeof(chain));
+		ret = send_add(nl, r, chain, QUEUE_NATIVE, rs.genid);
+		/* No nft queue expression in this kernel (CONFIG_NFT_QUEUE
+		 * unset): the xtables NFQUEUE target through nft_compat
+		 * does the same. */
+		if (ret == -ENOENT || ret == -EOPNOTSUPP)
+			ret = send_add(nl, r, chain, QUEUE_COMPAT, rs.genid);
+	}
+	ruleset_free(&rs);
+	return ret;
+}
+
+int
+rule_add(struct divert_rule *r)
+{
+	char why[128];
+	struct nl nl;
+	int ret, tries;
+
+	if (rule_check(r, why, sizeof(why)) < 0)
+		return -EINVAL;
+	if ((ret = nl_open(&nl)) < 0)
+		return ret;
+	r->handle = 0;
+	r->tag = new_tag();
+	/* ERESTART: the ruleset changed between reading and adding. */
+	for (tries = 0, ret = -ERESTART; ret == -ERESTART && tries < RETRIES;
+	    tries++)
+		ret = add_unless_there(&nl, r);
+	nl_close(&nl);
+	return ret;
+}
+
+int
+rule_has_listener(const struct divert_rule *r)
+{
+	unsigned long queue;
+	char line[256];
+	int found = 0;
+	FILE *f;
+
+	/* No file: nfnetlink_queue is not loaded, so nobody listens. */
+	if ((f = fopen(PROC_QUEUES, "re")) == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	/* One line per bound queue, its number first. */
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%lu", &queue) == 1 &&
+		    (long)queue >= r->port_lo && (long)queue <= r->port_hi)
+			found = 1;
+	if (ferror(f))
+		found = -EIO;
+	fclose(f);
+	return found;
 }
 
 int

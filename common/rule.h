@@ -31,10 +31,20 @@ struct divert_rule {
 	long		dport_lo, dport_hi;	/* -1: any */
 	char		iif[IFNAMSIZ], oif[IFNAMSIZ];	/* "": any */
 	int		pass_through;	/* NFQUEUE bypass when nobody listens */
-	int		priority;	/* chain priority, default 0 */
+	int		priority;	/* chain priority; rule_parse_words() puts
+					 * the chain's default unless given */
+	int		priority_set;	/* --priority given */
 	int		fanout;		/* NFQ_FLAG_CPU_FANOUT over port_lo..port_hi */
 	long		port_lo, port_hi;	/* divert port(s): NFQUEUE numbers */
 	uint64_t	handle;		/* kernel handle once added or listed; 0 unknown */
+	/*
+	 * The tag rule_add() puts on the rule (a random number, in the rule's
+	 * comment) and rule_list() reads back; 0: none.  rule_del() of a rule
+	 * with a tag deletes only the rule carrying that tag, so a handle
+	 * reused after a flush never names someone else's rule.
+	 */
+	uint64_t	tag;
+	uint64_t	packets, bytes;	/* the rule's counter, as listed */
 };
 
 /* Reset a rule to "nothing chosen yet" (no chain, any proto, no port). */
@@ -68,12 +78,27 @@ int rule_check(const struct divert_rule *r, char *err, size_t errlen);
 #define RULE_TEXT_MAX	512	/* room for any rule_format() output */
 int rule_format(const struct divert_rule *r, char *buf, size_t len);
 
+/* The default priority of a chain's hook (prerouting and output -150,
+ * before NAT; the others 0), or 0 for CHAIN_NONE. */
+int rule_default_priority(int chain);
+
+/*
+ * 1 when a listener is bound to one of the rule's divert ports now (its
+ * queue shows in /proc/net/netfilter/nfnetlink_queue of this network
+ * namespace), 0 when not, a negative errno when that cannot be read.
+ */
+int rule_has_listener(const struct divert_rule *r);
+
 /*
  * Kernel operations.  All return 0 or a negative errno (-EPERM when not
  * root, -ENOENT when the rule or table does not exist).
  */
-int rule_add(struct divert_rule *r);		/* sets r->handle */
-int rule_del(const struct divert_rule *r);	/* by handle if set, else by spec */
+/* Sets r->handle and r->tag.  -EEXIST when the same rule is there already:
+ * then r->handle is that rule's handle. */
+int rule_add(struct divert_rule *r);
+/* By handle if set, else the first rule of the same spec; with a tag, only
+ * the rule that carries it (-ENOENT when that rule is gone). */
+int rule_del(const struct divert_rule *r);
 /* cb gets every rule of the table in order; one that is not a divert rule
  * comes with chain CHAIN_NONE and only its handle.  No table: no calls. */
 int rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg);

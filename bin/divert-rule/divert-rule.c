@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "divert.h"
 #include "rule.h"
@@ -27,6 +28,7 @@ struct args {
 	const char		*command;
 	char			**words;	/* CHAIN [PROTO] PORT */
 	int			 nwords;
+	int			 in_comment;	/* after a word "#" */
 	struct divert_rule	 rule;
 };
 
@@ -34,6 +36,8 @@ static const struct argp_option options[] = {
 	{ "handle", OPT_HANDLE, "N", 0,
 	    "del: the rule with this handle, as `list' shows it; "
 	    "add: ignored, so a listed line can be added again", 0 },
+	{ NULL, 0, NULL, 0, "A word starting with # ends the command line: the "
+	    "rest of a listed line (packets, bytes, listener) is ignored.", 0 },
 	{ 0 }
 };
 
@@ -58,14 +62,23 @@ parse_arg(int key, char *arg, struct argp_state *state)
 		a->rule.handle = (uint64_t)handle;
 		return 0;
 	case ARGP_KEY_ARG:
+		/* `list' ends a line with "# packets N ...": a comment, as
+		 * in the shell, so the line can be fed back word by word. */
+		if (arg[0] == '#')
+			a->in_comment = 1;
+		if (a->in_comment)
+			return 0;
 		if (a->command == NULL)
 			a->command = arg;
 		else
 			a->words[a->nwords++] = arg;
 		return 0;
 	case ARGP_KEY_NO_ARGS:
-		argp_error(state, "missing command: add, del, list or flush");
-		return EINVAL;
+	case ARGP_KEY_END:	/* nothing but a comment, e.g. "# handle 5" */
+		if (a->command == NULL)
+			argp_error(state, "missing command: add, del, list "
+			    "or flush");
+		return 0;
 	}
 	return ARGP_ERR_UNKNOWN;
 }
@@ -85,9 +98,12 @@ static const struct argp argp = {
 	"Add, delete and list divert rules: nftables rules in table inet "
 	"divert that take matching packets out of the IP stack and hand them "
 	"to a divert port (an NFQUEUE number) for divert-listen.\v"
-	"CHAIN: prerouting, input, forward, output or postrouting.  "
+	"CHAIN: prerouting, input, forward, output or postrouting (any case).  "
 	"PROTO: tcp, udp, icmp, icmpv6, sctp, udplite or 0..255; all when "
-	"omitted.  PORT: 0..65535, or A-B to balance over queues A..B.  "
+	"omitted.  PORT: 0..65535, or A-B: queues A..B, balanced by address "
+	"pair (by CPU with --fanout).  Numbers may be 0x hex.  `list' prints "
+	"each rule as `add' takes it, with its handle, then "
+	"\"# packets N bytes N listener yes|no\".  "
 	"Rules skip packets whose mark has the DIVERT_MARK bit (default "
 	"0x20000000), which divert-inject sets.  Without --pass-through, "
 	"packets are dropped while nobody listens on the port.",
@@ -138,6 +154,9 @@ do_add(struct args *a)
 	parse_rule_words(a);
 	a->rule.handle = 0;	/* a listed line's handle means nothing here */
 	ret = rule_add(&a->rule);
+	if (ret == -EEXIST)
+		errx(EX_USAGE_ERR, "add: that rule exists already (handle %"
+		    PRIu64 ")", a->rule.handle);
 	if (ret == -ENOENT)
 		errx(EX_RUNTIME, "add: the kernel has neither the nft queue "
 		    "expression nor the xt NFQUEUE target (modprobe nft_queue "
@@ -168,6 +187,20 @@ do_del(struct args *a)
 		fail("del", ret);
 }
 
+static const char *
+listener_text(const struct divert_rule *r)
+{
+	switch (rule_has_listener(r)) {
+	case 1:
+		return "yes";
+	case 0:
+		return "no";
+	default:
+		return "unknown";	/* /proc unreadable: say so, list on */
+	}
+}
+
+/* The rule as `add' takes it, then a comment that add and del skip. */
 static int
 print_rule(const struct divert_rule *r, void *arg)
 {
@@ -180,7 +213,8 @@ print_rule(const struct divert_rule *r, void *arg)
 		return 0;
 	}
 	describe(r, text, sizeof(text));
-	printf("%s\n", text);
+	printf("%s # packets %" PRIu64 " bytes %" PRIu64 " listener %s\n",
+	    text, r->packets, r->bytes, listener_text(r));
 	return 0;
 }
 
@@ -235,7 +269,7 @@ main(int argc, char **argv)
 	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before any request */
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(a.command, commands[i].name) == 0) {
+		if (strcasecmp(a.command, commands[i].name) == 0) {
 			commands[i].run(&a);
 			free(a.words);
 			return 0;

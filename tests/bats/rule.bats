@@ -40,6 +40,11 @@ reaches() {
 # fails CMD...: CMD must fail ("! CMD" would not stop a bats test).
 fails() { if "$@"; then return 1; fi; }
 
+# handle_of SPEC: the handle `list' shows for the rule SPEC in A.
+handle_of() {
+	ruleA list | sed -n "s/^$1 --handle \([0-9]*\) # .*/\1/p"
+}
+
 udp_bound() { [ -n "$(ip netns exec "$1" ss -Hlun "sport = :$2")" ]; }
 
 # udp_listen NS PORT: collect what arrives on UDP PORT in $TMP/udp-PORT.
@@ -287,8 +292,8 @@ inC() { ip netns exec "$NS_C" "$@"; }
 	postrouting sctp 65535 -4 --dport 9
 	EOF
 	echo "$output" >"$TMP/list"
-	sed 's/ --handle [0-9]*$//' "$TMP/list" | diff -u "$TMP/want" -
-	[ "$(grep -c -- ' --handle [0-9][0-9]*$' "$TMP/list")" -eq 5 ]
+	sed 's/ --handle [0-9]* # .*$//' "$TMP/list" | diff -u "$TMP/want" -
+	[ "$(grep -c -- ' --handle [0-9][0-9]* # packets 0 bytes 0 listener no$' "$TMP/list")" -eq 5 ]
 
 	while read -r line; do
 		ruleA del $line
@@ -297,7 +302,7 @@ inC() { ip netns exec "$NS_C" "$@"; }
 		ruleA add $line
 	done <"$TMP/list"
 	run ruleA list
-	echo "$output" | sed 's/ --handle [0-9]*$//' | diff -u "$TMP/want" -
+	echo "$output" | sed 's/ --handle [0-9]* # .*$//' | diff -u "$TMP/want" -
 
 	while read -r line; do			# by spec alone, no handle
 		ruleA del ${line% --handle *}
@@ -308,7 +313,7 @@ inC() { ip netns exec "$NS_C" "$@"; }
 @test "rule: del --handle takes the rule with that handle only" {
 	ruleA add output icmp 1
 	ruleA add output icmp 2
-	h=$(ruleA list | sed -n 's/^output icmp 2 --handle //p')
+	h=$(handle_of "output icmp 2")
 	[ -n "$h" ]
 	ruleA del --handle "$h"
 	run ruleA list
@@ -418,5 +423,182 @@ inC() { ip netns exec "$NS_C" "$@"; }
 	    "$(command -v divert-rule)" list
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"run as root"* ]]
+	[ -z "$(divert_table "$NS_A")" ]
+}
+
+@test "rule: list shows each rule's packets, bytes and whether its port has a listener" {
+	ruleA add output icmp 4321
+	ruleA add output udp 4320-4323
+	run inA ping -c 7 -i 0.2 -W 1 $B4	# all seven taken: no replies
+	[ "$status" -ne 0 ]
+	run ruleA list
+	echo "$output"
+	# 7 echo requests of 84 bytes (20 IP + 8 ICMP + 56 data).
+	[[ "${lines[0]}" =~ ^output\ icmp\ 4321\ --handle\ [0-9]+\ #\ packets\ 7\ bytes\ 588\ listener\ no$ ]]
+	[[ "${lines[1]}" =~ ^output\ udp\ 4320-4323\ --handle\ [0-9]+\ #\ packets\ 0\ bytes\ 0\ listener\ no$ ]]
+
+	bg_A /dev/null "$TMP/l.err" divert-listen 4321
+	lp=$BG
+	bg_A /dev/null "$TMP/l2.err" divert-listen 4322	# inside the range
+	wait_queue "$NS_A" 4321
+	wait_queue "$NS_A" 4322
+	run ruleA list
+	[[ "${lines[0]}" == *" # packets 7 bytes 588 listener yes" ]]
+	[[ "${lines[1]}" == *" listener yes" ]]
+	kill "$lp"
+	wait_gone "$lp"
+	run ruleA list
+	[[ "${lines[0]}" == *" # packets 7 bytes 588 listener no" ]]
+	[[ "${lines[1]}" == *" listener yes" ]]
+	while read -r line; do		# the comment is skipped by del and add
+		ruleA del $line
+		ruleA add $line
+	done < <(ruleA list)
+	[ "$(ruleA list | wc -l)" -eq 2 ]
+}
+
+@test "rule: after flush, a --rule listener leaves the identical re-added rule alone" {
+	bg_A /dev/null "$TMP/l.err" divert-listen --rule 'output icmp' 4321
+	lp=$BG
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	h0=$(handle_of "output icmp 4321")
+	[ -n "$h0" ]
+	ruleA flush
+	ruleA add output icmp 4321
+	h=$(handle_of "output icmp 4321")
+	[ "$h" = "$h0" ]		# the kernel reused the handle: the trap
+	kill -TERM "$lp"
+	wait_gone "$lp"
+	cat "$TMP/l.err"
+	grep -q received "$TMP/l.err"	# it ran its exit path
+	run ruleA list
+	[[ "$output" == "output icmp 4321 --handle $h # "* ]]
+	# And its own rule it still removes.
+	ruleA flush
+	bg_A /dev/null "$TMP/l.err" divert-listen --rule 'output icmp' 4321
+	lp=$BG
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	kill -TERM "$lp"
+	wait_gone "$lp"
+	[ -z "$(divert_table "$NS_A")" ]
+}
+
+@test "rule: adding the same rule twice is refused, naming the rule there" {
+	ruleA add output icmp 4321 -d 10.77.0.2
+	h=$(handle_of "output icmp 4321 -d 10.77.0.2")
+	[ -n "$h" ]
+	run ruleA add OUTPUT icmp 0x10e1 -d 10.77.0.2/32 -4	# the same, spelt otherwise
+	[ "$status" -eq 64 ]
+	[ "$output" = "divert-rule: add: that rule exists already (handle $h)" ]
+	run ruleA add output icmp 4321 -d 10.77.0.2 --priority -150
+	[ "$status" -eq 64 ]
+	[ "$(ruleA list | wc -l)" -eq 1 ]
+	# Rules that differ in anything are not the same.
+	ruleA add output icmp 4321 -d 10.77.0.2 --pass-through
+	ruleA add output icmp 4321 -d 10.77.0.2 --priority 0
+	ruleA add output icmp 4322 -d 10.77.0.2
+	[ "$(ruleA list | wc -l)" -eq 4 ]
+	# A --rule listener for a rule that is there says so and exits 1.
+	run inA sh -c "divert-listen --rule 'output icmp -d 10.77.0.2' 4321 2>&1 >/dev/null"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "divert-listen: cannot add rule"* ]]
+	[ "$(ruleA list | wc -l)" -eq 4 ]
+}
+
+@test "rule: names in any case, numbers in 0x hex" {
+	ruleA add OUTPUT ICMP 0x10e1
+	ruleA ADD Prerouting Udp 0x10e1-0x10e4 --dport 0x35 --priority -0x1c2
+	ruleA add input 0x11 0 -4
+	run ruleA LIST
+	[ "$status" -eq 0 ]
+	echo "$output" | sed 's/ --handle [0-9]* # .*$//' >"$TMP/list"
+	cat >"$TMP/want" <<-EOF
+	output icmp 4321
+	prerouting udp 4321-4324 --dport 53 --priority -450
+	input udp 0 -4
+	EOF
+	diff -u "$TMP/want" "$TMP/list"
+	h=$(handle_of "output icmp 4321")
+	ruleA Del --handle "$(printf '0x%x' "$h")"
+	[ "$(ruleA list | wc -l)" -eq 2 ]
+	ruleA FLUSH
+	[ -z "$(divert_table "$NS_A")" ]
+	run ruleA add output icmp 0x
+	[ "$status" -eq 64 ]
+	run ruleA add output icmp 1 --priority 0x80000000
+	[ "$status" -eq 64 ]
+	run ruleA add output icmp 1 --priority -0x80000001
+	[ "$status" -eq 64 ]
+}
+
+@test "rule: default priorities: prerouting and output -150 (before NAT), others 0" {
+	ruleA add prerouting icmp 1
+	ruleA add output icmp 1
+	ruleA add input icmp 1
+	ruleA add forward icmp 1
+	ruleA add postrouting icmp 1
+	for c in prerouting output; do
+		run inA nft list chain inet divert $c
+		[[ "$output" == *"hook $c priority mangle;"* ]]	# mangle is -150
+	done
+	for c in input forward postrouting; do
+		run inA nft list chain inet divert $c
+		[[ "$output" == *"hook $c priority filter;"* ]]	# filter is 0
+	done
+	# The default is not spelt out; another priority is, in a chain of its own.
+	ruleA add output icmp 2 --priority 0
+	run inA nft list chain inet divert output_0
+	[[ "$output" == *"hook output priority filter;"* ]]
+	run ruleA list
+	[[ "${lines[1]}" == "output icmp 1 --handle "* ]]
+	[[ "${lines[5]}" == "output icmp 2 --priority 0 --handle "* ]]
+	ruleA del output icmp 2 --priority 0
+	ruleA del output icmp 1 --priority -150
+	run inA nft list table inet divert
+	[[ "$output" != *"chain output"* ]]
+}
+
+@test "rule: the default output priority diverts before local DNAT: a NATed TCP connection completes" {
+	# A reaches 10.77.0.99:80 only through DNAT to B's 8080.
+	inA nft add table ip nat
+	inA nft add chain ip nat out '{ type nat hook output priority -100; }'
+	inA nft add rule ip nat out ip daddr 10.77.0.99 tcp dport 80 dnat to $B4:8080
+	bg_B /dev/null /dev/null socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'echo hello'
+	wait_until 50 sh -c "ip netns exec $NS_B ss -Hltn 'sport = :8080' | grep -q ."
+	[ "$(inA socat -T 3 - TCP:10.77.0.99:80,connect-timeout=3 </dev/null)" = hello ]
+
+	ruleA add output tcp 4321
+	bgsh "$NS_A" "divert-listen 4321 2>$TMP/l.err | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4321
+	run inA socat -T 3 - TCP:10.77.0.99:80,connect-timeout=3 </dev/null
+	[ "$output" = hello ]
+	[ "$(diverted "$NS_A")" -ge 3 ]		# SYN, ACK, FIN at least went through us
+
+	# Control: after DNAT (priority 0) the copy is a new flow and times out.
+	ruleA flush
+	ruleA add output tcp 4321 --priority 0
+	run inA socat -T 3 - TCP:10.77.0.99:80,connect-timeout=3 </dev/null
+	[ "$status" -ne 0 ]
+	[ "$output" != hello ]
+	[ "$(diverted "$NS_A")" -ge 1 ]
+}
+
+@test "rule: a table made under the old default (output at 0) keeps working" {
+	inA nft add table inet divert
+	inA nft add chain inet divert output '{ type filter hook output priority 0; }'
+	ruleA add output icmp 1			# -150: a chain of its own
+	ruleA add output icmp 2 --priority 0	# into the old chain
+	run inA nft list chain inet divert output
+	[[ "$output" == *"priority filter;"* ]]
+	[[ "$output" == *"l4proto icmp"* ]]
+	run inA nft list chain inet divert output_-150
+	[[ "$output" == *"priority mangle;"* ]]
+	run ruleA list
+	[[ "${lines[0]}" == "output icmp 2 --priority 0 --handle "* ]]
+	[[ "${lines[1]}" == "output icmp 1 --handle "* ]]
+	ruleA del output icmp 2 --priority 0
+	ruleA del output icmp 1
 	[ -z "$(divert_table "$NS_A")" ]
 }
