@@ -117,7 +117,7 @@ main(void)
 		edits_add_port_map(e.dport, &e.ndport, "80:8080");
 		edits_ready(&e);
 		n = tcp4(b, k);
-		ok(mangle(&e, b, n, 0) == MANGLE_EDITED, "TCP/IPv4 edited (MSS at %s offset)",
+		ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED, "TCP/IPv4 edited (MSS at %s offset)",
 		    k ? "an odd" : "an even");
 		ok(csum(b, 20) == 0, "IPv4 header checksum right");
 		ok(l4_ok(b, n), "TCP checksum right");
@@ -134,11 +134,11 @@ main(void)
 	edits_ready(&e);
 	n = tcp4(b, 0);
 	b[37] ^= 0x55;
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(!l4_ok(b, n), "a wrong TCP checksum stays wrong without --fix-checksums");
 	e.fix_checksums = 1;
 	edits_ready(&e);
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(l4_ok(b, n) && csum(b, 20) == 0, "--fix-checksums repairs it");
 
 	/* UDP over IPv6: address map, checksum 0 is computed, 0xffff never becomes 0. */
@@ -147,10 +147,10 @@ main(void)
 	edits_add_port_map(e.dport, &e.ndport, "53:5353");
 	edits_ready(&e);
 	n = udp6(b, 0, 0);
-	ok(mangle(&e, b, n, 0) == MANGLE_EDITED && l4_ok(b, n) && b[24 + 1] == 0x09 &&
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED && l4_ok(b, n) && b[24 + 1] == 0x09 &&
 	    get16(b + 42) == 5353, "UDP/IPv6 dst and port mapped, checksum right");
 	n = udp6(b, 0, 1);
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(get16(b + 46) != 0 && l4_ok(b, n), "zero UDP/IPv6 checksum replaced by a right one");
 
 	/* Random sweep: incremental equals full recompute for address + port maps. */
@@ -171,7 +171,7 @@ main(void)
 		edits_add_addr_map(e.src, &e.nsrc, "fd00::/8:2001:db8::/32");
 		edits_add_port_map(e.sport, &e.nsport, "0-65535:7");
 		edits_ready(&e);
-		mangle(&e, b, n, 0);
+		mangle(&e, b, n, 0, NULL);
 		memcpy(c, b, n);
 		ip_parse(c, n, 0, 1, &in);
 		l4_recompute(c, &in);
@@ -195,7 +195,7 @@ main(void)
 		edits_init(&e);
 		edits_add_port_map(e.sport, &e.nsport, "3868:2905");
 		edits_ready(&e);
-		ok(mangle(&e, b, sizeof(sctp), 0) == MANGLE_EDITED && get16(b + 20) == 2905 &&
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED && get16(b + 20) == 2905 &&
 		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "SCTP port mapped, CRC32c as scapy's");
 	}
 
@@ -206,25 +206,25 @@ main(void)
 	edits_ready(&e);
 	n = tcp4(b, 0);
 	b[0] = 0x4f;
-	ok(mangle(&e, b, 28, 0) == MANGLE_BAD, "IHL 15 on a 28-byte packet: unparseable");
-	ok(mangle(&e, b, 19, 0) == MANGLE_BAD, "19 bytes: unparseable");
+	ok(mangle(&e, b, 28, 0, NULL) == MANGLE_BAD, "IHL 15 on a 28-byte packet: unparseable");
+	ok(mangle(&e, b, 19, 0, NULL) == MANGLE_BAD, "19 bytes: unparseable");
 	n = tcp4(b, 0);
 	put16(b + 2, 12);
-	ok(mangle(&e, b, n, 0) == MANGLE_BAD, "total length below the header: unparseable");
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_BAD, "total length below the header: unparseable");
 	n = tcp4(b, 0);
-	ok(mangle(&e, b, 30, 18) == MANGLE_EDITED && csum(b, 20) == 0,
+	ok(mangle(&e, b, 30, 18, NULL) == MANGLE_EDITED && csum(b, 20) == 0,
 	    "cut TCP header: IP edited, L4 left alone");
 	n = udp6(b, 0, 0);
 	b[6] = 0;			/* hop-by-hop header claiming 8 * 201 bytes */
 	b[41] = 200;
-	ok(mangle(&e, b, n, 0) == MANGLE_EDITED && b[7] == 5, "runaway IPv6 extension chain: "
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED && b[7] == 5, "runaway IPv6 extension chain: "
 	    "hop limit edited, L4 not searched");
 	for (i = 0; i < 20000; i++) {	/* fuzz: random bytes, random lengths */
 		n = (size_t)(rand() % 120);
 		for (k = 0; k < (int)n; k++)
 			b[k] = (uint8_t)rand();
 		b[0] = (uint8_t)((rand() & 1 ? 0x40 : 0x60) | (b[0] & 0x0f));
-		mangle(&e, b, n, (size_t)(rand() % 3));
+		mangle(&e, b, n, (size_t)(rand() % 3), NULL);
 	}
 	ok(1, "20000 random packets survived (run under ASan)");
 	return tap_done();
