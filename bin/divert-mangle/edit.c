@@ -47,7 +47,7 @@ edits_parse_ttl(struct edits *e, const char *s)
 static int
 parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
 {
-	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *addr;
 	long l;
 
 	if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
@@ -58,10 +58,13 @@ parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
 	buf[n] = '\0';
 	if ((slash = strchr(buf, '/')) != NULL)
 		*slash++ = '\0';
+	addr = buf;
+	if (addr[0] == '[' && (n = strlen(addr)) >= 2 && addr[n - 1] == ']')
+		addr[n - 1] = '\0', addr++;		/* "[A]/L" */
 	memset(a, 0, 16);
-	if (inet_pton(AF_INET, buf, a) == 1)
+	if (inet_pton(AF_INET, addr, a) == 1)
 		*v6 = 0;
-	else if (inet_pton(AF_INET6, buf, a) == 1)
+	else if (inet_pton(AF_INET6, addr, a) == 1)
 		*v6 = 1;
 	else
 		return -1;

@@ -354,6 +354,7 @@ without_v6frags() { tshark -r "$1" -Y 'not ipv6.fraghdr' -F pcap -w "$2" 2>/dev/
 	--ttl -0x3 --dscp 0x2e --ecn 0x1|--ttl -3 --dscp 46 --ecn 1
 	--dst 10.0.0.0/0x18:10.9.0.0/0X10 --src [fd00::/0x40]:[fd09::/0x40]|--dst 10.0.0.0/24:10.9.0.0/16 --src [fd00::/64]:[fd09::/64]
 	--src 10.0.0.1/0x20:10.7.7.7/0x20 --dst fd00::/0x40:fd09::/0x40|--src 10.0.0.1/32:10.7.7.7/32 --dst fd00::/64:fd09::/64
+	--dst [fd00::]/0x40:[fd09::]/0x40 --src [fd00::1]:[fd00::9]|--dst fd00::/64:fd09::/64 --src [fd00::1/128]:[fd00::9/128]
 	--sport 0x9c40-0x9C41:0x400 --dport 0x35:0x14e9|--sport 40000-40001:1024 --dport 53:5353
 	END
 	[ "$(fields h.pcap 'udp.srcport==4000' udp.dstport)" = 5353 ]

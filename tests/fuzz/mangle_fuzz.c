@@ -11,7 +11,8 @@
  *   - with only --fix-checksums, a second run changes nothing (idempotent);
  *   - on a packet whose checksums were just fixed, every edit applied
  *     incrementally leaves checksums that a full recompute agrees with
- *     (up to 0x0000 / 0xffff, the two zeros of one's complement).
+ *     (up to 0x0000 / 0xffff, the two zeros of one's complement; the SCTP
+ *     CRC32c, updated through its linearity, must agree exactly).
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -199,6 +199,95 @@ main(void)
 		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "SCTP port mapped, CRC32c as scapy's");
 	}
 
+	/* CRC32c is linear: a port change's delta, from the length alone, is a recompute's. */
+	for (i = k = 0; i < 500; i++) {
+		uint8_t old[4];
+		uint32_t before, after;
+
+		n = 12 + (size_t)(rand() % 1500);
+		for (size_t j = 0; j < n; j++)
+			b[j] = (uint8_t)rand();
+		memset(b + 8, 0, 4);
+		before = sctp_crc32c(b, n);
+		memcpy(old, b, 4);
+		put16(b, (uint16_t)rand());
+		put16(b + 2, (uint16_t)rand());
+		after = sctp_crc32c(b, n);
+		k += (before ^ sctp_crc32c_delta(old, b, n)) != after;
+	}
+	ok(k == 0, "500 random SCTP port changes: CRC32c delta = recompute (%d off)", k);
+
+	/* The SCTP INIT again: a wrong CRC stays wrong by its error; cut short still right. */
+	{
+		static const uint8_t sctp[] = { 0x45, 0x00, 0x00, 0x34, 0x00, 0x01, 0x00, 0x00,
+			0x40, 0x84, 0x66, 0x40, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x05,
+			0x0f, 0x1c, 0x0f, 0x1c, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x64, 0xe0, 0x31,
+			0x01, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+			0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01 };
+		int skipped;
+
+		edits_init(&e);
+		edits_add_port_map(e.sport, &e.nsport, "3868:2905");
+		edits_ready(&e);
+		memcpy(b, sctp, sizeof(sctp));
+		b[28] ^= 0x5a;
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x3d\x7e\xb8\x1c", 4) == 0, "wrong SCTP CRC: still wrong by 0x5a");
+		memcpy(b, sctp, sizeof(sctp));
+		ok(mangle(&e, b, 40, sizeof(sctp) - 40, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "SCTP cut by the snapshot: CRC right");
+		e.fix_checksums = 1;
+		memcpy(b, sctp, sizeof(sctp));
+		b[28] ^= 0x5a;
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "--fix-checksums repairs it");
+		e.fix_checksums = 0;
+		memcpy(b, sctp, sizeof(sctp));
+		b[6] = 0x20;			/* MF: a first fragment */
+		put16(b + 10, 0);
+		put16(b + 10, csum(b, 20));
+		memcpy(a, b, 12);
+		ok(mangle(&e, b, sizeof(sctp), 0, &skipped) == MANGLE_SAME && skipped == 1 &&
+		    memcmp(b, a, 12) == 0 && memcmp(b + 20, sctp + 20, 32) == 0,
+		    "SCTP first fragment: ports kept, skip reported");
+	}
+
+	/* IPv4 source routes: the final destination while hops are left. */
+	{
+		uint8_t h[40] = { 0x48, 0, 0, 32, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 7,
+			IPOPT_LSRR, 11, 4, 10, 0, 0, 8, 10, 0, 0, 5, IPOPT_EOL };
+
+		ok(srr_final_dst(h, 32) == 27, "LSRR, pointer 4: final destination at 27");
+		h[22] = 8;
+		ok(srr_final_dst(h, 32) == 27, "LSRR, pointer 8: still");
+		h[22] = 12;
+		ok(srr_final_dst(h, 32) == 0, "LSRR, pointer 12 (done): the header's destination");
+		h[22] = 4, h[20] = IPOPT_SSRR;
+		ok(srr_final_dst(h, 32) == 27, "SSRR too");
+		memmove(h + 21, h + 20, 11);
+		h[20] = IPOPT_NOP;
+		ok(srr_final_dst(h, 32) == 28, "after a NOP");
+		h[21] = IPOPT_EOL;
+		ok(srr_final_dst(h, 32) == 0, "after EOL: no option");
+		memcpy(h + 20, "\x83\x07\x04\x0a\x00\x00\x05\x83\x07\x04\x0a\x00\x00\x06", 14);
+		ok(srr_final_dst(h, 36) == 0, "two source routes: the header's destination");
+		memcpy(h + 20, "\x83\x09\x04\x0a\x00\x00\x05\x00\x00", 9);
+		ok(srr_final_dst(h, 32) == 0, "length 9 (not 3 + 4n): the header's destination");
+		memcpy(h + 20, "\x83\x0f\x04", 3);
+		ok(srr_final_dst(h, 32) == 0, "option past the header: the header's destination");
+	}
+
+	/* Prefix lengths in hex. */
+	k = 0;
+	ok(edits_add_addr_map(maps, &k, "10.0.0.0/0x18:10.1.0.0/0X10") == 0 &&
+	    maps[0].from_len == 24 && maps[0].to_len == 16, "IPv4 map, hex lengths");
+	ok(edits_add_addr_map(maps, &k, "[fd00::]/0x40:[fd01::]/64") == 0 &&
+	    maps[1].from_len == 64, "IPv6 map, [A]/0x40");
+	ok(edits_add_addr_map(maps, &k, "fd00::/0x40:fd01::/0x40") == 0 &&
+	    maps[2].to_len == 64, "IPv6 map without brackets, hex lengths");
+	ok(edits_add_addr_map(maps, &k, "10.0.0.0/0x:10.1.0.0/16") < 0 &&
+	    edits_add_addr_map(maps, &k, "10.0.0.0/0x21:10.1.0.0/16") < 0, "0x, 0x21: refused");
+
 	/* Bad packets: refused, never read past the end. */
 	edits_init(&e);
 	e.fix_checksums = 1;
