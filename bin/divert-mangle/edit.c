@@ -197,10 +197,11 @@ set_l4(struct ipinfo *in, size_t off)
 /*
  * The final destination of an IPv4 loose or strict source route (RFC 791)
  * that still has hops to go: the last address of the option, which is what
- * the TCP/UDP pseudo-header holds (the sender sums it; Wireshark, tcpdump and
- * scapy check it so).  Once the pointer is past the end the route is done
- * and the header's destination is the final one.  0: none, or a malformed
- * option list (then the header's destination is used).
+ * the TCP/UDP pseudo-header holds (Linux sums it so when it sends, Wireshark
+ * checks it so).  Once the pointer is past the end the route is done and the
+ * header's destination is the final one (there tcpdump and scapy still take
+ * the last address; Wireshark does not).  0: none, or a malformed option
+ * list (then the header's destination is used).
  */
 static size_t
 srr_final_dst(const uint8_t *ip, size_t hlen)
@@ -218,7 +219,7 @@ srr_final_dst(const uint8_t *ip, size_t hlen)
 			return 0;
 		if (ip[off] == IPOPT_LSRR || ip[off] == IPOPT_SSRR) {
 			if (found != 0 || olen < 7 || (olen - 3) % 4 != 0)
-				return 0;	/* two routes, or a bad one: Linux refuses both */
+				return 0;	/* two routes (Linux refuses them), or a bad one */
 			if ((size_t)ip[off + 2] + 3 <= olen)
 				found = off + olen - 4;
 			else
