@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <linux/if_ether.h>
 #include <pcap/pcap.h>
@@ -32,31 +33,44 @@ enum {
 	OPT_DST, OPT_SPORT, OPT_DPORT, OPT_MSS, OPT_DF, OPT_IPID, OPT_FIXCSUM, OPT_DROP
 };
 
+/*
+ * The groups are the man page's.  argp sorts the options of a group by name,
+ * so each group is one whose names read well in that order: the source
+ * maps and the destination maps are groups of their own.
+ */
 static const struct argp_option options[] = {
-	{ NULL, 0, NULL, 0, "Edits (IPv4 and IPv6 where the field exists):", 1 },
-	{ "ttl", OPT_TTL, "[+|-]N", 0, "Set the TTL / hop limit to N (1..255), or add or "
-	    "subtract N, saturating at 1 and 255", 1 },
-	{ "tos", OPT_TOS, "N", 0, "Set the IPv4 TOS byte (0..255)", 1 },
-	{ "tclass", OPT_TCLASS, "N", 0, "Set the IPv6 traffic class (0..255)", 1 },
-	{ "dscp", OPT_DSCP, "N", 0, "Set the DSCP (0..63) of the TOS / traffic class", 1 },
-	{ "ecn", OPT_ECN, "N", 0, "Set the ECN bits (0..3) of the TOS / traffic class", 1 },
-	{ "flowlabel", OPT_FLOWLABEL, "N", 0, "Set the IPv6 flow label (0..1048575)", 1 },
-	{ "src", OPT_SRC, "A/L:B/L", 0, "Map source addresses in A/L into B/L, host bits "
-	    "kept (repeatable, first match wins; IPv6 may be [A/L]:[B/L])", 1 },
-	{ "dst", OPT_DST, "A/L:B/L", 0, "The same for destination addresses", 1 },
-	{ "sport", OPT_SPORT, "A[-B]:C", 0, "Map TCP/UDP/SCTP source ports A..B to C "
-	    "(repeatable, first match wins)", 1 },
-	{ "dport", OPT_DPORT, "A[-B]:C", 0, "The same for destination ports", 1 },
-	{ "mss", OPT_MSS, "N", 0, "Clamp the MSS option of TCP SYNs to N", 1 },
+	{ NULL, 0, NULL, 0, "IP header edits, on every fragment (IPv4 and IPv6 where "
+	    "the field exists):", 1 },
 	{ "df", OPT_DF, "set|clear", 0, "Set or clear IPv4's don't-fragment bit", 1 },
+	{ "dscp", OPT_DSCP, "N", 0, "Set the DSCP (0..63) of the TOS or traffic class", 1 },
+	{ "ecn", OPT_ECN, "N", 0, "Set the ECN bits (0..3) of the TOS or traffic class", 1 },
+	{ "flowlabel", OPT_FLOWLABEL, "N", 0, "Set the IPv6 flow label (0..0xfffff)", 1 },
 	{ "ipid", OPT_IPID, "N", 0, "Set the IPv4 identification (0..65535)", 1 },
-	{ "fix-checksums", OPT_FIXCSUM, NULL, 0, "Recompute every checksum, edited or not", 1 },
-	{ NULL, 0, NULL, 0, "Selection and files:", 2 },
+	{ "tclass", OPT_TCLASS, "N", 0, "Set the IPv6 traffic class (0..255)", 1 },
+	{ "tos", OPT_TOS, "N", 0, "Set the IPv4 TOS byte (0..255)", 1 },
+	{ "ttl", OPT_TTL, "[+|-]N", 0, "Set the TTL or hop limit to N (1..255), or add or "
+	    "subtract N, saturating at 1 and 255", 1 },
+	{ NULL, 0, NULL, 0, "Source maps (repeatable, the first match wins):", 2 },
+	{ "sport", OPT_SPORT, "A[-B]:C", 0, "Map TCP, UDP and SCTP source ports A..B to C", 2 },
+	{ "src", OPT_SRC, "A/L:B/L", 0, "Map source addresses in A/L into B/L, host bits "
+	    "kept (IPv6 may be [A/L]:[B/L])", 2 },
+	{ NULL, 0, NULL, 0, "Destination maps (repeatable, the first match wins):", 3 },
+	{ "dport", OPT_DPORT, "A[-B]:C", 0, "Map TCP, UDP and SCTP destination ports A..B "
+	    "to C", 3 },
+	{ "dst", OPT_DST, "A/L:B/L", 0, "Map destination addresses in A/L into B/L, host "
+	    "bits kept (the header's, not a source route's)", 3 },
+	{ NULL, 0, NULL, 0, "TCP:", 4 },
+	{ "mss", OPT_MSS, "N", 0, "Clamp the MSS option of TCP SYNs to N", 4 },
+	{ NULL, 0, NULL, 0, "Checksums:", 5 },
+	{ "fix-checksums", OPT_FIXCSUM, NULL, 0, "Recompute every checksum, edited or not, "
+	    "repairing wrong ones", 5 },
+	{ NULL, 0, NULL, 0, "Selection and files:", 6 },
+	{ "drop", OPT_DROP, NULL, 0, "Drop the packets matching -f instead of editing them", 6 },
 	{ "filter", 'f', "EXPR", 0, "Edit only packets matching the pcap filter; the others "
-	    "pass byte for byte", 2 },
-	{ "drop", OPT_DROP, NULL, 0, "Drop the packets matching -f instead of editing them", 2 },
-	{ "read", 'r', "FILE", 0, "Read the stream from FILE instead of stdin", 2 },
-	{ "write", 'w', "FILE", 0, "Write the stream to FILE instead of stdout", 2 },
+	    "pass byte for byte", 6 },
+	{ "read", 'r', "FILE", 0, "Read the stream from FILE instead of stdin", 6 },
+	{ "write", 'w', "FILE", 0, "Write the stream to FILE instead of stdout (never "
+	    "the input)", 6 },
 	{ 0 }
 };
 
@@ -73,8 +87,18 @@ struct mangler {
 	struct stream_in	*in;
 	struct stream_out	*out;
 	uint64_t		 read, edited, dropped, passed, unparseable;
+	uint64_t		 skipped;	/* SCTP first fragments left unedited */
 };
 
+
+/* After getopt's own message: the same hint usage_errx() gives, and exit 64. */
+static void __attribute__((noreturn))
+usage_hint(void)
+{
+	fprintf(stderr, "Try '%s --help' or '%s --usage' for more information.\n",
+	    program_invocation_short_name, program_invocation_short_name);
+	exit(EX_USAGE_ERR);
+}
 
 static long
 number(const char *opt, const char *arg, long max)
@@ -108,9 +132,9 @@ parse_opt(int key, char *arg, struct argp_state *state)
 			usage_errx("bad --mss '%s': want 1..65535", arg);
 		break;
 	case OPT_DF:
-		if (strcmp(arg, "set") == 0)
+		if (strcasecmp(arg, "set") == 0)
 			e->df = 1;
-		else if (strcmp(arg, "clear") == 0)
+		else if (strcasecmp(arg, "clear") == 0)
 			e->df = 0;
 		else
 			usage_errx("bad --df '%s': want set or clear", arg);
@@ -136,8 +160,16 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case 'f': a->filter = arg; break;
 	case 'r': a->rfile = arg; break;
 	case 'w': a->wfile = arg; break;
+	case ARGP_KEY_INIT:
+		/*
+		 * getopt has said what is wrong ("unrecognized option '--x'");
+		 * argp's own "Try `...'" line would quote otherwise than every
+		 * other message: main prints ours.
+		 */
+		state->err_stream = NULL;
+		break;
 	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s': the stream comes on stdin", arg);
+		usage_errx("unexpected argument '%s': the stream comes on stdin, or -r FILE", arg);
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -166,6 +198,9 @@ check_args(struct args *a, struct mangler *m)
 	if (a->drop && m->editing)
 		usage_errx("--drop removes the matching packets, it does not edit them: "
 		    "give no edits with it (or use two divert-mangle in a row)");
+	if (same_file(a->rfile, a->wfile))
+		usage_errx("-w '%s' is the input: writing it would destroy it; "
+		    "write to another file", a->wfile);
 }
 
 /* The filter is compiled for the stream's own link type. */
@@ -261,6 +296,7 @@ static int
 handle(struct mangler *m, struct pkt *p)
 {
 	long off;
+	int skipped = 0;
 
 	if (m->filtered && !matches(m, p)) {
 		m->passed++;
@@ -285,11 +321,13 @@ handle(struct mangler *m, struct pkt *p)
 		m->passed++;
 		return 1;
 	}
-	switch (off < 0 ? MANGLE_BAD : mangle(&m->e, p->data + off, p->len - (size_t)off, p->cut)) {
+	switch (off < 0 ? MANGLE_BAD : mangle(&m->e, p->data + off, p->len - (size_t)off,
+	    p->cut, &skipped)) {
 	case MANGLE_EDITED: m->edited++; break;
 	case MANGLE_SAME: m->passed++; break;
 	default: m->unparseable++; break;
 	}
+	m->skipped += skipped;
 	return 1;
 }
 
@@ -332,7 +370,9 @@ main(int argc, char **argv)
 	int status = 0;
 
 	edits_init(&a.e);
-	argp_parse(&argp, argc, argv, 0, NULL, &a);
+	argv[0] = program_invocation_short_name;	/* getopt's messages: "divert-mangle: " */
+	if (argp_parse(&argp, argc, argv, 0, NULL, &a) != 0)
+		usage_hint();
 	check_args(&a, &m);
 	catch_stop_signals();
 
@@ -348,9 +388,10 @@ main(int argc, char **argv)
 		status = EX_RUNTIME;
 
 	fprintf(stderr, "%s: %ju read, %ju edited, %ju dropped, %ju passed, "
-	    "%ju unparseable\n", program_invocation_short_name, (uintmax_t)m.read,
-	    (uintmax_t)m.edited, (uintmax_t)m.dropped, (uintmax_t)m.passed,
-	    (uintmax_t)m.unparseable);
+	    "%ju unparseable; %ju SCTP fragments kept their ports\n",
+	    program_invocation_short_name, (uintmax_t)m.read, (uintmax_t)m.edited,
+	    (uintmax_t)m.dropped, (uintmax_t)m.passed, (uintmax_t)m.unparseable,
+	    (uintmax_t)m.skipped);
 	if (stream_out_close(m.out) < 0 && !reader_gone(errno) && status == 0) {
 		warn("writing the stream");
 		status = EX_RUNTIME;

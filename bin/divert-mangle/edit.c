@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 
 #include "bytes.h"
 #include "csum.h"
@@ -46,7 +47,7 @@ edits_parse_ttl(struct edits *e, const char *s)
 static int
 parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
 {
-	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *addr;
 	long l;
 
 	if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
@@ -57,10 +58,13 @@ parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
 	buf[n] = '\0';
 	if ((slash = strchr(buf, '/')) != NULL)
 		*slash++ = '\0';
+	addr = buf;
+	if (addr[0] == '[' && (n = strlen(addr)) >= 2 && addr[n - 1] == ']')
+		addr[n - 1] = '\0', addr++;		/* "[A]/L" */
 	memset(a, 0, 16);
-	if (inet_pton(AF_INET, buf, a) == 1)
+	if (inet_pton(AF_INET, addr, a) == 1)
 		*v6 = 0;
-	else if (inet_pton(AF_INET6, buf, a) == 1)
+	else if (inet_pton(AF_INET6, addr, a) == 1)
 		*v6 = 1;
 	else
 		return -1;
@@ -71,7 +75,10 @@ parse_prefix(const char *s, size_t n, uint8_t a[16], int *v6, int *plen)
 	return 0;
 }
 
-/* Where "A/L:B/L" splits: the colon after the first prefix length or ']'. */
+/*
+ * Where "A/L:B/L" splits: the first colon after the first prefix length (which
+ * may be hex: "/0x18") or after ']'.  A length holds no colon, so that is it.
+ */
 static const char *
 map_split(const char *s)
 {
@@ -80,17 +87,13 @@ map_split(const char *s)
 	if (s[0] == '[') {
 		p = strchr(s, ']');
 		if (p != NULL && p[1] == '/')		/* "[A]/L:..." */
-			for (p += 2; *p >= '0' && *p <= '9'; p++)
-				;
+			p = strchr(p, ':');
 		else if (p != NULL)
 			p++;
 		return p != NULL && *p == ':' ? p : NULL;
 	}
-	if ((p = strchr(s, '/')) != NULL) {
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			;
-		return *p == ':' ? p : NULL;
-	}
+	if ((p = strchr(s, '/')) != NULL)
+		return strchr(p, ':');
 	/* No lengths: only "A:B" with IPv4 on the left is unambiguous. */
 	p = strchr(s, ':');
 	return p != NULL && strchr(p + 1, ':') == NULL ? p : NULL;
@@ -191,6 +194,42 @@ set_l4(struct ipinfo *in, size_t off)
 		in->l4off = off;
 }
 
+/*
+ * The final destination of an IPv4 loose or strict source route (RFC 791)
+ * that still has hops to go: the last address of the option, which is what
+ * the TCP/UDP pseudo-header holds (Linux sums it so when it sends, Wireshark
+ * checks it so).  Once the pointer is past the end the route is done and the
+ * header's destination is the final one (there tcpdump and scapy still take
+ * the last address; Wireshark does not).  0: none, or a malformed option
+ * list (then the header's destination is used).
+ */
+static size_t
+srr_final_dst(const uint8_t *ip, size_t hlen)
+{
+	size_t off = 20, olen, found = 0;
+
+	while (off < hlen) {
+		if (ip[off] == IPOPT_EOL)
+			break;
+		if (ip[off] == IPOPT_NOP) {
+			off++;
+			continue;
+		}
+		if (off + 2 > hlen || (olen = ip[off + 1]) < 2 || off + olen > hlen)
+			return 0;
+		if (ip[off] == IPOPT_LSRR || ip[off] == IPOPT_SSRR) {
+			if (found != 0 || olen < 7 || (olen - 3) % 4 != 0)
+				return 0;	/* two routes (Linux refuses them), or a bad one */
+			if ((size_t)ip[off + 2] + 3 <= olen)
+				found = off + olen - 4;
+			else
+				found = 1;	/* done: remember one was seen */
+		}
+		off += olen;
+	}
+	return found > 1 ? found : 0;
+}
+
 static int
 parse4(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
 {
@@ -210,8 +249,10 @@ parse4(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
 	in->first = (fo & 0x1fff) == 0;
 	in->l4proto = ip[9];
 	in->l4wire = (uint32_t)(tot - in->hlen);
-	if (need_l4)
+	if (need_l4) {
+		in->srr_dst = srr_final_dst(ip, in->hlen);
 		set_l4(in, in->hlen);
+	}
 	return 0;
 }
 
@@ -291,11 +332,11 @@ ip_parse(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
 
 /* ---- checksums ---- */
 
-uint32_t
-sctp_crc32c(const uint8_t *data, size_t len)
+static const uint32_t *
+crc32c_table(void)
 {
 	static uint32_t table[256];
-	uint32_t crc = 0xffffffff, c;
+	uint32_t c;
 	int i, k;
 
 	if (table[1] == 0) {
@@ -305,16 +346,73 @@ sctp_crc32c(const uint8_t *data, size_t len)
 			table[i] = c;
 		}
 	}
-	while (len--)
-		crc = table[(crc ^ *data++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return table;
 }
 
-/* The IPv6 pseudo-header's destination is the final one, not the next hop: then we cannot sum it. */
+/* The CRC register after n more bytes from data (NULL: n zero bytes). */
+static uint32_t
+crc32c_run(uint32_t crc, const uint8_t *data, size_t n)
+{
+	const uint32_t *table = crc32c_table();
+
+	while (n--)
+		crc = table[(crc ^ (data != NULL ? *data++ : 0)) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+uint32_t
+sctp_crc32c(const uint8_t *data, size_t len)
+{
+	return ~crc32c_run(0xffffffff, data, len);
+}
+
+/*
+ * crc(M) = R(M) ^ k(len) where R is linear: so crc(M') = crc(M) ^ R(M ^ M'),
+ * and M ^ M' is the changed bytes followed by zeros (the CRC field is zero
+ * in both sums).  Needs the length of the packet, not the rest of it.
+ */
+uint32_t
+sctp_crc32c_delta(const uint8_t old[4], const uint8_t new[4], size_t len)
+{
+	uint8_t d[4];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		d[i] = old[i] ^ new[i];
+	return crc32c_run(crc32c_run(0, d, 4), NULL, len > 4 ? len - 4 : 0);
+}
+
+/* The stored CRC32c (least significant byte first), as a number. */
+static uint32_t
+get_crc(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static void
+put_crc(uint8_t *p, uint32_t crc)
+{
+	p[0] = (uint8_t)crc, p[1] = (uint8_t)(crc >> 8);
+	p[2] = (uint8_t)(crc >> 16), p[3] = (uint8_t)(crc >> 24);
+}
+
+/*
+ * The IPv6 pseudo-header's destination is the final one, not the next hop:
+ * with hops left in a routing header we cannot sum it.  (IPv4 source routes
+ * are read by srr_final_dst(); SCTP has no pseudo-header: sctp_can_recompute.)
+ */
 static int
 l4_can_recompute(const struct ipinfo *in)
 {
 	return in->l4off != 0 && in->whole && !in->frag && !in->rh_segleft;
+}
+
+/* SCTP's CRC32c covers the SCTP packet alone: all of it must be here. */
+static int
+sctp_can_recompute(const struct ipinfo *in)
+{
+	return in->l4off != 0 && in->whole && !in->frag;
 }
 
 /* Recompute the L4 checksum over the whole segment (l4_can_recompute holds). */
@@ -340,15 +438,15 @@ l4_recompute(uint8_t *ip, const struct ipinfo *in)
 	put16(l4 + off, 0);
 	if (proto == IPPROTO_SCTP) {
 		put16(l4 + off + 2, 0);		/* a 32-bit field */
-		crc = sctp_crc32c(l4, n);	/* stored least significant byte first */
-		l4[8] = (uint8_t)crc, l4[9] = (uint8_t)(crc >> 8);
-		l4[10] = (uint8_t)(crc >> 16), l4[11] = (uint8_t)(crc >> 24);
+		crc = sctp_crc32c(l4, n);
+		put_crc(l4 + 8, crc);
 		return;
 	}
 	sum = 0;
 	if (has_pseudo(proto))
 		sum = in->v6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
-		    csum_pseudo4(ip + 12, ip + 16, proto, (uint32_t)n);
+		    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), proto,
+		    (uint32_t)n);
 	c = csum_fold(csum_add(sum, l4, cover));
 	if (c == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE))
 		c = 0xffff;			/* 0 would mean "no checksum" */
@@ -471,12 +569,41 @@ mss_clamp(uint8_t *tcp, size_t n, int mss, uint16_t *check)
 }
 
 /*
+ * SCTP: port edits, then the CRC32c.  In the first fragment of a datagram the
+ * CRC covers bytes that are not here and its length is unknown: a port edit
+ * could never be made right again, so it is undone and *skipped set.
+ */
+static int
+edit_sctp(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
+{
+	uint8_t *l4 = ip + in->l4off, oldports[4];
+	uint32_t orig = get_crc(l4 + 8);
+	int moved;
+
+	memcpy(oldports, l4, 4);
+	map_port(e->sport, e->nsport, l4);
+	map_port(e->dport, e->ndport, l4 + 2);
+	moved = memcmp(oldports, l4, 4) != 0;
+	if (moved && in->frag) {
+		memcpy(l4, oldports, 4);
+		if (skipped != NULL)
+			*skipped = 1;
+		return 0;
+	}
+	if (e->fix_checksums && sctp_can_recompute(in))
+		l4_recompute(ip, in);
+	else if (moved)
+		put_crc(l4 + 8, orig ^ sctp_crc32c_delta(oldports, l4, in->l4wire));
+	return moved || get_crc(l4 + 8) != orig;
+}
+
+/*
  * L4 edits and the L4 checksum.  oldaddr/newaddr: the pseudo-header's
  * addresses before and after the L3 edits (alen bytes).  1 if anything changed.
  */
 static int
 edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
-    const uint8_t *oldaddr, const uint8_t *newaddr, size_t alen)
+    const uint8_t *oldaddr, const uint8_t *newaddr, size_t alen, int *skipped)
 {
 	uint8_t *l4 = ip + in->l4off, oldports[4];
 	uint8_t proto = in->l4proto;
@@ -485,8 +612,9 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
 
 	if (coff < 0)
 		return 0;
-	ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-	    proto == IPPROTO_SCTP;
+	if (proto == IPPROTO_SCTP)
+		return edit_sctp(e, ip, in, skipped);
+	ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE;
 	if (ports) {
 		memcpy(oldports, l4, 4);
 		map_port(e->sport, e->nsport, l4);
@@ -497,10 +625,7 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
 		mss = mss_clamp(l4, in->iplen - in->l4off, e->mss, &check);
 	moved = (ports && memcmp(oldports, l4, 4) != 0) || mss;
 
-	if (proto == IPPROTO_SCTP) {		/* CRC32c: no incremental form, no pseudo-header */
-		if ((moved || e->fix_checksums) && l4_can_recompute(in))
-			l4_recompute(ip, in);
-	} else if (proto == IPPROTO_UDP && check == 0) {
+	if (proto == IPPROTO_UDP && check == 0) {
 		/* IPv4: no checksum, keep it so.  IPv6: 0 is invalid, compute one once edited. */
 		if (in->v6 && (moved || e->fix_checksums || memcmp(oldaddr, newaddr, alen)) &&
 		    l4_can_recompute(in))
@@ -520,7 +645,7 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
 }
 
 static int
-mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
+mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
 {
 	uint8_t old[20];
 	uint16_t check;
@@ -537,8 +662,13 @@ mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
 	map_addr(e->dst, e->ndst, 0, ip + 16);
 	l3 = memcmp(old, ip, 20) != 0;
 
+	/*
+	 * A map edits the header's destination only, never a source route's
+	 * addresses: with hops left the pseudo-header's destination (the
+	 * route's final one) stays, and only the source is folded in.
+	 */
 	if (in->l4off != 0)
-		l4 = edit_l4(e, ip, in, old + 12, ip + 12, 8);
+		l4 = edit_l4(e, ip, in, old + 12, ip + 12, in->srr_dst ? 4 : 8, skipped);
 	check = get16(ip + 10);
 	if (e->fix_checksums) {
 		put16(ip + 10, 0);
@@ -550,7 +680,7 @@ mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
 }
 
 static int
-mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
+mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
 {
 	uint8_t old[40];
 	uint8_t tc = (uint8_t)((ip[0] & 0x0f) << 4 | ip[1] >> 4);
@@ -571,16 +701,19 @@ mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in)
 
 	/* With hops left in a routing header, the pseudo-header's destination is not ip6_dst. */
 	if (in->l4off != 0)
-		l4 = edit_l4(e, ip, in, old + 8, ip + 8, in->rh_segleft ? 16 : 32);
+		l4 = edit_l4(e, ip, in, old + 8, ip + 8, in->rh_segleft ? 16 : 32, skipped);
 	return l3 || l4;
 }
 
 int
-mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut)
+mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut, int *skipped)
 {
 	struct ipinfo in;
 
+	if (skipped != NULL)
+		*skipped = 0;
 	if (ip_parse(ip, len, cut, e->need_l4, &in) < 0)
 		return MANGLE_BAD;
-	return (in.v6 ? mangle6(e, ip, &in) : mangle4(e, ip, &in)) ? MANGLE_EDITED : MANGLE_SAME;
+	return (in.v6 ? mangle6(e, ip, &in, skipped) : mangle4(e, ip, &in, skipped)) ?
+	    MANGLE_EDITED : MANGLE_SAME;
 }

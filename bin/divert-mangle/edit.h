@@ -7,9 +7,10 @@
  *      label, DF, IP ID, source map, destination map;
  *   2. L4 header, only where it is present (first fragment): source port
  *      map, destination port map, MSS clamp;
- *   3. checksums: incremental (RFC 1624) for every field changed; a full
- *      recompute where no incremental one exists (SCTP CRC32c, a zero UDP
- *      checksum over IPv6) or everywhere with --fix-checksums.
+ *   3. checksums: incremental for every field changed (RFC 1624; for the
+ *      SCTP CRC32c, its linearity); a full recompute where no incremental
+ *      one exists (a zero UDP checksum over IPv6) or everywhere with
+ *      --fix-checksums.
  */
 #ifndef MANGLE_EDIT_H
 #define MANGLE_EDIT_H
@@ -60,6 +61,8 @@ struct ipinfo {
 	size_t		l4off;		/* 0: no L4 header present */
 	uint32_t	l4wire;		/* L4 length on the wire (pseudo-header) */
 	int		rh_segleft;	/* IPv6 routing header still has hops */
+	size_t		srr_dst;	/* IPv4 source route with hops left: offset of
+					   its final destination (the pseudo-header's) */
 };
 
 enum { MANGLE_BAD = -1, MANGLE_SAME = 0, MANGLE_EDITED = 1 };
@@ -85,10 +88,21 @@ int edits_ready(struct edits *e);
  */
 int ip_parse(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in);
 
-/* Apply e to the packet in place: MANGLE_EDITED, MANGLE_SAME or MANGLE_BAD. */
-int mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut);
+/*
+ * Apply e to the packet in place: MANGLE_EDITED, MANGLE_SAME or MANGLE_BAD.
+ * *skipped (may be NULL) is set when a port edit was left out: the first
+ * fragment of an SCTP datagram, whose CRC32c covers fragments not here.
+ */
+int mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut, int *skipped);
 
 /* CRC32c (Castagnoli) as SCTP uses it: the value for the checksum field. */
 uint32_t sctp_crc32c(const uint8_t *data, size_t len);
+
+/*
+ * What changing the first 4 bytes of an SCTP packet of len bytes from old to
+ * new does to its CRC32c: XOR it into the stored value.  CRC32c is linear
+ * over GF(2), so a CRC that was wrong stays wrong by the same error.
+ */
+uint32_t sctp_crc32c_delta(const uint8_t old[4], const uint8_t new[4], size_t len);
 
 #endif

@@ -8,6 +8,16 @@
             them, garbage, a record shorter than an IP header, IHL 15 on a
             short packet, a total length below the header, a cut TCP header,
             a bad IPv6 extension chain.
+  sctp      Ethernet: SCTP over IPv4, over IPv6 behind a routing header with
+            segments left, and fragmented over IPv4 and IPv6; every CRC32c
+            valid.  All ports 3868.
+  sctp-bad  The same unfragmented packets with wrong CRC32c (off by 0x12345678).
+  srr       Ethernet: TCP and UDP over IPv4 with a loose or strict source
+            route; checksums valid for the pseudo-header of the final
+            destination (the route's last address while hops are left, the
+            header's once the route is done), as Linux, Wireshark and scapy
+            sum them.
+  srr-bad   The same packets with wrong TCP/UDP checksums.
 """
 import sys
 
@@ -15,7 +25,10 @@ from scapy.all import (ARP, DNS, DNSQR, ICMP, IP, IPOption_Router_Alert,
                        IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                        IPv6ExtHdrHopByHop, ICMPv6EchoRequest, Ether, Raw, TCP,
                        UDP, fragment, fragment6, wrpcap)
-from scapy.layers.sctp import SCTP, SCTPChunkInit
+from scapy.layers.inet import IPOption_LSRR, IPOption_NOP, IPOption_SSRR
+from scapy.layers.inet6 import IPv6ExtHdrRouting
+from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
+from scapy.utils import checksum
 
 A4, B4, C4 = '10.0.0.1', '10.0.0.5', '192.168.7.9'
 A6, B6 = 'fd00::1', 'fd00::5'
@@ -72,10 +85,102 @@ def broken():
     return [Raw(r) for r in recs]
 
 
+def sctp_init(tag):
+    return SCTP(sport=3868, dport=3868) / SCTPChunkInit(init_tag=tag, a_rwnd=65536,
+                                                        n_out_streams=1, n_in_streams=1,
+                                                        init_tsn=1)
+
+
+def sctp_unfragmented():
+    return [
+        IP(src=A4, dst=B4) / sctp_init(1),
+        IPv6(src=A6, dst='fd00::7') / IPv6ExtHdrRouting(addresses=[B6], segleft=1) / sctp_init(2),
+        IPv6(src=A6, dst=B6) / sctp_init(3),
+    ]
+
+
+def stamp(pkts):
+    pkts = [eth(p) for p in pkts]
+    for i, p in enumerate(pkts):
+        p.time = 1700000000 + i / 100
+    return pkts
+
+
+def sctp():
+    data = SCTP(sport=3868, dport=3868) / SCTPChunkData(tsn=1, data=bytes(range(256)) * 6)
+    out = sctp_unfragmented()
+    out += fragment(IP(src=A4, dst=B4, id=5151) / data, fragsize=600)
+    out += fragment6(IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(id=88) / data, 700)
+    return stamp(out)
+
+
+def wrong_crc(pkt):
+    """pkt as bytes with its CRC32c (little-endian on the wire) off by 0x12345678."""
+    b = bytearray(bytes(pkt))
+    off = len(b) - len(bytes(pkt[SCTP]))
+    crc = int.from_bytes(b[off + 8:off + 12], 'little') ^ 0x12345678
+    b[off + 8:off + 12] = crc.to_bytes(4, 'little')
+    return (IP if b[0] >> 4 == 4 else IPv6)(bytes(b))
+
+
+def sctp_bad():
+    return stamp([wrong_crc(p) for p in sctp_unfragmented()])
+
+
+def l4_sum_for(pkt, dst):
+    """pkt (IPv4, TCP or UDP) as bytes with its L4 checksum summed for destination dst."""
+    b = bytearray(bytes(pkt))
+    hl = (b[0] & 15) * 4
+    coff = hl + (16 if b[9] == 6 else 6)
+    b[coff:coff + 2] = b'\0\0'
+    ph = bytes(b[12:16]) + bytes(map(int, dst.split('.'))) + bytes([0, b[9]]) + \
+        (len(b) - hl).to_bytes(2, 'big')
+    b[coff:coff + 2] = checksum(ph + bytes(b[hl:])).to_bytes(2, 'big')
+    return IP(bytes(b))
+
+
+def srr_packets():
+    hops = ['10.0.0.8', B4]             # the last one is the final destination
+    lsrr = [IPOption_LSRR(pointer=4, routers=hops)]
+    return [
+        # hops left: the pseudo-header holds the route's last address
+        l4_sum_for(IP(src=A4, dst='10.0.0.7', options=lsrr) /
+                   TCP(sport=40000, dport=80, flags='S', options=SYN_OPTS), B4),
+        l4_sum_for(IP(src=A4, dst='10.0.0.8', options=[IPOption_SSRR(pointer=8, routers=hops)]) /
+                   UDP(sport=5353, dport=53) / Raw(b'strict'), B4),
+        l4_sum_for(IP(src=A4, dst='10.0.0.7', options=[IPOption_NOP()] + lsrr) /
+                   UDP(sport=1234, dport=53) / Raw(b'after a NOP'), B4),
+        # route done (pointer past the end): the header's destination
+        l4_sum_for(IP(src=A4, dst=B4, options=[IPOption_LSRR(pointer=12, routers=hops)]) /
+                   TCP(sport=40000, dport=80, flags='A') / Raw(b'done'), B4),
+        l4_sum_for(IP(src=A4, dst='10.0.0.3', options=[IPOption_LSRR(pointer=12, routers=hops)]) /
+                   UDP(sport=1234, dport=53) / Raw(b'done, elsewhere'), '10.0.0.3'),
+    ]
+
+
+def srr_bad():
+    out = []
+    for p in srr_packets():
+        b = bytearray(bytes(p))
+        hl = (b[0] & 15) * 4
+        coff = hl + (16 if b[9] == 6 else 6)
+        b[coff] ^= 0x5a
+        out.append(IP(bytes(b)))
+    return stamp(out)
+
+
 if __name__ == '__main__':
     kind, path = sys.argv[1], sys.argv[2]
     if kind == 'mixed':
         wrpcap(path, mixed())
+    elif kind == 'sctp':
+        wrpcap(path, sctp())
+    elif kind == 'sctp-bad':
+        wrpcap(path, sctp_bad())
+    elif kind == 'srr':
+        wrpcap(path, stamp(srr_packets()))
+    elif kind == 'srr-bad':
+        wrpcap(path, srr_bad())
     elif kind == 'broken':
         wrpcap(path, broken(), linktype=101)     # LINKTYPE_RAW
     else:

@@ -9,6 +9,10 @@
   tcheck.py compare OURS THEIRS the decoded header fields of both files are
                                 equal packet by packet (time stamps aside),
                                 and no checksum good in THEIRS is bad in OURS
+  tcheck.py crcerr FILE         for each whole SCTP packet: its ports and the
+                                error of its CRC32c (stored XOR right), which
+                                is 0 when the CRC is right (computed here,
+                                with scapy's decoding, not with tshark)
 
 Prints one line per problem and a summary; exit 0 when there is none.
 """
@@ -86,7 +90,35 @@ def compare(ours, theirs):
     return problems == 0
 
 
+def crc32c(data):
+    crc = 0xffffffff
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+
+
+def crcerr(path):
+    from scapy.all import IP, IPv6, IPv6ExtHdrFragment, rdpcap
+    from scapy.layers.sctp import SCTP
+    for i, pkt in enumerate(rdpcap(path), 1):
+        if SCTP not in pkt or IPv6ExtHdrFragment in pkt or \
+                (IP in pkt and (pkt[IP].flags.MF or pkt[IP].frag)):
+            continue
+        ip = pkt[IP] if IP in pkt else pkt[IPv6]
+        raw = bytes(pkt[SCTP])
+        raw = raw[:ip.len - ip.ihl * 4] if IP in pkt else raw[:ip.plen - (len(bytes(ip.payload)) - len(raw))]
+        stored = int.from_bytes(raw[8:12], 'little')
+        right = crc32c(raw[:8] + bytes(4) + raw[12:])
+        print('packet %d: ports %d %d, crc error 0x%08x' %
+              (i, pkt[SCTP].sport, pkt[SCTP].dport, stored ^ right))
+    return True
+
+
 if __name__ == '__main__':
+    if len(sys.argv) == 3 and sys.argv[1] == 'crcerr':
+        sys.exit(0 if crcerr(sys.argv[2]) else 1)
     if len(sys.argv) == 3 and sys.argv[1] == 'verify':
         sys.exit(0 if verify(sys.argv[2]) else 1)
     if len(sys.argv) == 4 and sys.argv[1] == 'compare':

@@ -117,7 +117,7 @@ main(void)
 		edits_add_port_map(e.dport, &e.ndport, "80:8080");
 		edits_ready(&e);
 		n = tcp4(b, k);
-		ok(mangle(&e, b, n, 0) == MANGLE_EDITED, "TCP/IPv4 edited (MSS at %s offset)",
+		ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED, "TCP/IPv4 edited (MSS at %s offset)",
 		    k ? "an odd" : "an even");
 		ok(csum(b, 20) == 0, "IPv4 header checksum right");
 		ok(l4_ok(b, n), "TCP checksum right");
@@ -134,11 +134,11 @@ main(void)
 	edits_ready(&e);
 	n = tcp4(b, 0);
 	b[37] ^= 0x55;
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(!l4_ok(b, n), "a wrong TCP checksum stays wrong without --fix-checksums");
 	e.fix_checksums = 1;
 	edits_ready(&e);
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(l4_ok(b, n) && csum(b, 20) == 0, "--fix-checksums repairs it");
 
 	/* UDP over IPv6: address map, checksum 0 is computed, 0xffff never becomes 0. */
@@ -147,10 +147,10 @@ main(void)
 	edits_add_port_map(e.dport, &e.ndport, "53:5353");
 	edits_ready(&e);
 	n = udp6(b, 0, 0);
-	ok(mangle(&e, b, n, 0) == MANGLE_EDITED && l4_ok(b, n) && b[24 + 1] == 0x09 &&
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED && l4_ok(b, n) && b[24 + 1] == 0x09 &&
 	    get16(b + 42) == 5353, "UDP/IPv6 dst and port mapped, checksum right");
 	n = udp6(b, 0, 1);
-	mangle(&e, b, n, 0);
+	mangle(&e, b, n, 0, NULL);
 	ok(get16(b + 46) != 0 && l4_ok(b, n), "zero UDP/IPv6 checksum replaced by a right one");
 
 	/* Random sweep: incremental equals full recompute for address + port maps. */
@@ -171,7 +171,7 @@ main(void)
 		edits_add_addr_map(e.src, &e.nsrc, "fd00::/8:2001:db8::/32");
 		edits_add_port_map(e.sport, &e.nsport, "0-65535:7");
 		edits_ready(&e);
-		mangle(&e, b, n, 0);
+		mangle(&e, b, n, 0, NULL);
 		memcpy(c, b, n);
 		ip_parse(c, n, 0, 1, &in);
 		l4_recompute(c, &in);
@@ -195,9 +195,98 @@ main(void)
 		edits_init(&e);
 		edits_add_port_map(e.sport, &e.nsport, "3868:2905");
 		edits_ready(&e);
-		ok(mangle(&e, b, sizeof(sctp), 0) == MANGLE_EDITED && get16(b + 20) == 2905 &&
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED && get16(b + 20) == 2905 &&
 		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "SCTP port mapped, CRC32c as scapy's");
 	}
+
+	/* CRC32c is linear: a port change's delta, from the length alone, is a recompute's. */
+	for (i = k = 0; i < 500; i++) {
+		uint8_t old[4];
+		uint32_t before, after;
+
+		n = 12 + (size_t)(rand() % 1500);
+		for (size_t j = 0; j < n; j++)
+			b[j] = (uint8_t)rand();
+		memset(b + 8, 0, 4);
+		before = sctp_crc32c(b, n);
+		memcpy(old, b, 4);
+		put16(b, (uint16_t)rand());
+		put16(b + 2, (uint16_t)rand());
+		after = sctp_crc32c(b, n);
+		k += (before ^ sctp_crc32c_delta(old, b, n)) != after;
+	}
+	ok(k == 0, "500 random SCTP port changes: CRC32c delta = recompute (%d off)", k);
+
+	/* The SCTP INIT again: a wrong CRC stays wrong by its error; cut short still right. */
+	{
+		static const uint8_t sctp[] = { 0x45, 0x00, 0x00, 0x34, 0x00, 0x01, 0x00, 0x00,
+			0x40, 0x84, 0x66, 0x40, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x05,
+			0x0f, 0x1c, 0x0f, 0x1c, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x64, 0xe0, 0x31,
+			0x01, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+			0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01 };
+		int skipped;
+
+		edits_init(&e);
+		edits_add_port_map(e.sport, &e.nsport, "3868:2905");
+		edits_ready(&e);
+		memcpy(b, sctp, sizeof(sctp));
+		b[28] ^= 0x5a;
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x3d\x7e\xb8\x1c", 4) == 0, "wrong SCTP CRC: still wrong by 0x5a");
+		memcpy(b, sctp, sizeof(sctp));
+		ok(mangle(&e, b, 40, sizeof(sctp) - 40, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "SCTP cut by the snapshot: CRC right");
+		e.fix_checksums = 1;
+		memcpy(b, sctp, sizeof(sctp));
+		b[28] ^= 0x5a;
+		ok(mangle(&e, b, sizeof(sctp), 0, NULL) == MANGLE_EDITED &&
+		    memcmp(b + 28, "\x67\x7e\xb8\x1c", 4) == 0, "--fix-checksums repairs it");
+		e.fix_checksums = 0;
+		memcpy(b, sctp, sizeof(sctp));
+		b[6] = 0x20;			/* MF: a first fragment */
+		put16(b + 10, 0);
+		put16(b + 10, csum(b, 20));
+		memcpy(a, b, 12);
+		ok(mangle(&e, b, sizeof(sctp), 0, &skipped) == MANGLE_SAME && skipped == 1 &&
+		    memcmp(b, a, 12) == 0 && memcmp(b + 20, sctp + 20, 32) == 0,
+		    "SCTP first fragment: ports kept, skip reported");
+	}
+
+	/* IPv4 source routes: the final destination while hops are left. */
+	{
+		uint8_t h[40] = { 0x48, 0, 0, 32, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 7,
+			IPOPT_LSRR, 11, 4, 10, 0, 0, 8, 10, 0, 0, 5, IPOPT_EOL };
+
+		ok(srr_final_dst(h, 32) == 27, "LSRR, pointer 4: final destination at 27");
+		h[22] = 8;
+		ok(srr_final_dst(h, 32) == 27, "LSRR, pointer 8: still");
+		h[22] = 12;
+		ok(srr_final_dst(h, 32) == 0, "LSRR, pointer 12 (done): the header's destination");
+		h[22] = 4, h[20] = IPOPT_SSRR;
+		ok(srr_final_dst(h, 32) == 27, "SSRR too");
+		memmove(h + 21, h + 20, 11);
+		h[20] = IPOPT_NOP;
+		ok(srr_final_dst(h, 32) == 28, "after a NOP");
+		h[21] = IPOPT_EOL;
+		ok(srr_final_dst(h, 32) == 0, "after EOL: no option");
+		memcpy(h + 20, "\x83\x07\x04\x0a\x00\x00\x05\x83\x07\x04\x0a\x00\x00\x06", 14);
+		ok(srr_final_dst(h, 36) == 0, "two source routes: the header's destination");
+		memcpy(h + 20, "\x83\x09\x04\x0a\x00\x00\x05\x00\x00", 9);
+		ok(srr_final_dst(h, 32) == 0, "length 9 (not 3 + 4n): the header's destination");
+		memcpy(h + 20, "\x83\x0f\x04", 3);
+		ok(srr_final_dst(h, 32) == 0, "option past the header: the header's destination");
+	}
+
+	/* Prefix lengths in hex. */
+	k = 0;
+	ok(edits_add_addr_map(maps, &k, "10.0.0.0/0x18:10.1.0.0/0X10") == 0 &&
+	    maps[0].from_len == 24 && maps[0].to_len == 16, "IPv4 map, hex lengths");
+	ok(edits_add_addr_map(maps, &k, "[fd00::]/0x40:[fd01::]/64") == 0 &&
+	    maps[1].from_len == 64, "IPv6 map, [A]/0x40");
+	ok(edits_add_addr_map(maps, &k, "fd00::/0x40:fd01::/0x40") == 0 &&
+	    maps[2].to_len == 64, "IPv6 map without brackets, hex lengths");
+	ok(edits_add_addr_map(maps, &k, "10.0.0.0/0x:10.1.0.0/16") < 0 &&
+	    edits_add_addr_map(maps, &k, "10.0.0.0/0x21:10.1.0.0/16") < 0, "0x, 0x21: refused");
 
 	/* Bad packets: refused, never read past the end. */
 	edits_init(&e);
@@ -206,25 +295,25 @@ main(void)
 	edits_ready(&e);
 	n = tcp4(b, 0);
 	b[0] = 0x4f;
-	ok(mangle(&e, b, 28, 0) == MANGLE_BAD, "IHL 15 on a 28-byte packet: unparseable");
-	ok(mangle(&e, b, 19, 0) == MANGLE_BAD, "19 bytes: unparseable");
+	ok(mangle(&e, b, 28, 0, NULL) == MANGLE_BAD, "IHL 15 on a 28-byte packet: unparseable");
+	ok(mangle(&e, b, 19, 0, NULL) == MANGLE_BAD, "19 bytes: unparseable");
 	n = tcp4(b, 0);
 	put16(b + 2, 12);
-	ok(mangle(&e, b, n, 0) == MANGLE_BAD, "total length below the header: unparseable");
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_BAD, "total length below the header: unparseable");
 	n = tcp4(b, 0);
-	ok(mangle(&e, b, 30, 18) == MANGLE_EDITED && csum(b, 20) == 0,
+	ok(mangle(&e, b, 30, 18, NULL) == MANGLE_EDITED && csum(b, 20) == 0,
 	    "cut TCP header: IP edited, L4 left alone");
 	n = udp6(b, 0, 0);
 	b[6] = 0;			/* hop-by-hop header claiming 8 * 201 bytes */
 	b[41] = 200;
-	ok(mangle(&e, b, n, 0) == MANGLE_EDITED && b[7] == 5, "runaway IPv6 extension chain: "
+	ok(mangle(&e, b, n, 0, NULL) == MANGLE_EDITED && b[7] == 5, "runaway IPv6 extension chain: "
 	    "hop limit edited, L4 not searched");
 	for (i = 0; i < 20000; i++) {	/* fuzz: random bytes, random lengths */
 		n = (size_t)(rand() % 120);
 		for (k = 0; k < (int)n; k++)
 			b[k] = (uint8_t)rand();
 		b[0] = (uint8_t)((rand() & 1 ? 0x40 : 0x60) | (b[0] & 0x0f));
-		mangle(&e, b, n, (size_t)(rand() % 3));
+		mangle(&e, b, n, (size_t)(rand() % 3), NULL);
 	}
 	ok(1, "20000 random packets survived (run under ASan)");
 	return tap_done();
