@@ -103,7 +103,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	c.overlap = data[0] % 3;
+	c.overlap = data[0] % 4;
 	c.keep_incomplete = (data[0] >> 2) & 1;
 	if ((cur = reasm_new(&c, out_cb, NULL)) == NULL)
 		abort();
