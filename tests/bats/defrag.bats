@@ -64,12 +64,14 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	grep -q ' 1 incomplete at end' "$W/err"
 }
 
-@test "defrag: overlaps (teardrop, overlapping tail, overlapping head) follow --overlap; default drops" {
+@test "defrag: overlaps (teardrop, overlapping tail, overlapping head) follow --overlap; rfc5722 drops all, linux keeps the teardrop" {
 	$MK overlap "$W" >/dev/null
 	for shape in teardrop tail head; do
-		defrag "$W/$shape.in.pcap" "$W/out"
-		$CMP "$W/out" "$W/$shape.drop.pcap"	# only the ICMP after it
-		grep -q ' 1 overlaps' "$W/err"
+		for pol in rfc5722 drop; do		# drop: the old name of rfc5722
+			defrag "$W/$shape.in.pcap" "$W/out" --overlap $pol
+			$CMP "$W/out" "$W/$shape.drop.pcap"	# only the ICMP after it
+			grep -q ' 1 overlaps' "$W/err"
+		done
 		for pol in first last; do
 			defrag "$W/$shape.in.pcap" "$W/out" --overlap $pol
 			$CMP "$W/out" "$W/$shape.$pol.pcap" --no-csum
@@ -78,6 +80,53 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 		# "first" keeps the original bytes: checksums verify too
 		defrag "$W/$shape.in.pcap" "$W/out" --overlap first
 		[ $shape = tail ] || $CMP "$W/out" "$W/$shape.first.pcap"
+	done
+	# linux (the default): the teardrop fragment lies wholly inside held
+	# data and is discarded (the original bytes); the others drop the datagram
+	defrag "$W/teardrop.in.pcap" "$W/out"
+	$CMP "$W/out" "$W/teardrop.first.pcap"
+	grep -q ' 1 duplicates, 0 overlaps' "$W/err"
+	for shape in tail head; do
+		defrag "$W/$shape.in.pcap" "$W/out" --overlap linux
+		$CMP "$W/out" "$W/$shape.drop.pcap"
+		grep -q ' 1 overlaps' "$W/err"
+	done
+}
+
+@test "defrag: 2 interleaved datagrams of 8190 shuffled 8-byte fragments: the same bytes as in order, every policy" {
+	command -v mkpcap >/dev/null || PATH=$PATH:$DIVERT_BUILD/bench
+	command -v mkpcap >/dev/null || skip "bench/mkpcap is not built"
+	mkpcap shuffled 2 "$W/s.pcap"		# 16380 records
+	# the same fragments in order: sorted by datagram, then offset
+	/usr/bin/python3 - "$W/s.pcap" "$W/o.pcap" <<-'EOF'
+	import sys, struct
+	d = open(sys.argv[1], "rb").read(); o = 24; recs = []
+	while o < len(d):
+	    n = struct.unpack("<I", d[o+8:o+12])[0]; r = d[o:o+16+n]; ip = r[16:]
+	    recs.append((ip[4:6], struct.unpack("!H", ip[6:8])[0] & 0x1fff, r)); o += 16 + n
+	recs.sort(key=lambda x: (x[0], x[1]))
+	open(sys.argv[2], "wb").write(d[:24] + b"".join(r for _, _, r in recs))
+	EOF
+	defrag "$W/o.pcap" "$W/want.pcap" --max-memory 8M
+	grep -q '16380 read, 2 written; 0 passed, 16380 fragments, 2 reassembled' "$W/err"
+	for pol in linux rfc5722 first last; do
+		defrag "$W/s.pcap" "$W/got.pcap" --max-memory 8M --overlap $pol
+		grep -q '16380 read, 2 written; 0 passed, 16380 fragments, 2 reassembled' "$W/err"
+		# IP bytes equal, in the same order; UDP checksums verified by scapy
+		/usr/bin/python3 - "$W/got.pcap" "$W/want.pcap" <<-'EOF'
+		import sys, struct
+		from scapy.all import IP, UDP
+		def ips(p):
+		    d = open(p, "rb").read(); o = 24; out = []
+		    while o < len(d):
+		        n = struct.unpack("<I", d[o+8:o+12])[0]; out.append(d[o+16:o+16+n]); o += 16 + n
+		    return out
+		got, want = ips(sys.argv[1]), ips(sys.argv[2])
+		assert sorted(got) == sorted(want) and len(got) == 2 and all(len(g) == 65535 for g in got), "bytes differ"
+		for g in got:
+		    u = IP(g)[UDP]; c = u.chksum; del u.chksum
+		    assert IP(bytes(IP(g)))[UDP].chksum == c, "UDP checksum"
+		EOF
 	done
 }
 
@@ -211,6 +260,41 @@ PY
 @test "defrag: man page is clean mdoc" {
 	run mandoc -Tlint -Wwarning "$BATS_TEST_DIRNAME/../../man/divert-defrag.1"
 	[ -z "$output" ]
+}
+
+@test "defrag vs kernel: ECN, overlaps, zero-length, off-grid, header length: what a peer kernel delivers, IPv4 and IPv6" {
+	hosts_up
+	KC="/usr/bin/python3 $BATS_TEST_DIRNAME/../defrag/kernelcmp.py"
+	$KC build "$W/frags.pcap" $A4 $B4 $A6 $B6
+	# B's kernel reassembles what A sends on the wire; raw sockets in B record it
+	bg_B /dev/null "$W/recv.err" $KC recv "$W/kernel.txt"
+	rpid=$BG
+	wait_until 100 grep -q ready "$W/recv.err"
+	inA $KC send "$W/frags.pcap" vA "$(inB cat /sys/class/net/vB/address)"
+	wait_gone "$rpid" 600
+	# both END markers came (the receiver stops on them, or gives up after 60 s)
+	[ "$(grep -c "$(printf 'MARK:END' | od -An -tx1 | tr -d ' \n')" "$W/kernel.txt")" -eq 2 ]
+	defrag "$W/frags.pcap" "$W/defrag.pcap"		# the default policy: linux
+	cat "$W/err"
+	run $KC compare "$W/kernel.txt" "$W/defrag.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 52 ]		# 24 cases x 2 + 2 big + 2 END
+	# the kernel's own verdicts the cases rely on (so a change in it shows)
+	grep -q 'ok  IPv4 ecn-ect0-ce .*kernel: ecn 3 64 bytes' <<<"$output"
+	grep -q 'ok  IPv6 ecn-notect-ect0 .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv4 inside .*kernel: ecn 0 64 bytes' <<<"$output"
+	grep -q 'ok  IPv6 two-runs .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv4 offgrid-tiny .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv6 offgrid-tiny .*kernel: ecn 0 64 bytes' <<<"$output"
+	grep -q 'ok  IPv4 big-later-options .*kernel: ecn 0 65515 bytes' <<<"$output"
+	grep -q 'ok  IPv4 big-first-options .*kernel: nothing' <<<"$output"
+	# the comparison can fail: RFC 5722's strict policy is not the kernel's
+	defrag "$W/frags.pcap" "$W/strict.pcap" --overlap rfc5722
+	run $KC compare "$W/kernel.txt" "$W/strict.pcap"
+	[ "$status" -eq 1 ]
+	grep -q '^DIFF IPv4 inside ' <<<"$output"
+	grep -q '^DIFF IPv6 resend-after-overlap ' <<<"$output"
 }
 
 @test "defrag live: ping -s 4000 fragments at prerouting -450; listen | defrag shows whole datagrams" {
