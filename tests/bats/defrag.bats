@@ -205,6 +205,7 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	run divert-defrag --overlap sideways </dev/null
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"bad --overlap 'sideways'"* ]]
+	[[ "$output" == *"want linux, rfc5722, first or last"* ]]
 	run divert-defrag --max-memory 1K </dev/null
 	[ "$status" -eq 64 ]
 	run divert-defrag --fragment 1280 --timeout 5 </dev/null
@@ -236,6 +237,38 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	defrag "$W/bad.pcap" "$W/out"
 	grep -q '3 passed, 3 fragments, 1 reassembled' "$W/err"
 	grep -q '3 unparsed passed' "$W/err"
+}
+
+@test "defrag: --max-memory is bounded (64G); a 20G pool for 28 records costs what they need (RSS)" {
+	run divert-defrag --max-memory 1024G </dev/null
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"bad --max-memory '1024G': want a size from 256K to 64G"* ]]
+	run divert-defrag --max-memory 65G </dev/null
+	[ "$status" -eq 64 ]
+	$MK sets "$W" >/dev/null
+	defrag "$W/interleaved.in.pcap" "$W/out" --max-memory 64G	# the maximum works
+	grep -q '28 read, 16 written; 10 passed, 18 fragments, 6 reassembled' "$W/err"
+	asan_build && skip "resident size is meaningless under ASan (rest checked)"
+	small=$(peak_rss "$W/interleaved.in.pcap" --max-memory 256K)
+	big=$(peak_rss "$W/interleaved.in.pcap" --max-memory 20G)
+	echo "# peak RSS for 28 records: $small KiB at 256K, $big KiB at 20G"
+	[ "$big" -le $((small + 256)) ]		# the pool and table cost what is held
+	[ "$big" -le 4096 ]			# the man page: about 3.5 MiB in all
+}
+
+@test "defrag: standard output onto the file standard input reads is refused (64), the input unchanged" {
+	$MK sets "$W" >/dev/null
+	cp "$W/v4-inorder.in.pcap" "$W/x.pcap"
+	sum=$(sha256sum <"$W/x.pcap")
+	run sh -c "divert-defrag <'$W/x.pcap' >>'$W/x.pcap'"
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-defrag: standard output is the file standard input reads"* ]]
+	[ "$(sha256sum <"$W/x.pcap")" = "$sum" ]
+	run sh -c "cd '$W' && divert-defrag --fragment 576 <x.pcap 1<>./x.pcap"
+	[ "$status" -eq 64 ]
+	[ "$(sha256sum <"$W/x.pcap")" = "$sum" ]
+	defrag "$W/x.pcap" "$W/y.pcap"				# another file is fine
+	$CMP "$W/y.pcap" "$W/v4-inorder.want.pcap"
 }
 
 @test "defrag: a fragment padded to a 200 KB record is kept at its IP length (--keep-incomplete)" {
