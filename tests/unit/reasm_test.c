@@ -306,6 +306,26 @@ test_shuffled(void)
 	reasm_free(r);
 }
 
+/* A last fragment off the grid, held and then duplicated: its partial unit counts 5 bytes. */
+static void
+test_partial_unit(void)
+{
+	int pol, good = 1;
+	size_t len = make4(21, 61);
+	struct reasm *r;
+
+	for (pol = 0; pol < 4; pol++) {
+		r = fresh(pol, 1 << 20, 0);
+		feed4(r, len, 56, 5, 0);
+		feed4(r, len, 56, 5, 0);
+		feed4(r, len, 0, 56, 0);
+		good &= got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1 &&
+		    r->st.overlaps == 0;
+		reasm_free(r);
+	}
+	ok(good, "a duplicate last fragment off the grid is a duplicate, every policy");
+}
+
 /* An IPv4 fragment with its ECN bits (and checksum) set, fed at time 0. */
 static void
 feed4_tos(struct reasm *r, size_t total, size_t off, size_t n, uint8_t ecn)
@@ -554,6 +574,7 @@ main(void)
 	test_first_last();
 	test_limits();
 	test_shuffled();
+	test_partial_unit();
 	test_ecn();
 	test_linux_overlaps();
 	test_badsum();
