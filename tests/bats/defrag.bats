@@ -311,6 +311,7 @@ PY
 	grep -q 'ok  IPv6 offgrid-tiny .*kernel: ecn 0 64 bytes' <<<"$output"
 	grep -q 'ok  IPv4 big-later-options .*kernel: ecn 0 65515 bytes' <<<"$output"
 	grep -q 'ok  IPv4 big-first-options .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv6 last-inside-held .*kernel: nothing' <<<"$output"
 	# the comparison can fail: RFC 5722's strict policy is not the kernel's
 	defrag "$W/frags.pcap" "$W/strict.pcap" --overlap rfc5722
 	run $KC compare "$W/kernel.txt" "$W/strict.pcap"
