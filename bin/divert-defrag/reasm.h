@@ -25,7 +25,7 @@
 #include "stream.h"
 
 enum reasm_overlap {
-	REASM_OVERLAP_LINUX,	/* the kernel's: a fragment inside held data is
+	REASM_OVERLAP_LINUX,	/* the kernel's: a fragment inside one run held is
 				   discarded, any other overlap drops the datagram */
 	REASM_OVERLAP_RFC5722,	/* any overlap but an exact duplicate drops the
 				   datagram, and its later fragments until timeout */
