@@ -2,6 +2,9 @@
  * mkpcap - write large test captures for the offline benchmarks.
  *   mkpcap packets N FILE     N IPv4 UDP/TCP packets (LINKTYPE_RAW), valid checksums
  *   mkpcap fragments N FILE   N IPv4 fragments: 1480-byte UDP datagrams in 8 pieces
+ *   mkpcap shuffled N FILE    N IPv4 datagrams of 65535 bytes, each in 8190 fragments
+ *                             of 8 bytes (the last 3), all N * 8190 interleaved in a
+ *                             random order (the FragmentSmack shape)
  */
 #include <arpa/inet.h>
 #include <err.h>
@@ -90,6 +93,58 @@ fragments(pcap_dumper_t *d, unsigned long n)
 	}
 }
 
+/* xorshift32: the same shuffle on every run */
+static uint32_t
+next_random(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+static void
+shuffled(pcap_dumper_t *d, unsigned long n)
+{
+	enum { BODY = 65535 - 20, PIECES = (BODY + 7) / 8 };	/* 8190 */
+	struct pcap_pkthdr h = { .ts = { 1700000000, 0 } };
+	static uint8_t dgram[20 + BODY], frag[28];
+	uint8_t *bodies;
+	uint32_t *order, seed = 0x9e3779b9, t;
+	unsigned long total = n * PIECES, i, j, id, k;
+
+	if ((bodies = malloc(n * BODY)) == NULL || (order = malloc(total * 4)) == NULL)
+		err(1, "malloc");
+	for (id = 0; id < n; id++) {
+		ipv4_header(dgram, 20 + BODY, 17, (uint16_t)id, 0, (uint32_t)id);
+		for (i = 8; i < BODY; i++)
+			dgram[20 + i] = (uint8_t)(i * 7 + id);
+		memset(dgram + 20, 0, 8);
+		dgram[24] = (uint8_t)(BODY >> 8), dgram[25] = (uint8_t)BODY;
+		l4_checksum(dgram, 20 + BODY, 6);
+		memcpy(bodies + id * BODY, dgram + 20, BODY);
+	}
+	for (i = 0; i < total; i++)
+		order[i] = (uint32_t)i;
+	for (i = total - 1; i > 0; i--) {	/* Fisher-Yates */
+		j = next_random(&seed) % (i + 1);
+		t = order[i], order[i] = order[j], order[j] = t;
+	}
+	for (i = 0; i < total; i++) {
+		id = order[i] / PIECES, k = order[i] % PIECES;
+		size_t off = k * 8, len = off + 8 < BODY ? 8 : BODY - off;
+		uint16_t fo = (uint16_t)(off / 8) | (off + len < BODY ? 0x2000 : 0);
+
+		ipv4_header(frag, 20 + len, 17, (uint16_t)id, fo, (uint32_t)id);
+		memcpy(frag + 20, bodies + id * BODY + off, len);
+		h.ts.tv_usec = (suseconds_t)(i % 1000000);
+		h.caplen = h.len = (bpf_u_int32)(20 + len);
+		pcap_dump((u_char *)d, &h, frag);
+	}
+	free(order);
+	free(bodies);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -97,7 +152,7 @@ main(int argc, char **argv)
 	pcap_dumper_t *d;
 
 	if (argc != 4)
-		errx(64, "usage: mkpcap packets|fragments N FILE");
+		errx(64, "usage: mkpcap packets|fragments|shuffled N FILE");
 	p = pcap_open_dead(DLT_RAW, 65535);
 	if ((d = pcap_dump_open(p, argv[3])) == NULL)
 		errx(1, "%s", pcap_geterr(p));
@@ -105,8 +160,10 @@ main(int argc, char **argv)
 		packets(d, strtoul(argv[2], NULL, 10));
 	else if (strcmp(argv[1], "fragments") == 0)
 		fragments(d, strtoul(argv[2], NULL, 10));
+	else if (strcmp(argv[1], "shuffled") == 0)
+		shuffled(d, strtoul(argv[2], NULL, 10));
 	else
-		errx(64, "usage: mkpcap packets|fragments N FILE");
+		errx(64, "usage: mkpcap packets|fragments|shuffled N FILE");
 	pcap_dump_close(d);
 	pcap_close(p);
 	return 0;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +39,11 @@ static const struct argp_option options[] = {
 	{ "timeout", OPT_TIMEOUT, "S", 0, "Drop a datagram still incomplete S seconds "
 	    "after its first fragment (default 30)", 0 },
 	{ "max-memory", OPT_MAXMEM, "BYTES", 0, "Hold at most BYTES of fragments and "
-	    "state (K, M, G: KiB, MiB, GiB; default 4M); evict the oldest beyond", 0 },
-	{ "overlap", OPT_OVERLAP, "POLICY", 0, "Overlapping fragments: drop the "
-	    "datagram (default), or keep the first or last bytes (first|last)", 0 },
+	    "state (K, M, G: KiB, MiB, GiB; 256K to 64G, default 4M); evict the oldest "
+	    "beyond", 0 },
+	{ "overlap", OPT_OVERLAP, "POLICY", 0, "Overlapping fragments: linux (default: "
+	    "as the kernel), rfc5722 (alias drop: any overlap drops the datagram), or "
+	    "keep the bytes that came first or last (first|last)", 0 },
 	{ "keep-incomplete", OPT_KEEP, NULL, 0, "Write the fragments of datagrams that "
 	    "expire, are evicted or are incomplete at the end through unchanged", 0 },
 	{ "fragment", OPT_FRAGMENT, "MTU", 0, "Do the opposite: split packets larger "
@@ -120,6 +123,22 @@ parse_size(const char *s)
 	return (size_t)(v << shift);
 }
 
+/*
+ * Standard output appending to the file standard input reads ("< X >> X")
+ * would read its own output without end; ("< X > X" has emptied it before
+ * we run).  Refused before the output is touched.
+ */
+static void
+check_not_same_file(void)
+{
+	struct stat si, so;
+
+	if (fstat(STDIN_FILENO, &si) == 0 && fstat(STDOUT_FILENO, &so) == 0 &&
+	    S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+		usage_errx("standard output is the file standard input reads: "
+		    "write the stream to another file");
+}
+
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
 check_args(const struct args *a, struct defrag *g)
@@ -128,7 +147,7 @@ check_args(const struct args *a, struct defrag *g)
 
 	g->cfg.timeout_ms = 30 * 1000;
 	g->cfg.max_memory = 4 << 20;
-	g->cfg.overlap = REASM_OVERLAP_DROP;
+	g->cfg.overlap = REASM_OVERLAP_LINUX;
 	g->cfg.keep_incomplete = a->keep;
 	if (a->fragment != NULL) {
 		if (a->timeout || a->maxmem || a->overlap || a->keep)
@@ -145,20 +164,25 @@ check_args(const struct args *a, struct defrag *g)
 	}
 	if (a->maxmem != NULL) {
 		g->cfg.max_memory = parse_size(a->maxmem);
-		if (g->cfg.max_memory < REASM_MIN_MEMORY)
-			usage_errx("bad --max-memory '%s': want a size from 256K to 1024G "
+		if (g->cfg.max_memory < REASM_MIN_MEMORY ||
+		    g->cfg.max_memory > REASM_MAX_MEMORY)
+			usage_errx("bad --max-memory '%s': want a size from 256K to 64G "
 			    "(suffix K, M or G)", a->maxmem);
 	}
 	if (a->overlap != NULL) {
-		if (strcmp(a->overlap, "drop") == 0)
-			g->cfg.overlap = REASM_OVERLAP_DROP;
+		if (strcmp(a->overlap, "linux") == 0)
+			g->cfg.overlap = REASM_OVERLAP_LINUX;
+		else if (strcmp(a->overlap, "rfc5722") == 0 || strcmp(a->overlap, "drop") == 0)
+			g->cfg.overlap = REASM_OVERLAP_RFC5722;
 		else if (strcmp(a->overlap, "first") == 0)
 			g->cfg.overlap = REASM_OVERLAP_FIRST;
 		else if (strcmp(a->overlap, "last") == 0)
 			g->cfg.overlap = REASM_OVERLAP_LAST;
 		else
-			usage_errx("bad --overlap '%s': want drop, first or last", a->overlap);
+			usage_errx("bad --overlap '%s': want linux, rfc5722, first or last",
+			    a->overlap);
 	}
+	check_not_same_file();
 }
 
 /* The one place records leave: counted, or the failure remembered. */
@@ -341,13 +365,15 @@ report(const struct defrag *g)
 	    "%ju reassembled\n", me, (uintmax_t)g->read, (uintmax_t)g->written,
 	    (uintmax_t)s->passed, (uintmax_t)s->fragments, (uintmax_t)s->reassembled);
 	fprintf(stderr, "%s: %ju duplicates, %ju overlaps, %ju timed out, %ju evicted, "
-	    "%ju oversize, %ju too many fragments, %ju invalid, %ju incomplete at end; "
-	    "%ju fragments kept, %ju dropped; %ju unparsed passed; "
+	    "%ju oversize, %ju too many fragments, %ju invalid, %ju ECN mixes, "
+	    "%ju incomplete at end; %ju fragments kept, %ju dropped; %ju unparsed passed; "
+	    "%ju trimmed to the 8-byte grid; %ju with a bad IPv4 header checksum; "
 	    "memory peak %zu of %zu bytes\n", me,
 	    (uintmax_t)s->duplicates, (uintmax_t)s->overlaps, (uintmax_t)s->timed_out,
 	    (uintmax_t)s->evicted, (uintmax_t)s->oversize, (uintmax_t)s->too_many,
-	    (uintmax_t)s->invalid, (uintmax_t)s->incomplete, (uintmax_t)s->kept,
-	    (uintmax_t)s->dropped, (uintmax_t)s->unparsed, reasm_peak(g->r),
+	    (uintmax_t)s->invalid, (uintmax_t)s->ecn, (uintmax_t)s->incomplete,
+	    (uintmax_t)s->kept, (uintmax_t)s->dropped, (uintmax_t)s->unparsed,
+	    (uintmax_t)s->trimmed, (uintmax_t)s->badsum, reasm_peak(g->r),
 	    reasm_memory(g->r));
 }
 

@@ -1,25 +1,38 @@
 /*
  * reasm.c - IPv4 (RFC 791/815) and IPv6 (RFC 8200, RFC 5722) reassembly.
  *
- * Memory: one pool of REASM_BLOCK-byte blocks and a hash table, sized from
- * max_memory at start.  A block is either a datagram's state or a piece of
- * a stored fragment (fragments are kept whole, link header and metadata
- * included, so they can be written through unchanged when their datagram is
- * lost).  Blocks come from a free list, or from the untouched end of the
- * pool (so the pool costs resident memory only as it is used); nothing is
- * allocated per packet.
+ * Memory: one pool of REASM_BLOCK-byte blocks and a hash table, both within
+ * max_memory.  A block is either a datagram's state or a piece of a stored
+ * fragment (fragments are kept whole, link header and metadata included, so
+ * they can be written through unchanged when their datagram is lost).
+ * Blocks come from a free list, or from the untouched end of the pool: the
+ * pool is address space reserved at start and resident only as it is used.
+ * The hash table starts small and doubles with the datagrams held, up to
+ * the share of the budget kept for it.  Nothing is allocated per packet.
  *
  * Datagrams sit in a hash table (chains of block indices) and in one list
  * by age: the oldest is at its head, which makes expiry and eviction O(1).
- * A datagram's fragments are linked twice: in arrival order (reassembly
- * copies in that order, so "last" wins; reversed for "first") and by offset
- * (to find overlaps and holes).
+ * A datagram's fragments are linked in arrival order (reassembly copies in
+ * that order, so "last" wins; reversed for "first").  Where they lie is
+ * known without walking them (FragmentSmack, CVE-2018-5390/5391, was a
+ * sorted list walked per fragment):
+ *  - a fragment that starts at or after the end of what is held (the
+ *    in-order case, the kernel's fast path) needs only that end: O(1);
+ *  - from the first fragment that does not, the datagram gets bitmaps
+ *    indexed by offset in 8-byte units (the grid every fragment but the
+ *    last starts and ends on): one bit a unit held, one a unit where a run
+ *    starts.  A fragment's overlaps, duplicates and new bytes are then a
+ *    few word operations over its own units, whatever the number or the
+ *    order of the fragments held: O(its length / 512 bytes).
+ * The bitmaps live in pool blocks: a directory block of 32 chunk indices,
+ * each chunk one block of 512 units (4 KiB of payload), made as needed.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include <netinet/in.h>
@@ -31,6 +44,8 @@
 #include "reasm.h"
 
 #define NIL		UINT32_MAX
+
+#define THP_SKIP	(2u << 20)	/* pool bytes kept on small pages */
 
 #define MAX_L2		256		/* longest link header a stored fragment may have */
 
@@ -45,22 +60,29 @@ struct dgram {
 	uint32_t	hnext;		/* hash chain */
 	uint32_t	older, newer;	/* age list */
 	uint32_t	first, last;	/* fragments in arrival order */
-	uint32_t	sorted, stail;	/* fragments by offset: head and tail */
+	uint32_t	dir;		/* bitmap directory block; NIL while in order */
+	uint32_t	held_end;	/* highest end of the bytes held */
 	uint32_t	hdr;		/* fragment at offset 0 that gives the headers */
 	uint32_t	total;		/* payload bytes; 0 until the last fragment came */
 	uint32_t	have;		/* payload bytes covered */
 	uint32_t	maxend;		/* highest payload end seen */
 	uint32_t	nfrags;
 	uint32_t	hash;
-	uint32_t	dead;		/* dropped: absorbs its later fragments until timeout */
+	uint8_t		dead;		/* dropped: absorbs its later fragments until timeout */
+	uint8_t		ecn;		/* ECN_* bits of the fragments taken */
+	uint8_t		badsum;		/* a fragment taken had a bad IPv4 header checksum */
 	struct key	key;
 	uint64_t	born;		/* clock at the first fragment */
 };
 
-/* A stored fragment's own facts, at the start of its first block. */
+/*
+ * What a run is depends on the policy.  linux: the kernel's runs (a
+ * fragment that starts where the bytes held end joins the last run, any
+ * other starts one of its own); rfc5722: each fragment (so exact duplicates
+ * are seen); first and last: only the bytes held matter.
+ */
 struct frag_meta {
 	uint32_t	next, prev;	/* arrival order */
-	uint32_t	next_off;	/* offset order */
 	uint32_t	off, end;	/* payload bytes [off, end) of the datagram */
 	uint32_t	reclen;		/* record bytes stored: link header + packet */
 	uint32_t	ifindex;
@@ -89,10 +111,16 @@ struct frag_block {			/* a fragment's first block */
 	uint8_t		bytes[REASM_BLOCK - 8 - sizeof(struct frag_meta)];
 };
 
+#define UNIT_BITS	512		/* 8-byte units a bitmap chunk covers */
+#define NCHUNKS		32		/* chunks a datagram may need: IPv4 ends reach
+					   65528 + 65515 bytes before refusal */
+
 union slot {
 	struct block	 b;
 	struct frag_block f;
 	struct dgram	 d;
+	uint32_t	 dir[NCHUNKS];		/* chunk block indices, NIL: none */
+	uint64_t	 bits[2][UNIT_BITS / 64];	/* [0] units held, [1] run starts */
 };
 
 static_assert(sizeof(union slot) == REASM_BLOCK, "a pool slot is one block");
@@ -105,12 +133,17 @@ struct reasm {
 	reasm_out_fn	 out;
 	void		*arg;
 	union slot	*pool;
+	size_t		 mapped;	/* bytes of address space the pool has */
 	uint32_t	 nslots;
 	uint32_t	 bump;		/* slots from here on were never used */
 	uint32_t	 freelist;
 	uint32_t	 nfree;
 	uint32_t	*bucket;
 	uint32_t	 mask;
+	uint32_t	 maxbuckets;	/* the table's share of the budget */
+	uint32_t	 ndgrams;	/* datagrams held */
+	uint64_t	 visits;	/* bitmap words looked at: tests check it stays
+					   proportional to the fragments' lengths */
 	uint32_t	 oldest, newest;
 	uint32_t	 peak_used;	/* slots */
 	struct reasm_stats st;
@@ -119,12 +152,17 @@ struct reasm {
 };
 
 /* What one record is, as far as reassembly cares. */
-enum kind { K_WHOLE, K_UNPARSED, K_INVALID, K_FRAGMENT, K_ATOMIC };
+enum kind { K_WHOLE, K_UNPARSED, K_INVALID, K_TOOBIG, K_FRAGMENT, K_ATOMIC };
+
+enum { ECN_NOT_ECT = 1, ECN_ECT_1 = 2, ECN_ECT_0 = 4, ECN_CE = 8 };	/* 1 << bits */
 
 struct fraginfo {
 	struct key	key;
 	uint32_t	off, end;
 	int		more;
+	uint8_t		ecn;		/* ECN_*: 1 << the header's ECN bits */
+	uint8_t		badsum;		/* IPv4 header checksum wrong */
+	uint8_t		trimmed;	/* IPv4: data past the 8-byte grid left out */
 	uint16_t	unfrag, hdrlen, nhoff;
 	uint8_t		nexthdr;
 	size_t		iplen;		/* the packet's own length (padding excluded) */
@@ -155,9 +193,17 @@ parse4(const uint8_t *d, size_t len, struct fraginfo *fi)
 	fi->more = (fo & IP_MF) != 0;
 	fi->unfrag = fi->hdrlen = (uint16_t)hl;
 	fi->iplen = tot;
-	/* RFC 791: every fragment but the last carries a multiple of 8 bytes. */
-	if (tot == hl || (fi->more && (tot - hl) % 8 != 0))
-		return K_INVALID;
+	fi->ecn = (uint8_t)(1 << (d[1] & 3));
+	fi->badsum = csum(d, hl) != 0;
+	/*
+	 * RFC 791: every fragment but the last carries a multiple of 8 bytes.
+	 * The kernel cuts the rest off (ip_frag_queue); a fragment left with
+	 * no data, like one that came without, then kills its datagram.
+	 */
+	if (fi->more && (fi->end - fi->off) % 8 != 0) {
+		fi->end -= (fi->end - fi->off) % 8;
+		fi->trimmed = 1;
+	}
 	fi->key.version = 4;
 	memcpy(fi->key.src, d + 12, 4);
 	memcpy(fi->key.dst, d + 16, 4);
@@ -204,9 +250,17 @@ parse6(const uint8_t *d, size_t len, struct fraginfo *fi)
 	fi->nhoff = (uint16_t)nhoff;
 	fi->nexthdr = d[off];
 	fi->iplen = iplen;
+	fi->ecn = (uint8_t)(1 << ((d[1] >> 4) & 3));
 	if (fi->off == 0 && !fi->more)
 		return K_ATOMIC;		/* RFC 6946: a datagram of one fragment */
-	if (fi->end == fi->off || (fi->more && (fi->end - fi->off) % 8 != 0))
+	/*
+	 * As the kernel (ip6_frag_queue): a fragment reaching past 65535 bytes
+	 * of payload, or not the last and off the 8-byte grid, is refused
+	 * alone (RFC 8200 asks for a Parameter Problem); the datagram stays.
+	 */
+	if (fi->end > 65535)
+		return K_TOOBIG;
+	if (fi->more && (fi->end - fi->off) % 8 != 0)
 		return K_INVALID;
 	fi->key.version = 6;
 	memcpy(fi->key.src, d + 8, 16);
@@ -344,6 +398,29 @@ lookup(struct reasm *r, const struct key *k, uint32_t hash)
 	return NIL;
 }
 
+/*
+ * Double the hash table when it holds more datagrams than buckets, within
+ * its share of the budget: a few datagrams cost a small table, however
+ * large --max-memory is.  Without memory for it, chains just grow longer.
+ */
+static void
+table_grow(struct reasm *r)
+{
+	uint32_t n = (r->mask + 1) * 2, i, *b;
+
+	if (r->ndgrams <= r->mask + 1 || n > r->maxbuckets)
+		return;
+	if ((b = realloc(r->bucket, n * sizeof(*b))) == NULL)
+		return;
+	r->bucket = b;
+	r->mask = n - 1;
+	memset(b, 0xff, n * sizeof(*b));
+	for (i = r->oldest; i != NIL; i = D(r, i)->newer) {
+		D(r, i)->hnext = b[D(r, i)->hash & r->mask];
+		b[D(r, i)->hash & r->mask] = i;
+	}
+}
+
 /* A new, empty datagram: newest in the age list. */
 static uint32_t
 dgram_new(struct reasm *r, const struct key *k, uint32_t hash, uint64_t now)
@@ -352,7 +429,7 @@ dgram_new(struct reasm *r, const struct key *k, uint32_t hash, uint64_t now)
 	struct dgram *d = D(r, i);
 
 	memset(d, 0, sizeof(*d));
-	d->first = d->last = d->sorted = d->stail = d->hdr = NIL;
+	d->first = d->last = d->dir = d->hdr = NIL;
 	d->key = *k;
 	d->hash = hash;
 	d->born = now;
@@ -365,7 +442,24 @@ dgram_new(struct reasm *r, const struct key *k, uint32_t hash, uint64_t now)
 	else
 		r->oldest = i;
 	r->newest = i;
+	r->ndgrams++;
+	table_grow(r);
 	return i;
+}
+
+/* Give back the bitmaps of a datagram. */
+static void
+bits_free(struct reasm *r, struct dgram *d)
+{
+	uint32_t c;
+
+	if (d->dir == NIL)
+		return;
+	for (c = 0; c < NCHUNKS; c++)
+		if (r->pool[d->dir].dir[c] != NIL)
+			slot_free(r, r->pool[d->dir].dir[c]);
+	slot_free(r, d->dir);
+	d->dir = NIL;
 }
 
 /* Give back every fragment a datagram holds. */
@@ -378,7 +472,9 @@ dgram_clear(struct reasm *r, struct dgram *d)
 		next = M(r, f)->next;
 		chain_free(r, f);
 	}
-	d->first = d->last = d->sorted = d->stail = d->hdr = NIL;
+	bits_free(r, d);
+	d->first = d->last = d->hdr = NIL;
+	d->held_end = 0;
 }
 
 static void
@@ -399,13 +495,16 @@ dgram_free(struct reasm *r, uint32_t i)
 		D(r, d->newer)->older = d->older;
 	else
 		r->newest = d->older;
+	r->ndgrams--;
 	slot_free(r, i);
 }
 
 /*
- * Drop a datagram for good (overlap, oversize, ...): its fragments go, its
- * state stays until timeout so later fragments of it are dropped too
- * (RFC 5722) instead of starting a datagram that can only expire.
+ * Drop a datagram (overlap, size, ECN, ...).  Linux forgets it (later
+ * fragments start a new queue, as inet_frag_kill does).  The other
+ * policies keep its state, without data, until its timeout, so that its
+ * later fragments are dropped too (RFC 5722) instead of starting a datagram
+ * that can only expire.
  */
 static void
 dgram_kill(struct reasm *r, uint32_t i, uint64_t *counter)
@@ -414,6 +513,10 @@ dgram_kill(struct reasm *r, uint32_t i, uint64_t *counter)
 
 	(*counter)++;
 	r->st.dropped += d->nfrags + 1;		/* + the fragment that showed it */
+	if (r->cfg.overlap == REASM_OVERLAP_LINUX) {
+		dgram_free(r, i);
+		return;
+	}
 	dgram_clear(r, d);
 	d->dead = 1;
 }
@@ -480,6 +583,124 @@ make_room(struct reasm *r, uint32_t n, uint32_t keep)
 	return 0;
 }
 
+/* ---- where the bytes held are: bitmaps by 8-byte unit ----------------- */
+
+/* The word of bitmap which (0 held, 1 run starts) with unit u; NULL: all 0. */
+static uint64_t *
+bits_word(struct reasm *r, const struct dgram *d, int which, uint32_t u)
+{
+	uint32_t c = r->pool[d->dir].dir[u / UNIT_BITS];
+
+	r->visits++;
+	return c == NIL ? NULL : &r->pool[c].bits[which][u % UNIT_BITS / 64];
+}
+
+/* The bits of units [ua, ub) within the word that holds unit ua. */
+static uint64_t
+word_mask(uint32_t ua, uint32_t ub)
+{
+	uint32_t lo = ua % 64, hi = ub - (ua - lo) < 64 ? ub - (ua - lo) : 64;
+
+	return (hi == 64 ? ~0ULL : (1ULL << hi) - 1) & ~((1ULL << lo) - 1);
+}
+
+/* How many of units [ua, ub) are set in bitmap which. */
+static uint32_t
+bits_count(struct reasm *r, const struct dgram *d, int which, uint32_t ua, uint32_t ub)
+{
+	uint32_t n = 0;
+	uint64_t *w;
+
+	for (; ua < ub; ua = (ua | 63) + 1)
+		if ((w = bits_word(r, d, which, ua)) != NULL)
+			n += (uint32_t)__builtin_popcountll(*w & word_mask(ua, ub));
+	return n;
+}
+
+static int
+bit_is_set(struct reasm *r, const struct dgram *d, int which, uint32_t u)
+{
+	return u < NCHUNKS * UNIT_BITS && bits_count(r, d, which, u, u + 1) != 0;
+}
+
+/* Blocks that setting units [ua, ub) (and making the directory) may take. */
+static uint32_t
+bits_need(struct reasm *r, const struct dgram *d, uint32_t ua, uint32_t ub)
+{
+	uint32_t c, n = 0;
+
+	if (ub <= ua)
+		return 0;
+	for (c = ua / UNIT_BITS; c <= (ub - 1) / UNIT_BITS; c++)
+		n += d->dir == NIL || r->pool[d->dir].dir[c] == NIL;
+	return n + (d->dir == NIL);
+}
+
+/* Set units [ua, ub) in bitmap which; the blocks are free (bits_need). */
+static void
+bits_set(struct reasm *r, struct dgram *d, int which, uint32_t ua, uint32_t ub)
+{
+	uint32_t c, *slot;
+
+	if (d->dir == NIL) {
+		d->dir = slot_alloc(r);
+		memset(r->pool[d->dir].dir, 0xff, sizeof(r->pool[d->dir].dir));
+	}
+	for (; ua < ub; ua = (ua | 63) + 1) {
+		slot = &r->pool[d->dir].dir[ua / UNIT_BITS];
+		if (*slot == NIL) {
+			c = slot_alloc(r);
+			memset(&r->pool[c], 0, sizeof(r->pool[c]));
+			*slot = c;
+		}
+		*bits_word(r, d, which, ua) |= word_mask(ua, ub);
+	}
+}
+
+static uint32_t unit_of(uint32_t off) { return off / 8; }
+static uint32_t units_to(uint32_t end) { return (end + 7) / 8; }
+
+/* Does policy p mark where runs start (linux: the kernel's runs; rfc5722: fragments)? */
+static int
+marks_starts(int p)
+{
+	return p == REASM_OVERLAP_LINUX || p == REASM_OVERLAP_RFC5722;
+}
+
+/*
+ * Blocks that making a datagram's bitmaps from what it holds takes (an
+ * upper bound: every chunk up to the end held, and the directory).
+ */
+static uint32_t
+bits_build_need(const struct dgram *d)
+{
+	return 1 + (units_to(d->held_end) + UNIT_BITS - 1) / UNIT_BITS;
+}
+
+/*
+ * The first fragment that does not go after everything held: make the
+ * bitmaps from the fragments held.  They came in order, each starting at
+ * or after the end of the ones before, so the runs are what they were:
+ * linux, a fragment that started where the one before ended joined its run.
+ */
+static void
+bits_build(struct reasm *r, struct dgram *d)
+{
+	uint32_t f, prev_end = UINT32_MAX;
+	struct frag_meta *m;
+
+	for (f = d->first; f != NIL; f = m->next) {
+		m = M(r, f);
+		bits_set(r, d, 0, unit_of(m->off), units_to(m->end));
+		if ((r->cfg.overlap == REASM_OVERLAP_LINUX && m->off != prev_end) ||
+		    r->cfg.overlap == REASM_OVERLAP_RFC5722)
+			bits_set(r, d, 1, unit_of(m->off), unit_of(m->off) + 1);
+		prev_end = m->end;
+	}
+	if (d->dir == NIL)			/* nothing held: still a directory */
+		bits_set(r, d, 0, 0, 0);
+}
+
 /* ---- adding a fragment ------------------------------------------------ */
 
 static uint32_t
@@ -489,109 +710,104 @@ max_len(const struct key *k)
 }
 
 /*
- * Lengths that cannot belong to one datagram: a second, different end, data
- * past the end, too long for IP, too many pieces.  0, or -1 after killing it.
+ * Lengths that cannot belong to one datagram, in the kernel's order
+ * (ip_frag_queue, ip6_frag_queue): a last fragment ending before data
+ * already seen or at another end, data past a known end, a fragment without
+ * data; and more pieces than we keep.  The end is taken as the kernel takes
+ * it, before knowing whether the fragment is a duplicate.  0, or -1 after
+ * killing the datagram.
  */
 static int
 check_lengths(struct reasm *r, uint32_t i, const struct fraginfo *fi)
 {
 	struct dgram *d = D(r, i);
 
-	if (fi->unfrag + fi->end > max_len(&d->key)) {
-		dgram_kill(r, i, &r->st.oversize);
-		return -1;
+	if (!fi->more) {
+		if (fi->end < d->maxend || (d->total && fi->end != d->total))
+			goto invalid;
+		d->total = d->maxend = fi->end;
+	} else if (fi->end > d->maxend) {
+		if (d->total)
+			goto invalid;
+		d->maxend = fi->end;
 	}
-	if ((!fi->more && ((d->total && fi->end != d->total) || d->maxend > fi->end)) ||
-	    (fi->more && d->total && fi->end > d->total)) {
-		dgram_kill(r, i, &r->st.invalid);
-		return -1;
-	}
+	if (fi->end == fi->off)
+		goto invalid;
 	if (d->nfrags >= REASM_MAX_FRAGS) {
 		dgram_kill(r, i, &r->st.too_many);
 		return -1;
 	}
 	return 0;
+invalid:
+	dgram_kill(r, i, &r->st.invalid);
+	return -1;
 }
 
-/* The fragment after which one at offset off goes in offset order (NIL: first). */
+enum fit {
+	FIT_NEW,	/* bytes not held: store it */
+	FIT_PART,	/* first, last: some bytes held, some not: store it */
+	FIT_DUP,	/* nothing new: discard it (last: store it) */
+	FIT_OVERLAP,	/* linux, rfc5722: drop the datagram */
+};
+
+/* What fit() found, for frag_link. */
+struct place {
+	int		start;		/* it starts a run (linux, rfc5722) */
+	uint32_t	added;		/* bytes it adds to what is held */
+};
+
+/* Bytes of [off, end) held; the datagram has its bitmaps. */
 static uint32_t
-sorted_prev(struct reasm *r, const struct dgram *d, uint32_t off)
+held_bytes(struct reasm *r, const struct dgram *d, uint32_t off, uint32_t end)
 {
-	uint32_t prev = NIL, f;
+	uint32_t ua = unit_of(off), ub = units_to(end);
+	uint32_t n = bits_count(r, d, 0, ua, ub) * 8;
 
-	if (d->stail != NIL && M(r, d->stail)->off <= off)
-		return d->stail;		/* in order: the usual case, O(1) */
-	for (f = d->sorted; f != NIL && M(r, f)->off <= off; f = M(r, f)->next_off)
-		prev = f;
-	return prev;
+	/* Only the last fragment ends off the grid; its last unit is partial. */
+	if (end % 8 != 0 && bit_is_set(r, d, 0, ub - 1))
+		n -= 8 - end % 8;
+	return n;
 }
-
-/* Bytes of [off, end) that the stored fragments already cover. */
-static uint32_t
-covered(struct reasm *r, const struct dgram *d, uint32_t off, uint32_t end)
-{
-	uint32_t f, lo = 0, hi = 0, sum = 0, a, b;
-	int open = 0;
-
-	/* Merge the (possibly overlapping) fragments into runs as they come by offset. */
-	for (f = d->sorted; ; f = M(r, f)->next_off) {
-		if (f != NIL && open && M(r, f)->off <= hi) {
-			if (M(r, f)->end > hi)
-				hi = M(r, f)->end;
-			continue;
-		}
-		if (open) {
-			a = lo > off ? lo : off;
-			b = hi < end ? hi : end;
-			if (a < b)
-				sum += b - a;
-		}
-		if (f == NIL)
-			break;
-		lo = M(r, f)->off;
-		hi = M(r, f)->end;
-		open = 1;
-	}
-	return sum;
-}
-
-enum fit { FIT_NEW, FIT_DUP, FIT_KILLED };
 
 /*
- * How a fragment fits what is stored, by the overlap policy: FIT_NEW (store
- * it; *added new bytes), FIT_DUP (it adds nothing: discard), or FIT_KILLED.
+ * Where [off, end) goes, as the kernel's inet_frag_queue_insert decides.
+ * Starting at or after the end of the bytes held (the fast path): new; a
+ * fragment that ends after them but starts inside overlaps (linux, rfc5722).
+ * Any other: the bitmaps say (the caller made them).  linux: a duplicate
+ * when wholly inside one run, an overlap when it meets held bytes
+ * otherwise; rfc5722: a duplicate only when the exact copy of a fragment;
+ * first, last: what it adds.
  */
 static enum fit
-check_overlap(struct reasm *r, uint32_t i, const struct fraginfo *fi, uint32_t prev,
-    uint32_t *added)
+fit(struct reasm *r, const struct dgram *d, const struct fraginfo *fi, struct place *pl)
 {
-	struct dgram *d = D(r, i);
-	uint32_t next = prev != NIL ? M(r, prev)->next_off : d->sorted;
-	int dup = prev != NIL && M(r, prev)->off == fi->off && M(r, prev)->end == fi->end;
-	uint32_t len = fi->end - fi->off;
+	int p = r->cfg.overlap, runs = marks_starts(p);
+	uint32_t off = fi->off, end = fi->end, ua = unit_of(off), ub = units_to(end), held;
 
-	if (r->cfg.overlap == REASM_OVERLAP_DROP) {
-		/* Stored fragments never overlap, so only the neighbours can. */
-		if (dup)
-			return r->st.duplicates++, FIT_DUP;
-		if ((prev != NIL && M(r, prev)->end > fi->off) ||
-		    (next != NIL && M(r, next)->off < fi->end)) {
-			dgram_kill(r, i, &r->st.overlaps);
-			return FIT_KILLED;
-		}
-		*added = len;
+	pl->added = end - off;
+	pl->start = p == REASM_OVERLAP_RFC5722 ||
+	    (p == REASM_OVERLAP_LINUX && (d->first == NIL || off != d->held_end));
+	if (off >= d->held_end)
+		return FIT_NEW;
+	if (runs && end > d->held_end)
+		return FIT_OVERLAP;
+	if ((held = held_bytes(r, d, off, end)) == 0) {
+		pl->start = runs;
 		return FIT_NEW;
 	}
-	*added = len - covered(r, d, fi->off, fi->end);
-	if (*added == len)
-		return FIT_NEW;
-	if (dup || *added == 0) {
-		r->st.duplicates++;
-		/* "last": even a duplicate's bytes replace the stored ones */
-		return r->cfg.overlap == REASM_OVERLAP_LAST ? FIT_NEW : FIT_DUP;
+	if (runs) {
+		if (held != end - off || bits_count(r, d, 1, ua + 1, ub) != 0)
+			return FIT_OVERLAP;	/* meets two runs, or a hole */
+		if (p == REASM_OVERLAP_LINUX)
+			return FIT_DUP;
+		/* rfc5722: a fragment starts at off and the next at end (or none) */
+		if (bit_is_set(r, d, 1, ua) && (end >= d->held_end ||
+		    bit_is_set(r, d, 1, ub) || !bit_is_set(r, d, 0, ub)))
+			return FIT_DUP;
+		return FIT_OVERLAP;
 	}
-	r->st.overlaps++;
-	return FIT_NEW;
+	pl->added = end - off - held;
+	return pl->added == 0 ? FIT_DUP : FIT_PART;
 }
 
 /* Store p as a fragment (blocks are free); its first block's index. */
@@ -608,7 +824,7 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	}
 	r->pool[b].b.next = NIL;
 	memset(m, 0, sizeof(*m));
-	m->next = m->prev = m->next_off = NIL;
+	m->next = m->prev = NIL;
 	m->off = fi->off;
 	m->end = fi->end;
 	m->reclen = (uint32_t)(l2len + fi->iplen);	/* padding after the packet dropped */
@@ -633,9 +849,10 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	return f;
 }
 
-/* Link a stored fragment into its datagram, by arrival and after prev by offset. */
+/* Link a stored fragment into its datagram: by arrival, and in the bitmaps. */
 static void
-frag_link(struct reasm *r, struct dgram *d, uint32_t f, uint32_t prev)
+frag_link(struct reasm *r, struct dgram *d, uint32_t f, const struct place *pl,
+    const struct fraginfo *fi)
 {
 	struct frag_meta *m = M(r, f);
 
@@ -645,19 +862,18 @@ frag_link(struct reasm *r, struct dgram *d, uint32_t f, uint32_t prev)
 	else
 		d->first = f;
 	d->last = f;
-	if (prev == NIL) {
-		m->next_off = d->sorted;
-		d->sorted = f;
-	} else {
-		m->next_off = M(r, prev)->next_off;
-		M(r, prev)->next_off = f;
+	if (d->dir != NIL) {
+		bits_set(r, d, 0, unit_of(m->off), units_to(m->end));
+		if (pl->start)
+			bits_set(r, d, 1, unit_of(m->off), unit_of(m->off) + 1);
 	}
-	if (m->next_off == NIL)
-		d->stail = f;
+	if (m->end > d->held_end)
+		d->held_end = m->end;
 	if (m->off == 0 && (d->hdr == NIL || r->cfg.overlap == REASM_OVERLAP_LAST))
 		d->hdr = f;
-	if (m->end > d->maxend)
-		d->maxend = m->end;
+	d->have += pl->added;
+	d->ecn |= fi->ecn;
+	d->badsum |= fi->badsum;
 	d->nfrags++;
 }
 
@@ -671,18 +887,62 @@ copy_payload(struct reasm *r, uint32_t f, size_t unfrag)
 	    m->end - m->off, 0);
 }
 
-/* Fix the headers of a reassembled datagram of len bytes in r->buf. */
+/*
+ * Copy every payload into buf and give the fragments back in the same
+ * pass (one visit to each block): in arrival order, or reversed for
+ * "first", so that the bytes that must win are written last.
+ */
 static void
-fix_headers(struct reasm *r, const struct frag_meta *h, size_t len)
+copy_all(struct reasm *r, struct dgram *d, size_t unfrag)
+{
+	int first = r->cfg.overlap == REASM_OVERLAP_FIRST;
+	uint32_t f, next;
+
+	for (f = first ? d->last : d->first; f != NIL; f = next) {
+		next = first ? M(r, f)->prev : M(r, f)->next;
+		copy_payload(r, f, unfrag);
+		chain_free(r, f);
+	}
+	d->first = d->last = d->hdr = NIL;
+}
+
+/*
+ * RFC 3168 section 5.3, as the kernel's ip_frag_ecn_table: indexed by the
+ * ECN_* bits of the fragments, what to OR into the first fragment's ECN
+ * field; 0xff: Not-ECT mixed with ECT or CE, drop the datagram.
+ */
+static const uint8_t ecn_table[16] = {
+	[ECN_CE | ECN_ECT_0] = 3,
+	[ECN_CE | ECN_ECT_1] = 3,
+	[ECN_CE | ECN_ECT_0 | ECN_ECT_1] = 3,
+	[ECN_NOT_ECT | ECN_CE] = 0xff,
+	[ECN_NOT_ECT | ECN_ECT_0] = 0xff,
+	[ECN_NOT_ECT | ECN_ECT_1] = 0xff,
+	[ECN_NOT_ECT | ECN_ECT_0 | ECN_ECT_1] = 0xff,
+	[ECN_NOT_ECT | ECN_CE | ECN_ECT_0] = 0xff,
+	[ECN_NOT_ECT | ECN_CE | ECN_ECT_1] = 0xff,
+	[ECN_NOT_ECT | ECN_CE | ECN_ECT_0 | ECN_ECT_1] = 0xff,
+};
+
+/*
+ * Fix the headers of a reassembled datagram of len bytes in r->buf.  A
+ * checksum that arrived wrong stays wrong: when a fragment had a bad IPv4
+ * header checksum, the new one is written one off the valid value.
+ */
+static void
+fix_headers(struct reasm *r, const struct frag_meta *h, size_t len, uint8_t ecn,
+    int badsum)
 {
 	uint8_t *ip = r->buf;
 
 	if ((ip[0] >> 4) == 4) {
+		ip[1] |= ecn;
 		put16(ip + 2, (uint16_t)len);
 		put16(ip + 6, get16(ip + 6) & ~(IP_MF | IP_OFFMASK));	/* DF, RF stay */
 		put16(ip + 10, 0);
-		put16(ip + 10, csum(ip, h->unfrag));
+		put16(ip + 10, csum(ip, h->unfrag) ^ (badsum ? 1 : 0));
 	} else {
+		ip[1] |= (uint8_t)(ecn << 4);
 		ip[h->nhoff] = h->nexthdr;	/* the fragment header is gone */
 		put16(ip + 4, (uint16_t)(len - 40));
 	}
@@ -694,29 +954,28 @@ dgram_complete(struct reasm *r, uint32_t i, const struct pkt *p)
 {
 	struct dgram *d = D(r, i);
 	struct frag_meta *h = M(r, d->hdr);
-	size_t len = (size_t)h->unfrag + d->total;
+	size_t len = (size_t)h->unfrag + d->total;	/* the first fragment's headers */
+	uint8_t ecn = ecn_table[d->ecn];
+	int badsum = d->badsum;
+	struct frag_meta hdr;
 	struct pkt q;
-	uint32_t f;
 
-	if (len > max_len(&d->key)) {
-		dgram_kill(r, i, &r->st.oversize);
+	if (len > max_len(&d->key) || ecn == 0xff) {
+		dgram_kill(r, i, ecn == 0xff ? &r->st.ecn : &r->st.oversize);
 		r->st.dropped--;		/* the last fragment is stored: counted */
 		return;
 	}
 	chain_copy(r, d->hdr, h->l2len, r->buf, h->unfrag, 0);
-	if (r->cfg.overlap == REASM_OVERLAP_FIRST)
-		for (f = d->last; f != NIL; f = M(r, f)->prev)
-			copy_payload(r, f, h->unfrag);
-	else
-		for (f = d->first; f != NIL; f = M(r, f)->next)
-			copy_payload(r, f, h->unfrag);
-	fix_headers(r, h, len);
+	hdr = *h;			/* its block is given back below */
+	copy_all(r, d, hdr.unfrag);
+	fix_headers(r, &hdr, len, ecn, badsum);
 	dgram_free(r, i);
 	q = *p;
 	q.data = r->buf;
 	q.len = len;
 	q.cut = 0;
 	r->st.reassembled++;
+	r->st.badsum += badsum;
 	r->out(&q, r->arg);
 }
 
@@ -732,12 +991,19 @@ frag_unstored(struct reasm *r, const struct pkt *p)
 	}
 }
 
+static int
+is_complete(const struct dgram *d)
+{
+	return d->total != 0 && d->have == d->total;
+}
+
 static void
 add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, uint64_t now)
 {
 	size_t l2len = p->rec != NULL ? p->l2len : 0;	/* <= MAX_L2: see classify */
 	uint32_t need = blocks_for(l2len + fi->iplen), hash = key_hash(r, &fi->key);
-	uint32_t i, prev, added = 0, f;
+	uint32_t i, f, bneed;
+	struct place pl;
 	struct dgram *d;
 
 	if ((i = lookup(r, &fi->key, hash)) == NIL) {
@@ -755,28 +1021,47 @@ add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, ui
 	}
 	if (check_lengths(r, i, fi) < 0)
 		return;
-	prev = sorted_prev(r, d, fi->off);
-	switch (check_overlap(r, i, fi, prev, &added)) {
-	case FIT_KILLED:
+	if (d->dir == NIL && fi->off < d->held_end) {	/* out of order: bitmaps from now on */
+		if (make_room(r, bits_build_need(d), i) < 0)
+			goto lost;
+		bits_build(r, d);
+	}
+	switch (fit(r, d, fi, &pl)) {
+	case FIT_OVERLAP:
+		dgram_kill(r, i, &r->st.overlaps);
 		return;
 	case FIT_DUP:
+		r->st.duplicates++;
+		if (r->cfg.overlap == REASM_OVERLAP_LAST)
+			break;			/* its bytes replace the ones held */
 		r->st.dropped++;
+		/*
+		 * A duplicate last fragment may have told the end.  Linux then
+		 * waits for a fragment that can never come (it checks only
+		 * after storing one); the other policies finish.
+		 */
+		if (r->cfg.overlap != REASM_OVERLAP_LINUX && is_complete(d))
+			dgram_complete(r, i, p);
 		return;
+	case FIT_PART:
+		r->st.overlaps++;
+		break;
 	case FIT_NEW:
 		break;
 	}
-	if (make_room(r, need, i) < 0) {	/* this datagram alone fills the pool */
-		dgram_lose(r, i, &r->st.evicted);
-		frag_unstored(r, p);
-		return;
-	}
+	bneed = d->dir != NIL ? bits_need(r, d, unit_of(fi->off), units_to(fi->end)) : 0;
+	if (make_room(r, need + bneed, i) < 0)
+		goto lost;
+	if (fi->trimmed)
+		r->st.trimmed++;
 	f = frag_store(r, p, fi, l2len, need);
-	frag_link(r, d, f, prev);
-	d->have += added;
-	if (!fi->more)
-		d->total = fi->end;
-	if (d->total != 0 && d->have == d->total)
+	frag_link(r, d, f, &pl, fi);
+	if (is_complete(d))
 		dgram_complete(r, i, p);
+	return;
+lost:					/* this datagram alone fills the pool */
+	dgram_lose(r, i, &r->st.evicted);
+	frag_unstored(r, p);
 }
 
 /* RFC 6946: an atomic fragment is a whole datagram; write it without the header. */
@@ -790,7 +1075,7 @@ atomic_complete(struct reasm *r, const struct pkt *p, const struct fraginfo *fi)
 
 	memcpy(r->buf, p->data, fi->unfrag);
 	memcpy(r->buf + fi->unfrag, p->data + fi->hdrlen, fi->iplen - fi->hdrlen);
-	fix_headers(r, &h, len);
+	fix_headers(r, &h, len, 0, 0);
 	q.data = r->buf;
 	q.len = len;
 	q.cut = 0;
@@ -805,10 +1090,10 @@ struct reasm *
 reasm_new(const struct reasm_config *cfg, reasm_out_fn out, void *arg)
 {
 	struct reasm *r;
-	size_t nbuckets = 64;
+	size_t nbuckets = 64, bytes;
+	void *pool;
 
-	if (cfg->max_memory < REASM_MIN_MEMORY ||
-	    cfg->max_memory / REASM_BLOCK >= NIL) {
+	if (cfg->max_memory < REASM_MIN_MEMORY || cfg->max_memory > REASM_MAX_MEMORY) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -819,22 +1104,42 @@ reasm_new(const struct reasm_config *cfg, reasm_out_fn out, void *arg)
 	r->arg = arg;
 	if (r->cfg.seed == 0 && getrandom(&r->cfg.seed, sizeof(r->cfg.seed), 0) < 0)
 		r->cfg.seed = 0x5eed;
-	/* About one bucket per four blocks: short chains, under 1% of the budget. */
+	/*
+	 * The table may grow to about one bucket per four blocks (short chains,
+	 * under 1% of the budget); that share is kept aside, the rest is pool.
+	 */
 	while (nbuckets * 2 <= cfg->max_memory / (4 * REASM_BLOCK))
 		nbuckets *= 2;
-	r->mask = (uint32_t)nbuckets - 1;
+	r->maxbuckets = (uint32_t)nbuckets;
 	r->nslots = (uint32_t)((cfg->max_memory - nbuckets * 4) / REASM_BLOCK);
 	r->nfree = r->nslots;
 	r->freelist = r->oldest = r->newest = NIL;
-	/* calloc of this size maps fresh pages: untouched slots cost nothing resident. */
-	r->pool = calloc(r->nslots, sizeof(union slot));
-	r->bucket = malloc(nbuckets * sizeof(*r->bucket));
+	/*
+	 * Address space only: pages become resident as blocks are first used
+	 * (from the bottom up), so a large --max-memory costs what is held.
+	 */
+	bytes = (size_t)r->nslots * sizeof(union slot);
+	pool = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	r->pool = pool == MAP_FAILED ? NULL : pool;
+	r->mapped = bytes;
+	/*
+	 * Past its first 2 MiB (which blocks are taken from first, so a small
+	 * input stays small), huge pages where the kernel allows: a pool holding
+	 * many fragments is touched all over, and 4 KiB pages cost a fault each
+	 * and a TLB miss on most accesses.  Resident size then grows in 2 MiB
+	 * steps.
+	 */
+	if (r->pool != NULL && bytes > 2 * THP_SKIP)
+		(void)madvise((uint8_t *)pool + THP_SKIP, bytes - THP_SKIP, MADV_HUGEPAGE);
+	r->mask = 64 - 1;
+	r->bucket = malloc(64 * sizeof(*r->bucket));
 	if (r->pool == NULL || r->bucket == NULL) {
 		reasm_free(r);
 		errno = ENOMEM;
 		return NULL;
 	}
-	memset(r->bucket, 0xff, nbuckets * sizeof(*r->bucket));
+	memset(r->bucket, 0xff, 64 * sizeof(*r->bucket));
 	return r;
 }
 
@@ -857,6 +1162,11 @@ reasm_input(struct reasm *r, const struct pkt *p, uint64_t now)
 	case K_INVALID:
 		r->st.fragments++;
 		r->st.invalid++;
+		r->st.dropped++;
+		break;
+	case K_TOOBIG:
+		r->st.fragments++;
+		r->st.oversize++;
 		r->st.dropped++;
 		break;
 	case K_ATOMIC:
@@ -896,7 +1206,7 @@ reasm_flush(struct reasm *r)
 size_t
 reasm_memory(const struct reasm *r)
 {
-	return (size_t)r->nslots * REASM_BLOCK + ((size_t)r->mask + 1) * 4;
+	return (size_t)r->nslots * REASM_BLOCK + (size_t)r->maxbuckets * 4;
 }
 
 size_t
@@ -922,7 +1232,8 @@ reasm_free(struct reasm *r)
 {
 	if (r == NULL)
 		return;
-	free(r->pool);
+	if (r->pool != NULL)
+		munmap(r->pool, r->mapped);
 	free(r->bucket);
 	free(r);
 }

@@ -4,8 +4,10 @@
  * Fragments are keyed as the kernel keys them (IPv4: source, destination,
  * protocol, ID; IPv6: source, destination, ID), plus the record's interface
  * and direction.  All memory (datagram state, stored fragments, hash table)
- * comes from one pool reserved at reasm_new and never grows: when it is
- * full, the oldest incomplete datagrams are evicted.
+ * comes from one budget fixed at reasm_new: the pool is reserved address
+ * space that becomes resident as it is used, the hash table grows with the
+ * datagrams held.  When the pool is full, the oldest incomplete datagrams
+ * are evicted.
  *
  * Time is the caller's clock in milliseconds (divert-defrag uses the stream
  * clock: record time stamps, advanced by wall time while the input is idle).
@@ -23,13 +25,17 @@
 #include "stream.h"
 
 enum reasm_overlap {
-	REASM_OVERLAP_DROP,	/* any overlap drops the datagram (RFC 5722, Linux) */
+	REASM_OVERLAP_LINUX,	/* the kernel's: a fragment inside one run held is
+				   discarded, any other overlap drops the datagram */
+	REASM_OVERLAP_RFC5722,	/* any overlap but an exact duplicate drops the
+				   datagram, and its later fragments until timeout */
 	REASM_OVERLAP_FIRST,	/* bytes that arrived first win */
 	REASM_OVERLAP_LAST,	/* bytes that arrived last win */
 };
 
 #define REASM_BLOCK		128		/* pool unit: datagram state or fragment bytes */
 #define REASM_MIN_MEMORY	(256 * 1024)
+#define REASM_MAX_MEMORY	(64ULL << 30)	/* 64 GiB: slot indices are 32-bit */
 #define REASM_MAX_FRAGS		8192		/* 64 KiB in 8-byte fragments */
 #define REASM_MAX_V4		65535
 #define REASM_MAX_V6		(65535 + 40)
@@ -50,12 +56,18 @@ struct reasm_stats {
 	uint64_t	reassembled;	/* whole datagrams out */
 	uint64_t	atomic;		/* ...of which IPv6 atomic fragments */
 	uint64_t	duplicates;	/* fragments adding nothing, discarded */
-	uint64_t	overlaps;	/* drop: datagrams dropped; first/last: fragments trimmed */
+	uint64_t	overlaps;	/* linux, rfc5722: datagrams dropped; first/last:
+					   fragments partly over held bytes */
 	uint64_t	timed_out;	/* incomplete datagrams expired */
 	uint64_t	evicted;	/* incomplete datagrams evicted for memory */
 	uint64_t	oversize;	/* datagrams refused: longer than IP allows */
 	uint64_t	too_many;	/* datagrams refused: more than REASM_MAX_FRAGS */
-	uint64_t	invalid;	/* datagrams/fragments refused: lengths disagree */
+	uint64_t	invalid;	/* datagrams/fragments refused: lengths disagree,
+					   no data, IPv6 off the 8-byte grid */
+	uint64_t	ecn;		/* datagrams dropped: Not-ECT mixed with ECT/CE */
+	uint64_t	trimmed;	/* IPv4 fragments cut to the 8-byte grid */
+	uint64_t	badsum;		/* datagrams written with a wrong IPv4 header
+					   checksum: a fragment of theirs had one */
 	uint64_t	incomplete;	/* incomplete datagrams left at the end */
 	uint64_t	kept;		/* fragments written through (keep_incomplete) */
 	uint64_t	dropped;	/* fragments that went nowhere */

@@ -64,12 +64,14 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	grep -q ' 1 incomplete at end' "$W/err"
 }
 
-@test "defrag: overlaps (teardrop, overlapping tail, overlapping head) follow --overlap; default drops" {
+@test "defrag: overlaps (teardrop, overlapping tail, overlapping head) follow --overlap; rfc5722 drops all, linux keeps the teardrop" {
 	$MK overlap "$W" >/dev/null
 	for shape in teardrop tail head; do
-		defrag "$W/$shape.in.pcap" "$W/out"
-		$CMP "$W/out" "$W/$shape.drop.pcap"	# only the ICMP after it
-		grep -q ' 1 overlaps' "$W/err"
+		for pol in rfc5722 drop; do		# drop: the old name of rfc5722
+			defrag "$W/$shape.in.pcap" "$W/out" --overlap $pol
+			$CMP "$W/out" "$W/$shape.drop.pcap"	# only the ICMP after it
+			grep -q ' 1 overlaps' "$W/err"
+		done
 		for pol in first last; do
 			defrag "$W/$shape.in.pcap" "$W/out" --overlap $pol
 			$CMP "$W/out" "$W/$shape.$pol.pcap" --no-csum
@@ -78,6 +80,42 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 		# "first" keeps the original bytes: checksums verify too
 		defrag "$W/$shape.in.pcap" "$W/out" --overlap first
 		[ $shape = tail ] || $CMP "$W/out" "$W/$shape.first.pcap"
+	done
+	# linux (the default): the teardrop fragment lies wholly inside held
+	# data and is discarded (the original bytes); the others drop the datagram
+	defrag "$W/teardrop.in.pcap" "$W/out"
+	$CMP "$W/out" "$W/teardrop.first.pcap"
+	grep -q ' 1 duplicates, 0 overlaps' "$W/err"
+	for shape in tail head; do
+		defrag "$W/$shape.in.pcap" "$W/out" --overlap linux
+		$CMP "$W/out" "$W/$shape.drop.pcap"
+		grep -q ' 1 overlaps' "$W/err"
+	done
+}
+
+@test "defrag: 2 interleaved datagrams of 8190 shuffled 8-byte fragments: the same bytes as in order, every policy" {
+	$MK shuffled "$W/s.pcap" 2	# 16380 records; s.pcap.inorder: the same in order
+	defrag "$W/s.pcap.inorder" "$W/want.pcap" --max-memory 8M
+	grep -q '16380 read, 2 written; 0 passed, 16380 fragments, 2 reassembled' "$W/err"
+	grep -q ' 0 trimmed to the 8-byte grid; 0 with a bad IPv4 header checksum' "$W/err"
+	for pol in linux rfc5722 first last; do
+		defrag "$W/s.pcap" "$W/got.pcap" --max-memory 8M --overlap $pol
+		grep -q '16380 read, 2 written; 0 passed, 16380 fragments, 2 reassembled' "$W/err"
+		# the same two datagrams (completed in another order); UDP checksums by scapy
+		/usr/bin/python3 - "$W/got.pcap" "$W/want.pcap" <<-'EOF'
+		import sys, struct
+		from scapy.all import IP, UDP
+		def ips(p):
+		    d = open(p, "rb").read(); o = 24; out = []
+		    while o < len(d):
+		        n = struct.unpack("<I", d[o+8:o+12])[0]; out.append(d[o+16:o+16+n]); o += 16 + n
+		    return out
+		got, want = ips(sys.argv[1]), ips(sys.argv[2])
+		assert sorted(got) == sorted(want) and len(got) == 2 and all(len(g) == 65535 for g in got), "bytes differ"
+		for g in got:
+		    u = IP(g)[UDP]; c = u.chksum; del u.chksum
+		    assert IP(bytes(IP(g)))[UDP].chksum == c, "UDP checksum"
+		EOF
 	done
 }
 
@@ -156,6 +194,7 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	run divert-defrag --overlap sideways </dev/null
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"bad --overlap 'sideways'"* ]]
+	[[ "$output" == *"want linux, rfc5722, first or last"* ]]
 	run divert-defrag --max-memory 1K </dev/null
 	[ "$status" -eq 64 ]
 	run divert-defrag --fragment 1280 --timeout 5 </dev/null
@@ -189,6 +228,38 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	grep -q '3 unparsed passed' "$W/err"
 }
 
+@test "defrag: --max-memory is bounded (64G); a 20G pool for 28 records costs what they need (RSS)" {
+	run divert-defrag --max-memory 1024G </dev/null
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"bad --max-memory '1024G': want a size from 256K to 64G"* ]]
+	run divert-defrag --max-memory 65G </dev/null
+	[ "$status" -eq 64 ]
+	$MK sets "$W" >/dev/null
+	defrag "$W/interleaved.in.pcap" "$W/out" --max-memory 64G	# the maximum works
+	grep -q '28 read, 16 written; 10 passed, 18 fragments, 6 reassembled' "$W/err"
+	asan_build && skip "resident size is meaningless under ASan (rest checked)"
+	small=$(peak_rss "$W/interleaved.in.pcap" --max-memory 256K)
+	big=$(peak_rss "$W/interleaved.in.pcap" --max-memory 20G)
+	echo "# peak RSS for 28 records: $small KiB at 256K, $big KiB at 20G"
+	[ "$big" -le $((small + 256)) ]		# the pool and table cost what is held
+	[ "$big" -le 4096 ]			# the man page: about 3.5 MiB in all
+}
+
+@test "defrag: standard output onto the file standard input reads is refused (64), the input unchanged" {
+	$MK sets "$W" >/dev/null
+	cp "$W/v4-inorder.in.pcap" "$W/x.pcap"
+	sum=$(sha256sum <"$W/x.pcap")
+	run sh -c "divert-defrag <'$W/x.pcap' >>'$W/x.pcap'"
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-defrag: standard output is the file standard input reads"* ]]
+	[ "$(sha256sum <"$W/x.pcap")" = "$sum" ]
+	run sh -c "cd '$W' && divert-defrag --fragment 576 <x.pcap 1<>./x.pcap"
+	[ "$status" -eq 64 ]
+	[ "$(sha256sum <"$W/x.pcap")" = "$sum" ]
+	defrag "$W/x.pcap" "$W/y.pcap"				# another file is fine
+	$CMP "$W/y.pcap" "$W/v4-inorder.want.pcap"
+}
+
 @test "defrag: a fragment padded to a 200 KB record is kept at its IP length (--keep-incomplete)" {
 	# RAW pcap, one record: an IPv4 first fragment (MF, total length 1500)
 	# followed by 198500 bytes of padding.
@@ -211,6 +282,42 @@ PY
 @test "defrag: man page is clean mdoc" {
 	run mandoc -Tlint -Wwarning "$BATS_TEST_DIRNAME/../../man/divert-defrag.1"
 	[ -z "$output" ]
+}
+
+@test "defrag vs kernel: ECN, overlaps, zero-length, off-grid, header length: what a peer kernel delivers, IPv4 and IPv6" {
+	hosts_up
+	KC="/usr/bin/python3 $BATS_TEST_DIRNAME/../defrag/kernelcmp.py"
+	$KC build "$W/frags.pcap" $A4 $B4 $A6 $B6
+	# B's kernel reassembles what A sends on the wire; raw sockets in B record it
+	bg_B /dev/null "$W/recv.err" $KC recv "$W/kernel.txt"
+	rpid=$BG
+	wait_until 100 grep -q ready "$W/recv.err"
+	inA $KC send "$W/frags.pcap" vA "$(inB cat /sys/class/net/vB/address)"
+	wait_gone "$rpid" 600
+	# both END markers came (the receiver stops on them, or gives up after 60 s)
+	[ "$(grep -c "$(printf 'MARK:END' | od -An -tx1 | tr -d ' \n')" "$W/kernel.txt")" -eq 2 ]
+	defrag "$W/frags.pcap" "$W/defrag.pcap"		# the default policy: linux
+	cat "$W/err"
+	run $KC compare "$W/kernel.txt" "$W/defrag.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 52 ]		# 24 cases x 2 + 2 big + 2 END
+	# the kernel's own verdicts the cases rely on (so a change in it shows)
+	grep -q 'ok  IPv4 ecn-ect0-ce .*kernel: ecn 3 64 bytes' <<<"$output"
+	grep -q 'ok  IPv6 ecn-notect-ect0 .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv4 inside .*kernel: ecn 0 64 bytes' <<<"$output"
+	grep -q 'ok  IPv6 two-runs .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv4 offgrid-tiny .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv6 offgrid-tiny .*kernel: ecn 0 64 bytes' <<<"$output"
+	grep -q 'ok  IPv4 big-later-options .*kernel: ecn 0 65515 bytes' <<<"$output"
+	grep -q 'ok  IPv4 big-first-options .*kernel: nothing' <<<"$output"
+	grep -q 'ok  IPv6 last-inside-held .*kernel: nothing' <<<"$output"
+	# the comparison can fail: RFC 5722's strict policy is not the kernel's
+	defrag "$W/frags.pcap" "$W/strict.pcap" --overlap rfc5722
+	run $KC compare "$W/kernel.txt" "$W/strict.pcap"
+	[ "$status" -eq 1 ]
+	grep -q '^DIFF IPv4 inside ' <<<"$output"
+	grep -q '^DIFF IPv6 resend-after-overlap ' <<<"$output"
 }
 
 @test "defrag live: ping -s 4000 fragments at prerouting -450; listen | defrag shows whole datagrams" {

@@ -9,6 +9,9 @@
                                complete 3-fragment datagrams spread among them
   mkfrags.py capture FILE      a capture to round-trip through --fragment 1280
   mkfrags.py timeout FILE      datagrams that outlive --timeout in stream time
+  mkfrags.py shuffled FILE N   N UDP datagrams of 65535 bytes in 8190 fragments of
+                               8 bytes (the last 3), interleaved and shuffled;
+                               FILE.inorder: the same records in order
 
 Records are LINKTYPE_LINUX_SLL2 (the stream's own format); the "want" files
 hold the original datagrams with the metadata (time stamp, SLL2 header) of
@@ -390,6 +393,40 @@ def timeout(path):
     write_pcap(path, recs)
 
 
+def shuffled(path, n):
+    """Raw bytes (scapy is too slow for 16k records); LINKTYPE_RAW."""
+    body = 65535 - 20
+    recs = []
+    for k in range(n):
+        src = bytes([10, 7, 0, k])
+        data = bytearray((i * 7 + k) & 0xFF for i in range(body))
+        struct.pack_into("!HHHH", data, 0, 1000 + k, 4321, body, 0)
+        pseudo = src + bytes([10, 7, 0, 200, 0, 17]) + struct.pack("!H", body)
+        c = sum(struct.unpack("!%dH" % ((len(pseudo) + body + 1) // 2),
+                              pseudo + bytes(data) + b"\0" * (body % 2)))
+        while c >> 16:
+            c = (c & 0xFFFF) + (c >> 16)
+        struct.pack_into("!H", data, 6, ~c & 0xFFFF or 0xFFFF)
+        for off in range(0, body, 8):
+            chunk = bytes(data[off:off + 8])
+            hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(chunk), 50 + k,
+                                        (0x2000 if off + 8 < body else 0) | off // 8, 64, 17,
+                                        0, src, bytes([10, 7, 0, 200])))
+            c = sum(struct.unpack("!10H", bytes(hdr)))
+            c = (c & 0xFFFF) + (c >> 16)
+            struct.pack_into("!H", hdr, 10, ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF)
+            recs.append(bytes(hdr) + chunk)
+
+    def write(p, rs):
+        with open(p, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101))
+            for i, r in enumerate(rs):
+                f.write(struct.pack("<IIII", 1700000000, i % 1000000, len(r), len(r)) + r)
+    write(path + ".inorder", recs)
+    random.Random(7).shuffle(recs)
+    write(path, recs)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "sets":
@@ -402,8 +439,10 @@ def main():
         capture(sys.argv[2])
     elif cmd == "timeout":
         timeout(sys.argv[2])
+    elif cmd == "shuffled":
+        shuffled(sys.argv[2], int(sys.argv[3]))
     else:
-        sys.exit("usage: mkfrags.py sets|overlap|flood|capture|timeout ...")
+        sys.exit("usage: mkfrags.py sets|overlap|flood|capture|timeout|shuffled ...")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 /*
  * reasm_fuzz - libFuzzer harness for divert-defrag's reassembly (reasm.c).
  *
- * Input: byte 0 is the configuration (bits 0-1: overlap policy, bit 2:
+ * Input: byte 0 is the configuration (bits 0-1: overlap policy (all four), bit 2:
  * keep_incomplete, bit 3: flush without expiring first, bits 4-7: pool
  * size, 4 to 244 blocks); then records, each
  *
@@ -29,6 +29,7 @@
 static volatile uint8_t sink;
 
 static struct reasm *cur;
+static uint64_t badsums;		/* datagrams written with a bad checksum, seen */
 
 static void
 out_cb(const struct pkt *p, void *arg)
@@ -49,8 +50,12 @@ out_cb(const struct pkt *p, void *arg)
 	if (p->len > sizeof(cur->buf) || p->len < 20)
 		abort();
 	if ((p->data[0] >> 4) == 4) {
+		/* a fragment with a bad header checksum: the datagram keeps a bad one */
+		int bad = cur->st.badsum != badsums;
+
+		badsums = cur->st.badsum;
 		if (get16(p->data + 2) != p->len || (get16(p->data + 6) & (IP_MF | IP_OFFMASK)) ||
-		    csum(p->data, (size_t)(p->data[0] & 0x0f) * 4) != 0)
+		    (csum(p->data, (size_t)(p->data[0] & 0x0f) * 4) != 0) != bad)
 			abort();
 	} else if (p->len < 40 || (size_t)get16(p->data + 4) + 40 != p->len) {
 		abort();
@@ -103,10 +108,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	c.overlap = data[0] % 3;
+	c.overlap = data[0] % 4;
 	c.keep_incomplete = (data[0] >> 2) & 1;
 	if ((cur = reasm_new(&c, out_cb, NULL)) == NULL)
 		abort();
+	badsums = 0;
 	cur->nslots = cur->nfree = 4 + (uint32_t)(data[0] >> 4) * 16;
 	while (size - pos >= 4) {
 		flags = data[pos];

@@ -1,5 +1,6 @@
 /* reasm_test - the reassembly engine of divert-defrag, packet by packet. */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <linux/if_ether.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static void
 test_v4_orders(void)
 {
 	size_t len = make4(7, 3000);
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 	size_t off;
 
 	for (off = 0; off < 3000; off += 1000)
@@ -119,7 +120,7 @@ static void
 test_pass_through(void)
 {
 	size_t len = make4(8, 100);
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 	struct pkt p = { .proto = ETH_P_IP, .data = orig, .len = len };
 	struct pkt junk = { .proto = ETH_P_IP, .data = orig, .len = 10 };
 	struct pkt arp = { .proto = ETH_P_ARP, .data = orig, .len = 28 };
@@ -137,12 +138,12 @@ static void
 test_overlap_drop(void)
 {
 	size_t len = make4(9, 64);
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 
 	feed4(r, len, 0, 48, 0);
 	feed4(r, len, 24, 8, 0);		/* teardrop */
 	feed4(r, len, 48, 16, 0);
-	ok(got.n == 0 && r->st.overlaps == 1, "overlap drops the datagram (default)");
+	ok(got.n == 0 && r->st.overlaps == 1, "rfc5722: an overlap drops the datagram");
 	ok(r->st.dropped == 3, "and its later fragments too (RFC 5722)");
 	reasm_expire(r, 30000);
 	feed4(r, len, 0, 48, 30001);
@@ -155,7 +156,7 @@ static void
 test_duplicates(void)
 {
 	size_t len = make4(10, 64);
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 
 	feed4(r, len, 0, 32, 0);
 	feed4(r, len, 0, 32, 0);
@@ -192,19 +193,51 @@ test_first_last(void)
 static void
 test_limits(void)
 {
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
 	struct pkt p;
+	size_t len;
 	int i;
 
 	make4(12, 64);
-	p = frag4(65535, 65528, 16, 0);		/* ping of death: ends past 65535 */
-	put16(fbuf + 6, 65528 / 8);
+	feed4(r, 65556, 0, 65512, 0);		/* ping of death: 20 + 65536 bytes */
+	p = frag4(65556, 65512, 24, 0);
+	reasm_input(r, &p, 0);
+	ok(r->st.oversize == 1 && got.n == 0, "a datagram past 65535 bytes is refused");
+	make4(16, 64);
+	p = frag4(84, 0, 12, 0);		/* MF, 12 bytes: cut to 8 as the kernel does */
+	put16(fbuf + 6, IP_MF);
 	put16(fbuf + 10, 0);
+	put16(fbuf + 10, csum(fbuf, 20));
 	reasm_input(r, &p, 0);
-	ok(r->st.oversize == 1 && got.n == 0, "a fragment past 65535 bytes refuses the datagram");
-	p = frag4(1000, 0, 12, 0);		/* MF, not a multiple of 8 */
+	feed4(r, 84, 8, 56, 0);
+	ok(r->st.trimmed == 1 && got.n == 1 && same_as_orig(0, 84),
+	    "a middle fragment off the 8-byte grid is cut to it (trimmed), the datagram completes");
+	make4(17, 64);
+	feed4(r, 84, 0, 32, 0);
+	p = frag4(84, 32, 4, 0);		/* MF, 4 bytes: nothing left on the grid */
+	put16(fbuf + 6, 32 / 8 | IP_MF);
+	put16(fbuf + 10, 0);
+	put16(fbuf + 10, csum(fbuf, 20));
 	reasm_input(r, &p, 0);
-	ok(r->st.invalid == 1, "a middle fragment of 12 bytes is invalid");
+	ok(r->st.invalid == 1 && reasm_in_use(r) == ((size_t)r->mask + 1) * 4,
+	    "a fragment with no data kills its datagram (linux: forgotten)");
+	reasm_free(r);
+
+	/* the size limit uses the first fragment's header length */
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	len = make4(18, 65515);			/* 65535 bytes */
+	feed4(r, len, 0, 32768, 0);
+	p = frag4(len, 32768, 65515 - 32768, 0);
+	memmove(fbuf + 60, fbuf + 20, 65515 - 32768);	/* later fragment: 40 bytes of options */
+	memset(fbuf + 20, IPOPT_NOP, 40);
+	fbuf[0] = 0x4f;
+	put16(fbuf + 2, (uint16_t)(60 + 65515 - 32768));
+	put16(fbuf + 10, 0);
+	put16(fbuf + 10, csum(fbuf, 60));
+	p.len = 60 + 65515 - 32768;
+	reasm_input(r, &p, 0);
+	ok(got.n == 1 && same_as_orig(0, len),
+	    "65535 bytes whose later fragment carries options are reassembled");
 	reasm_free(r);
 
 	r = fresh(REASM_OVERLAP_LAST, 4 << 20, 0);
@@ -217,10 +250,210 @@ test_limits(void)
 	reasm_free(r);
 }
 
+/* Feed fragments [k*size, ...) of orig in the order given, IPv4. */
+static void
+feed_order(struct reasm *r, size_t len, size_t size, const uint32_t *order, size_t n)
+{
+	size_t k, off, plen = len - 20;
+
+	for (k = 0; k < n; k++) {
+		off = order[k] * size;
+		feed4(r, len, off, off + size < plen ? size : plen - off, 0);
+	}
+}
+
+/*
+ * 8190 fragments of 8 bytes, shuffled: the same bytes as in order, under
+ * every policy, and the work per fragment does not grow with the number
+ * held (bitmap words looked at, not time: the old sorted list looked at
+ * ~n/4 fragments each, 16 million here).
+ */
+static void
+test_shuffled(void)
+{
+	static uint32_t order[8190];
+	size_t len = make4(19, 65515), n = 8190, k, j;
+	uint32_t seed = 12345, t;
+	struct reasm *r;
+	int pol, same = 1, cheap = 1;
+	uint64_t visits[4];
+
+	for (k = 0; k < n; k++)
+		order[k] = (uint32_t)k;
+	for (k = n - 1; k > 0; k--) {
+		seed = seed * 1103515245 + 12345;
+		j = (seed >> 8) % (k + 1);
+		t = order[k], order[k] = order[j], order[j] = t;
+	}
+	for (pol = 0; pol < 4; pol++) {
+		r = fresh(pol, 8 << 20, 0);
+		feed_order(r, len, 8, order, n);
+		same &= got.n == 1 && same_as_orig(0, len);
+		visits[pol] = r->visits;
+		cheap &= r->visits <= 8 * n;
+		reasm_free(r);
+	}
+	ok(same, "shuffled 8-byte fragments: byte-identical to the original, every policy");
+	ok(cheap, "bitmap words looked at per fragment stay few (%ju %ju %ju %ju for %zu)",
+	    (uintmax_t)visits[0], (uintmax_t)visits[1], (uintmax_t)visits[2],
+	    (uintmax_t)visits[3], n);
+	for (k = 0; k < n; k++)
+		order[k] = (uint32_t)k;
+	r = fresh(REASM_OVERLAP_FIRST, 8 << 20, 0);
+	feed_order(r, len, 8, order, n);
+	ok(got.n == 1 && same_as_orig(0, len) && r->visits == 0,
+	    "in order: the fast path, no bitmap at all");
+	reasm_free(r);
+}
+
+/* A last fragment off the grid, held and then duplicated: its partial unit counts 5 bytes. */
+static void
+test_partial_unit(void)
+{
+	int pol, good = 1;
+	size_t len = make4(21, 61);
+	struct reasm *r;
+
+	for (pol = 0; pol < 4; pol++) {
+		r = fresh(pol, 1 << 20, 0);
+		feed4(r, len, 56, 5, 0);
+		feed4(r, len, 56, 5, 0);
+		feed4(r, len, 0, 56, 0);
+		good &= got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1 &&
+		    r->st.overlaps == 0;
+		reasm_free(r);
+	}
+	ok(good, "a duplicate last fragment off the grid is a duplicate, every policy");
+}
+
+/* An IPv4 fragment with its ECN bits (and checksum) set, fed at time 0. */
+static void
+feed4_tos(struct reasm *r, size_t total, size_t off, size_t n, uint8_t ecn)
+{
+	struct pkt p = frag4(total, off, n, 0);
+
+	fbuf[1] = (uint8_t)((fbuf[1] & ~3) | ecn);
+	put16(fbuf + 10, 0);
+	put16(fbuf + 10, csum(fbuf, 20));
+	reasm_input(r, &p, 0);
+}
+
+/* RFC 3168 5.3 as the kernel's ip_frag_ecn_table: first fragment's bits, CE wins, Not-ECT mixed drops. */
+static void
+test_ecn(void)
+{
+	static const struct { uint8_t a, b, want; const char *what; } c[] = {
+		{ 0, 0, 0, "Not-ECT + Not-ECT: Not-ECT" },
+		{ 1, 1, 1, "ECT(1) + ECT(1): ECT(1)" },
+		{ 2, 1, 2, "ECT(0) + ECT(1): the first fragment's, ECT(0)" },
+		{ 2, 3, 3, "ECT(0) + CE: CE" },
+		{ 3, 1, 3, "CE + ECT(1): CE" },
+		{ 3, 3, 3, "CE + CE: CE" },
+		{ 0, 2, 0xff, "Not-ECT + ECT(0): dropped" },
+		{ 3, 0, 0xff, "CE + Not-ECT: dropped" },
+	};
+	size_t k, len;
+	struct reasm *r;
+
+	for (k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+		r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+		len = make4((uint16_t)(30 + k), 64);
+		feed4_tos(r, len, 0, 32, c[k].a);
+		feed4_tos(r, len, 32, 32, c[k].b);
+		if (c[k].want == 0xff)
+			ok(got.n == 0 && r->st.ecn == 1, "%s", c[k].what);
+		else
+			ok(got.n == 1 && (got.data[0][1] & 3) == c[k].want &&
+			    csum(got.data[0], 20) == 0 &&
+			    memcmp(got.data[0] + 20, orig + 20, 64) == 0, "%s", c[k].what);
+		reasm_free(r);
+	}
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	len = make4(40, 64);
+	feed4_tos(r, len, 0, 32, 2);
+	feed4_tos(r, len, 0, 32, 0);		/* a duplicate: its bits do not count */
+	feed4_tos(r, len, 32, 32, 2);
+	ok(got.n == 1 && (got.data[0][1] & 3) == 2, "a discarded duplicate's Not-ECT does not count");
+	reasm_free(r);
+}
+
+/* linux: the kernel's overlap rules (inet_frag_queue_insert). */
+static void
+test_linux_overlaps(void)
+{
+	struct reasm *r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	size_t len = make4(50, 64);
+	struct pkt p;
+
+	feed4(r, len, 0, 48, 0);
+	p = frag4(len, 24, 8, 0);
+	memset(fbuf + 20, 'X', 8);		/* wholly inside, other bytes */
+	reasm_input(r, &p, 0);
+	feed4(r, len, 48, 16, 0);
+	ok(got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1 && r->st.overlaps == 0,
+	    "linux: a fragment wholly inside held data is discarded, the datagram kept");
+	reasm_free(r);
+
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	feed4(r, len, 0, 32, 0);
+	feed4(r, len, 24, 16, 0);		/* partial overlap: the datagram goes */
+	ok(r->st.overlaps == 1 && got.n == 0, "linux: a partial overlap drops the datagram");
+	feed4(r, len, 0, 32, 0);		/* ...and is forgotten: a resend completes */
+	feed4(r, len, 32, 32, 0);
+	ok(got.n == 1 && same_as_orig(0, len), "linux: a new queue after the drop completes");
+	reasm_free(r);
+
+	/* runs: [16,24) first, then [0,8) and [8,16) each a run of its own */
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	feed4(r, len, 16, 8, 0);
+	feed4(r, len, 0, 8, 0);
+	feed4(r, len, 8, 8, 0);
+	feed4(r, len, 0, 16, 0);		/* held, but across two runs */
+	ok(r->st.overlaps == 1 && r->st.duplicates == 0,
+	    "linux: a fragment over two runs is an overlap, as in the kernel");
+	reasm_free(r);
+
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	feed4(r, len, 0, 8, 0);
+	feed4(r, len, 8, 8, 0);			/* appended at the tail: one run [0,16) */
+	feed4(r, len, 0, 16, 0);
+	feed4(r, len, 16, 48, 0);
+	ok(got.n == 1 && r->st.duplicates == 1, "linux: inside one run of appended fragments: a duplicate");
+	reasm_free(r);
+
+	r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
+	feed4(r, len, 0, 8, 0);
+	feed4(r, len, 8, 8, 0);
+	feed4(r, len, 8, 8, 0);			/* exact duplicate */
+	feed4(r, len, 40, 24, 0);
+	feed4(r, len, 0, 16, 0);		/* inside, not exact */
+	ok(r->st.duplicates == 1 && r->st.overlaps == 1 && got.n == 0,
+	    "rfc5722: only an exact duplicate is discarded");
+	reasm_free(r);
+}
+
+/* A checksum that arrived wrong stays wrong. */
+static void
+test_badsum(void)
+{
+	struct reasm *r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+	size_t len = make4(60, 64);
+	struct pkt p;
+
+	feed4(r, len, 0, 32, 0);
+	p = frag4(len, 32, 32, 0);
+	fbuf[10] ^= 0x55;
+	reasm_input(r, &p, 0);
+	ok(got.n == 1 && csum(got.data[0], 20) != 0 && r->st.badsum == 1 &&
+	    memcmp(got.data[0] + 20, orig + 20, 64) == 0,
+	    "a fragment with a bad header checksum: reassembled, checksum still wrong");
+	reasm_free(r);
+}
+
 static void
 test_memory(void)
 {
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, REASM_MIN_MEMORY, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, REASM_MIN_MEMORY, 0);
 	size_t len;
 	int i, over = 0;
 
@@ -247,7 +480,7 @@ test_memory(void)
 static void
 test_tiny_pool(void)
 {
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 1);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 1);
 	size_t len = make4(15, 3000);
 
 	r->nslots = r->nfree = 16;
@@ -265,7 +498,7 @@ test_tiny_pool(void)
 static void
 test_timeout_keep(void)
 {
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 1);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 1);
 	size_t len = make4(14, 2000);
 
 	feed4(r, len, 0, 1000, 1000);
@@ -287,7 +520,7 @@ test_timeout_keep(void)
 static void
 test_v6(void)
 {
-	struct reasm *r = fresh(REASM_OVERLAP_DROP, 1 << 20, 0);
+	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 	uint8_t whole[40 + 8 + 8 + 2000], f[40 + 8 + 8 + 1008];
 	size_t off, n, i;
 	struct pkt p = { .proto = ETH_P_IPV6 };
@@ -340,6 +573,11 @@ main(void)
 	test_duplicates();
 	test_first_last();
 	test_limits();
+	test_shuffled();
+	test_partial_unit();
+	test_ecn();
+	test_linux_overlaps();
+	test_badsum();
 	test_memory();
 	test_tiny_pool();
 	test_timeout_keep();
