@@ -19,6 +19,7 @@
 #include <linux/netfilter.h>	/* after libc's netinet/in.h, which pcap.h pulls in */
 
 #include "divert.h"
+#include "owner.h"
 #include "queue.h"
 #include "rule.h"
 #include "stream.h"
@@ -119,6 +120,10 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 		if (rule_check(r, why, sizeof(why)) < 0)
 			usage_errx("--rule '%s': %s", a->rule, why);
 	}
+	/* Binary on a screen helps nobody (gzip refuses the same way). */
+	if (a->wfile == NULL && isatty(STDOUT_FILENO))
+		usage_errx("will not write a binary pcap stream to a terminal: "
+		    "read it with '| tcpdump -n -r -', or write it with -w FILE");
 	l->tee = a->tee;
 	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
@@ -149,6 +154,50 @@ remove_rule(void)
 		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
 		    (uintmax_t)added_rule->handle, errno_hint(-rc));
 	added_rule = NULL;
+}
+
+/*
+ * Why the bind failed.  The kernel answers EPERM both to a caller without
+ * CAP_NET_ADMIN and to root on a port that another socket holds: tell the
+ * two apart, and name the holder when /proc shows it.
+ */
+static void
+bind_failed(long port, int err)
+{
+	char comm[64];
+	pid_t pid;
+
+	if ((err == EPERM || err == EBUSY) && have_net_admin() &&
+	    queue_owner((uint16_t)port, &pid, comm, sizeof(comm))) {
+		if (pid != 0)
+			errx(EX_RUNTIME, "cannot bind divert port %ld: in use by process "
+			    "%ld (%s); stop it or pick another port", port, (long)pid,
+			    comm[0] ? comm : "?");
+		errx(EX_RUNTIME, "cannot bind divert port %ld: in use by another "
+		    "listener; stop it or pick another port", port);
+	}
+	errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(err));
+}
+
+static int
+feeds_port(const struct divert_rule *r, void *arg)
+{
+	long port = *(long *)arg;
+
+	return r->chain != CHAIN_NONE && r->port_lo <= port && port <= r->port_hi;
+}
+
+/*
+ * A port nothing feeds waits forever in silence: say so once.  Only our own
+ * table is read; an NFQUEUE rule elsewhere in the ruleset may still feed it,
+ * hence "no divert rule", and it is a warning.
+ */
+static void
+warn_if_unfed(long port)
+{
+	if (rule_list(feeds_port, &port) == 0)
+		warnx("no divert rule feeds port %ld (add one with: divert-rule add "
+		    "CHAIN %ld)", port, port);
 }
 
 /* Let a packet go on untouched. */
@@ -295,7 +344,7 @@ main(int argc, char **argv)
 	catch_signals(&stopsigs);
 
 	if ((l->q = queue_open((uint16_t)port)) == NULL)
-		errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(errno));
+		bind_failed(port, errno);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
 		queue_close(l->q);
 		errx(EX_RUNTIME, "%s", why);
@@ -307,7 +356,8 @@ main(int argc, char **argv)
 		}
 		added_rule = &r, added_spec = a.rule;
 		atexit(remove_rule);
-	}
+	} else
+		warn_if_unfed(port);
 
 	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &stopsigs);
 

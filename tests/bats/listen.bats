@@ -164,16 +164,60 @@ listen_bg() {
 	[[ "$output" == "divert-listen (divert) "* ]]
 }
 
-@test "listen: not root, or port taken: exit 1 with what to do" {
+@test "listen: not root: exit 1, run as root" {
 	run inA setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all divert-listen 4321
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"run as root"* ]]
+}
+
+@test "listen: a port already bound: exit 1, in use, by the first listener's pid" {
+	inA divert-rule add output icmp 4321
 	listen_bg 4321
 	wait_queue "$NS_A" 4321
 	run inA divert-listen 4321
+	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "divert-listen: cannot bind divert port 4321"* ]]
+	[[ "$output" == "divert-listen: cannot bind divert port 4321: in use by process $LPID (divert-listen)"* ]]
+	[[ "$output" != *"run as root"* ]]
+	kill -0 "$LPID"				# the first one is unharmed
+}
+
+@test "listen: refuses to write pcap to a terminal, says how to read it" {
+	run script -qec "divert-listen 4321" /dev/null
+	echo "$output"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"divert-listen: will not write a binary pcap stream to a terminal"* ]]
+	[[ "$output" == *"tcpdump -n -r -"* && "$output" == *"-w FILE"* ]]
+	[[ "$output" != *$'\xd4\xc3\xb2\xa1'* ]]	# no pcap magic on the screen
+}
+
+@test "listen: warns once when no divert rule feeds its port; silent when one does" {
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	wait_until 30 grep -q 'no divert rule' "$TMP/l.err"
+	grep -qx 'divert-listen: no divert rule feeds port 4321 (add one with: divert-rule add CHAIN 4321)' "$TMP/l.err"
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 1 ]
+
+	inA divert-rule add output udp 4320-4322	# a range that covers the port
+	inA divert-rule add output icmp 4000		# another port's rule
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	kill "$LPID"
+	wait_gone "$LPID"
+	grep -q received "$TMP/l.err"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 0 ]
+	inA divert-rule flush
+
+	listen_bg --rule 'output icmp' 4321
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	kill "$LPID"
+	wait_gone "$LPID"
+	grep -q received "$TMP/l.err"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 0 ]
 }
 
 @test "listen: SIGTERM ends it even while its reader has stopped reading; the rule goes" {
@@ -190,7 +234,7 @@ listen_bg() {
 	grep -q anon_pipe_write "/proc/$lp/wchan" || grep -q pipe "/proc/$lp/wchan"
 	kill -TERM "$lp"
 	wait_gone "$lp" 50
-	! has_divert_table "$NS_A"
+	[ -z "$(divert_table "$NS_A")" ]
 	grep -q 'received' "$TMP/l.err"
 }
 
