@@ -184,7 +184,8 @@ listen_bg() {
 }
 
 @test "listen: refuses to write pcap to a terminal, says how to read it" {
-	run script -qec "divert-listen 4321" /dev/null
+	# In A and under a timeout, so a broken build cannot bind or hang anything else.
+	run timeout 10 script -qec "ip netns exec $NS_A divert-listen 4321" /dev/null
 	echo "$output"
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"divert-listen: will not write a binary pcap stream to a terminal"* ]]
