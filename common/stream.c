@@ -411,9 +411,8 @@ pipe_wrote(struct stream_out *out, size_t n)
 static int
 setup_output(struct stream_out *out)
 {
-	struct iovec iov = { NULL, 0 };
 	struct stat st;
-	int flags, sz;
+	int sz;
 
 	if (fstat(out->fd, &st) < 0)
 		return -1;
@@ -430,12 +429,7 @@ setup_output(struct stream_out *out)
 	if ((out->pages = calloc(out->slots, sizeof(*out->pages))) == NULL)
 		return -1;
 	out->is_pipe = 1;
-	out->nowait = pwritev2(out->fd, &iov, 1, -1, RWF_NOWAIT) == 0;
-	if (!out->nowait && (flags = fcntl(out->fd, F_GETFL)) >= 0 &&
-	    !(flags & O_NONBLOCK)) {
-		fcntl(out->fd, F_SETFL, flags | O_NONBLOCK);
-		out->set_nonblock = 1;
-	}
+	out->nowait = 1;	/* until the kernel says otherwise (EOPNOTSUPP) */
 	return 0;
 }
 
@@ -588,13 +582,31 @@ whole_records(const struct stream_out *out, size_t room, size_t free_pages)
 	return n;
 }
 
+/* O_NONBLOCK on a pipe that does not take RWF_NOWAIT (one opened by name). */
+static void
+set_nonblock(struct stream_out *out)
+{
+	int flags;
+
+	out->nowait = 0;
+	if ((flags = fcntl(out->fd, F_GETFL)) >= 0 && !(flags & O_NONBLOCK)) {
+		fcntl(out->fd, F_SETFL, flags | O_NONBLOCK);
+		out->set_nonblock = 1;
+	}
+}
+
 static ssize_t
 write_some(struct stream_out *out, const uint8_t *p, size_t n)
 {
 	struct iovec iov = { (void *)p, n };
+	ssize_t w;
 
-	if (out->nowait)
-		return pwritev2(out->fd, &iov, 1, -1, RWF_NOWAIT);
+	if (out->nowait) {
+		if ((w = pwritev2(out->fd, &iov, 1, -1, RWF_NOWAIT)) >= 0 ||
+		    errno != EOPNOTSUPP)
+			return w;
+		set_nonblock(out);
+	}
 	return write(out->fd, p, n);
 }
 
