@@ -405,8 +405,9 @@ pipe_wrote(struct stream_out *out, size_t n)
  * A pipe: a large buffer (1 MiB instead of 64 KiB lets a writer run ahead of
  * a busy reader instead of sleeping; best effort), its page accounting, and
  * writes that never wait in the kernel (RWF_NOWAIT, else O_NONBLOCK).
- * Anything else but a regular file: a stop signal makes it non-blocking, so
- * a stalled reader cannot hold the writer past SIGTERM.
+ * A socket: a stop signal makes it non-blocking, so a stalled reader cannot
+ * hold the writer past SIGTERM.  (A terminal's flags are shared with the
+ * shell: left alone.)
  */
 static int
 setup_output(struct stream_out *out)
@@ -417,7 +418,7 @@ setup_output(struct stream_out *out)
 	if (fstat(out->fd, &st) < 0)
 		return -1;
 	if (!S_ISFIFO(st.st_mode)) {
-		if (!S_ISREG(st.st_mode))
+		if (S_ISSOCK(st.st_mode))
 			stop_unblocks(out->fd);
 		return 0;
 	}
