@@ -10,7 +10,11 @@
 #include <linux/if_ether.h>
 #include <net/if_arp.h>
 #include <pcap/pcap.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "divert.h"
@@ -30,19 +34,11 @@ struct stream_in {
 
 /*
  * stdio buffers.  glibc ignores setvbuf's size unless given the buffer, so
- * we give it one; stdin's and stdout's are static, as those streams may
+ * we give it one; stdin's is static, as that stream may
  * outlive a struct that failed to open.
  */
-static char stdin_buf[STREAM_BUF], stdout_buf[STREAM_BUF];
+static char stdin_buf[STREAM_BUF];
 
-struct stream_out {
-	pcap_t		*pcap;
-	pcap_dumper_t	*dump;
-	FILE		*fp;
-	int		 dlt;
-	uint8_t		 buf[SLL2_HDRLEN + STREAM_SNAPLEN];
-	char		 iobuf[STREAM_BUF];		/* stdio's buffer for fp */
-};
 
 uint16_t
 pkt_ip_proto(const uint8_t *data, size_t len)
@@ -256,25 +252,192 @@ stream_in_close(struct stream_in *in)
 }
 
 /*
- * A pipe of 1 MiB instead of 64 KiB lets a writer run ahead of a busy reader
- * instead of sleeping: fewer context switches under load.  Best effort.  A
- * stop signal makes the pipe non-blocking, so a stalled reader cannot hold
- * the writer past SIGTERM.
+ * The writer owns its output buffer: libpcap formats each record (pcap_dump
+ * into a FILE whose writes land in buf, unbuffered), and whole records go
+ * out with write(2).  So the stream never ends inside a record: a stop
+ * signal ends it after the last record the reader could take at once, and
+ * the records not written are counted, not lost in a stdio buffer.
+ *
+ * A pipe takes a write whole only if it has room for it; a write that finds
+ * too little room leaves part of a record behind.  Linux has no call that
+ * says how much room a pipe has, but it can be worked out: the pipe holds
+ * at most F_GETPIPE_SZ / PAGE_SIZE pages, a page is freed once read, and
+ * where our bytes lie in pages follows from our writes (fs/pipe.c: a
+ * write's remainder, len % PAGE_SIZE, is added to the last page if it
+ * fits there, then whole pages follow; otherwise whole pages, then the
+ * remainder on a page of its own).  FIONREAD says how many bytes are
+ * unread, so the pages holding them are known.  Where the model and the
+ * kernel differ (the kernel never adds to a page once the pipe was empty)
+ * the difference lies in bytes already read, or the model counts more.
+ * A write that fits in the pages left is taken whole, without waiting
+ * (RWF_NOWAIT or O_NONBLOCK).
  */
+#define FLUSH_AT	STREAM_BUF	/* bytes buffered before a write(2) */
+#define NAP_MAX_MS	16		/* longest nap while a pipe drains */
+#define TORN_WAIT_MS	1000		/* to finish a started record after a stop */
+
+struct stream_out {
+	pcap_t		*pcap;
+	pcap_dumper_t	*dump;
+	FILE		*fp;		/* libpcap's view: appends to buf */
+	int		 fd, close_fd;
+	int		 dlt;
+	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
+	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
+	int		 err;			/* errno of a failed append */
+	int		 torn;		/* a record is partly written */
+	uint8_t		*buf;		/* records formatted, not yet written */
+	size_t		 len, size, sent;	/* bytes in buf, room, bytes written */
+	size_t		*ends;		/* end offset in buf of each record */
+	size_t		 nrec, recsize;
+	uint64_t	 appended, out;	/* records given, records written whole */
+	uint64_t	 total;		/* bytes written to fd */
+	size_t		 page, slots;	/* pipe: page size, capacity in pages */
+	uint64_t	*pages;		/* pipe: stream offset where each page ends */
+	size_t		 npages;	/* pages that may hold unread bytes */
+	size_t		 tail_fill;	/* bytes on the last page */
+	uint8_t		 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
+};
+
+/* libpcap's writes (one record at a time) append to the buffer. */
+static ssize_t
+buf_append(void *cookie, const char *data, size_t n)
+{
+	struct stream_out *out = cookie;
+	size_t size;
+	uint8_t *nb;
+
+	if (out->len + n > out->size) {
+		for (size = out->size ? out->size : STREAM_BUF; size < out->len + n; size *= 2)
+			;
+		if ((nb = realloc(out->buf, size)) == NULL) {
+			out->err = ENOMEM;
+			return -1;
+		}
+		out->buf = nb, out->size = size;
+	}
+	memcpy(out->buf + out->len, data, n);
+	out->len += n;
+	return (ssize_t)n;
+}
+
+static int
+add_record_end(struct stream_out *out)
+{
+	size_t n;
+	size_t *ne;
+
+	if (out->nrec == out->recsize) {
+		n = out->recsize ? out->recsize * 2 : 1024;
+		if ((ne = realloc(out->ends, n * sizeof(*ne))) == NULL)
+			return errno = ENOMEM, -1;
+		out->ends = ne, out->recsize = n;
+	}
+	out->ends[out->nrec++] = out->len;
+	return 0;
+}
+
+/* Forget the pages the reader has emptied; return the pages left free. */
+static size_t
+pipe_free_pages(struct stream_out *out)
+{
+	uint64_t readpos;
+	size_t i;
+	int unread;
+
+	if (ioctl(out->fd, FIONREAD, &unread) < 0 || unread < 0)
+		return 0;
+	if ((uint64_t)unread > out->total) {
+		/* Someone else writes here too: their bytes fill pages at best. */
+		i = ((size_t)unread + out->page - 1) / out->page + 1;
+		return i >= out->slots ? 0 : out->slots - i;
+	}
+	readpos = out->total - (uint64_t)unread;
+	for (i = 0; i < out->npages && out->pages[i] <= readpos; i++)
+		;
+	memmove(out->pages, out->pages + i, (out->npages - i) * sizeof(*out->pages));
+	out->npages -= i;
+	return out->npages >= out->slots ? 0 : out->slots - out->npages;
+}
+
+/* Whether a write of n bytes would add its remainder to the last page. */
+static int
+pipe_merges(const struct stream_out *out, size_t n)
+{
+	size_t chars = n % out->page;
+
+	return chars != 0 && out->npages > 0 && out->tail_fill + chars <= out->page;
+}
+
+/* Pages a write of n bytes would take (see above). */
+static size_t
+pipe_pages_for(const struct stream_out *out, size_t n)
+{
+	return pipe_merges(out, n) ? n / out->page : (n + out->page - 1) / out->page;
+}
+
+/* Lay n bytes just written (at stream offset total - n) into pages. */
 static void
-setup_pipe(int fd)
+pipe_wrote(struct stream_out *out, size_t n)
+{
+	uint64_t end = out->total - n;
+	size_t take;
+
+	if (pipe_merges(out, n)) {
+		out->pages[out->npages - 1] += n % out->page;
+		out->tail_fill += n % out->page;
+		end += n % out->page;
+		n -= n % out->page;
+	}
+	while (n > 0) {
+		take = n < out->page ? n : out->page;
+		end += take;
+		if (out->npages < out->slots)
+			out->pages[out->npages++] = end;
+		else	/* more than the pipe holds: cannot be; stay on the safe side */
+			out->pages[out->npages - 1] = end;
+		out->tail_fill = take;
+		n -= take;
+	}
+}
+
+/*
+ * A pipe: a large buffer (1 MiB instead of 64 KiB lets a writer run ahead of
+ * a busy reader instead of sleeping; best effort), its page accounting, and
+ * writes that never wait in the kernel (RWF_NOWAIT, else O_NONBLOCK).
+ * A socket: a stop signal makes it non-blocking, so a stalled reader cannot
+ * hold the writer past SIGTERM.  (A terminal's flags are shared with the
+ * shell: left alone.)
+ */
+static int
+setup_output(struct stream_out *out)
 {
 	struct stat st;
+	int sz;
 
-	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-		fcntl(fd, F_SETPIPE_SZ, PIPE_BUF_BYTES);
-		stop_unblocks(fd);
+	if (fstat(out->fd, &st) < 0)
+		return -1;
+	if (!S_ISFIFO(st.st_mode)) {
+		if (S_ISSOCK(st.st_mode))
+			stop_unblocks(out->fd);
+		return 0;
 	}
+	fcntl(out->fd, F_SETPIPE_SZ, PIPE_BUF_BYTES);
+	out->page = (size_t)sysconf(_SC_PAGESIZE);
+	if ((sz = fcntl(out->fd, F_GETPIPE_SZ)) <= 0)
+		return 0;		/* not a pipe after all: plain writes */
+	out->slots = (size_t)sz / out->page;
+	if ((out->pages = calloc(out->slots, sizeof(*out->pages))) == NULL)
+		return -1;
+	out->is_pipe = 1;
+	out->nowait = 1;	/* until the kernel says otherwise (EOPNOTSUPP) */
+	return 0;
 }
 
 struct stream_out *
 stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 {
+	static const cookie_io_functions_t io = { .write = buf_append };
 	struct stream_out *out;
 
 	if ((out = calloc(1, sizeof(*out))) == NULL) {
@@ -283,34 +446,44 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 	}
 	out->dlt = dlt;
 	if (path == NULL || strcmp(path, "-") == 0)
-		out->fp = stdout;
-	else if ((out->fp = fopen(path, "wb")) == NULL) {
+		out->fd = STDOUT_FILENO;
+	else if ((out->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0666)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		free(out);
 		return NULL;
 	}
-	setvbuf(out->fp, out->fp == stdout ? stdout_buf : out->iobuf, _IOFBF, STREAM_BUF);
-	setup_pipe(fileno(out->fp));
+	out->close_fd = 1;
+	if (setup_output(out) < 0 || (out->fp = fopencookie(out, "w", io)) == NULL) {
+		snprintf(err, errlen, "cannot start the stream: %s", strerror(errno));
+		goto fail;
+	}
+	setvbuf(out->fp, NULL, _IONBF, 0);	/* every record straight into buf */
 	out->pcap = pcap_open_dead(dlt, STREAM_SNAPLEN);
 	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
 		snprintf(err, errlen, "cannot start the stream: %s",
 		    out->pcap ? pcap_geterr(out->pcap) : "out of memory");
-		if (out->pcap)
-			pcap_close(out->pcap);
-		if (out->fp != stdout)
-			fclose(out->fp);
-		free(out);
-		return NULL;
+		goto fail;
 	}
+	out->fp = NULL;			/* the dumper owns it now */
 	/* The header goes out now, so a reader (tcpdump -r -) starts at once. */
-	if (stream_out_flush(out) < 0) {
+	if (add_record_end(out) < 0 || stream_out_flush(out) < 0) {
 		snprintf(err, errlen, "cannot write the stream: %s", strerror(errno));
-		pcap_dump_close(out->dump);
-		pcap_close(out->pcap);
-		free(out);
+		stream_out_close(out);
 		return NULL;
 	}
+	out->appended = out->out = 0;	/* the header is no record */
 	return out;
+fail:
+	if (out->pcap != NULL)
+		pcap_close(out->pcap);
+	if (out->fp != NULL)
+		fclose(out->fp);
+	if (out->fd != STDOUT_FILENO)
+		close(out->fd);
+	free(out->pages);
+	free(out);
+	return NULL;
 }
 
 /* Build the SLL2 header (what a divert socket's sockaddr carried) into hdr. */
@@ -363,11 +536,184 @@ built_hdrlen(int dlt)
 	}
 }
 
+/*
+ * Wait until fd may take more (POLLOUT), or nap ms when with_fd is 0: a
+ * pipe with some room but less than the next record needs (poll cannot say
+ * how much).  The stop signals are blocked from the check of divert_stop
+ * until ppoll sleeps, so none is missed.  -1 with errno EINTR on a stop.
+ */
+static int
+wait_writable(struct stream_out *out, int with_fd, int ms, int ignore_stop)
+{
+	struct pollfd pfd = { .fd = out->fd, .events = POLLOUT };
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	sigset_t stop, old;
+	int rc;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	if (divert_stop && !ignore_stop) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return errno = EINTR, -1;
+	}
+	rc = ppoll(with_fd ? &pfd : NULL, with_fd ? 1 : 0, ms >= 0 ? &ts : NULL, &old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0 && errno != EINTR)
+		return -1;
+	if (divert_stop && !ignore_stop)
+		return errno = EINTR, -1;
+	return 0;
+}
+
+/* Bytes from buf + sent that end on a record boundary and fit: room bytes, or free pages. */
+static size_t
+whole_records(const struct stream_out *out, size_t room, size_t free_pages)
+{
+	size_t i, len, n = 0;
+
+	for (i = 0; i < out->nrec; i++) {
+		len = out->ends[i] - out->sent;
+		if (out->is_pipe ? pipe_pages_for(out, len) > free_pages : len > room)
+			break;
+		n = len;
+	}
+	return n;
+}
+
+/* O_NONBLOCK on a pipe that does not take RWF_NOWAIT (one opened by name). */
+static void
+set_nonblock(struct stream_out *out)
+{
+	int flags;
+
+	out->nowait = 0;
+	if ((flags = fcntl(out->fd, F_GETFL)) >= 0 && !(flags & O_NONBLOCK)) {
+		fcntl(out->fd, F_SETFL, flags | O_NONBLOCK);
+		out->set_nonblock = 1;
+	}
+}
+
+static ssize_t
+write_some(struct stream_out *out, const uint8_t *p, size_t n)
+{
+	struct iovec iov = { (void *)p, n };
+	ssize_t w;
+
+	if (out->nowait) {
+		if ((w = pwritev2(out->fd, &iov, 1, -1, RWF_NOWAIT)) >= 0 ||
+		    errno != EOPNOTSUPP)
+			return w;
+		set_nonblock(out);
+	}
+	return write(out->fd, p, n);
+}
+
+/* Account n bytes written: records completed, pipe pages, buffer space. */
+static void
+wrote(struct stream_out *out, size_t n)
+{
+	size_t i, done;
+
+	out->sent += n;
+	out->total += n;
+	if (out->is_pipe)
+		pipe_wrote(out, n);
+	for (done = 0; done < out->nrec && out->ends[done] <= out->sent; done++)
+		;
+	out->torn = done == 0 || out->ends[done - 1] != out->sent;
+	out->out += done;
+	memmove(out->ends, out->ends + done, (out->nrec - done) * sizeof(*out->ends));
+	out->nrec -= done;
+	if (out->sent == out->len || out->sent >= STREAM_BUF) {
+		/* Keep what is left at the start of buf. */
+		memmove(out->buf, out->buf + out->sent, out->len - out->sent);
+		for (i = 0; i < out->nrec; i++)
+			out->ends[i] -= out->sent;
+		out->len -= out->sent;
+		out->sent = 0;
+	}
+}
+
+/*
+ * How much to write now: whole records that fit, or the rest of a torn one.
+ * *full: the pipe had no room at all (wait for POLLOUT, not a nap).
+ */
+static size_t
+next_write(struct stream_out *out, int *full)
+{
+	size_t first = out->ends[0] - out->sent, freep = 0, room = SIZE_MAX, n;
+
+	if (out->is_pipe) {
+		freep = pipe_free_pages(out);
+		room = freep * out->page;	/* at least this much, in fresh pages */
+	}
+	*full = out->is_pipe && freep == 0;
+	if (out->torn)
+		return first < room ? first : room;
+	if ((n = whole_records(out, room, freep)) > 0)
+		return n;
+	/* A record larger than the whole pipe can only go in pieces. */
+	if (out->is_pipe && first > out->slots * out->page)
+		return room;
+	return 0;
+}
+
+/*
+ * Write buffered records, whole ones only, waiting for the reader as long
+ * as no stop signal came.  After a stop, only what the output takes at once
+ * goes; a record already begun (possible only where a write can be cut
+ * short: sockets, a record larger than the pipe) is finished with a little
+ * patience, so the stream ends on a record boundary.  0 when everything went
+ * out; -1 with errno (EPIPE: reader gone; EAGAIN: stopped, records left).
+ */
+static int
+push(struct stream_out *out)
+{
+	int nap = 1, patience = TORN_WAIT_MS, full, with_fd;
+	ssize_t w;
+	size_t n;
+
+	while (out->sent < out->len) {
+		n = next_write(out, &full);
+		with_fd = !out->is_pipe || full;
+		if (n > 0) {
+			w = write_some(out, out->buf + out->sent, n);
+			if (w > 0) {
+				wrote(out, (size_t)w);
+				nap = 1;
+				continue;
+			}
+			if (w == 0)
+				return errno = EIO, -1;
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -1;
+			with_fd = 1;
+		}
+		if (divert_stop && !out->torn)
+			return errno = EAGAIN, -1;
+		if (divert_stop) {
+			/* Finishing a begun record: a little patience, then give up. */
+			if ((patience -= nap) < 0)
+				return errno = EAGAIN, -1;
+			if (wait_writable(out, with_fd, nap, 1) < 0)
+				return -1;
+		} else if (wait_writable(out, with_fd, out->is_pipe ? nap : -1, 0) < 0 &&
+		    errno != EINTR)
+			return -1;
+		if (nap < NAP_MAX_MS)
+			nap *= 2;
+	}
+	return 0;
+}
+
 int
 stream_out_write(struct stream_out *out, const struct pkt *p)
 {
 	struct pcap_pkthdr h = { .ts = p->ts };
-	const uint8_t *rec = out->buf;
+	const uint8_t *rec = out->rec;
 	size_t l2len;
 
 	if (p->rec != NULL && p->dlt == out->dlt) {
@@ -375,45 +721,81 @@ stream_out_write(struct stream_out *out, const struct pkt *p)
 		l2len = p->l2len;
 		if (p->data == p->rec + l2len)
 			rec = p->rec;
-		else if (l2len + p->len <= sizeof(out->buf))
-			memcpy(out->buf, p->rec, l2len);
+		else if (l2len + p->len <= sizeof(out->rec))
+			memcpy(out->rec, p->rec, l2len);
 		else
 			return errno = EMSGSIZE, -1;
 	} else {
 		if (built_hdrlen(out->dlt) < 0)
 			return errno = EPROTOTYPE, -1;
 		l2len = (size_t)built_hdrlen(out->dlt);
-		if (l2len + p->len > sizeof(out->buf))
+		if (l2len + p->len > sizeof(out->rec))
 			return errno = EMSGSIZE, -1;
 		if (l2len == SLL2_HDRLEN)
-			sll2_header(out->buf, p);
+			sll2_header(out->rec, p);
 	}
-	if (rec == out->buf)
-		memcpy(out->buf + l2len, p->data, p->len);
+	if (rec == out->rec)
+		memcpy(out->rec + l2len, p->data, p->len);
+	/* A full buffer goes out first: a record that fails is not taken. */
+	if (out->len - out->sent >= FLUSH_AT && push(out) < 0)
+		return -1;
 	h.caplen = (bpf_u_int32)(l2len + p->len);
 	h.len = (bpf_u_int32)(h.caplen + p->cut);
+	out->err = 0;
 	pcap_dump((u_char *)out->dump, &h, rec);
-	return ferror(out->fp) ? -1 : 0;
+	if (out->err != 0 || add_record_end(out) < 0) {
+		/* Out of memory: take back whatever part of the record got in. */
+		out->len = out->nrec ? out->ends[out->nrec - 1] : out->sent;
+		return errno = out->err ? out->err : ENOMEM, -1;
+	}
+	out->appended++;
+	return 0;
 }
 
 int
 stream_out_flush(struct stream_out *out)
 {
-	if (fflush(out->fp) != 0 || ferror(out->fp))
-		return -1;
-	return 0;
+	return push(out);
+}
+
+uint64_t
+stream_out_records_out(const struct stream_out *out)
+{
+	return out->out;
+}
+
+uint64_t
+stream_out_discard(struct stream_out *out)
+{
+	uint64_t n = out->nrec - (out->torn ? 1 : 0);
+
+	/* A torn record stays: its rest may still go, and it is counted out then. */
+	out->nrec = out->torn ? 1 : 0;
+	out->len = out->torn ? out->ends[0] : out->sent;
+	out->appended -= n;
+	return n;
 }
 
 int
 stream_out_close(struct stream_out *out)
 {
-	int rc;
+	int rc, saved, flags;
 
 	if (out == NULL)
 		return 0;
-	rc = stream_out_flush(out);
-	pcap_dump_close(out->dump);	/* closes out->fp, stdout included */
+	rc = push(out);
+	saved = errno;
+	stream_out_discard(out);
+	pcap_dump_close(out->dump);	/* closes the cookie FILE: nothing to write */
 	pcap_close(out->pcap);
+	if (out->set_nonblock && (flags = fcntl(out->fd, F_GETFL)) >= 0)
+		fcntl(out->fd, F_SETFL, flags & ~O_NONBLOCK);
+	if (out->close_fd && close(out->fd) < 0 && rc == 0)
+		rc = -1, saved = errno;
+	free(out->pages);
+	free(out->ends);
+	free(out->buf);
 	free(out);
+	errno = saved;
 	return rc;
 }

@@ -87,17 +87,39 @@ struct stream_out *stream_out_open(const char *path, int dlt, char *err,
     size_t errlen);
 
 /*
- * Append one record.  A record read with the output's link type keeps its own
- * link header byte for byte (set p->dlt = 0 after changing the metadata);
- * otherwise an SLL2 header is built from the metadata (RAW, IPV4, IPV6: none).
- * -1 when the output failed (errno set: EPIPE, ...).
+ * Append one record to the output's buffer.  A record read with the output's
+ * link type keeps its own link header byte for byte (set p->dlt = 0 after
+ * changing the metadata); otherwise an SLL2 header is built from the metadata
+ * (RAW, IPV4, IPV6: none).  A full buffer is written out first, which may
+ * wait for the reader.  -1 when the output failed (errno set: EPIPE, or
+ * EAGAIN after a stop signal); the record is then not taken.
+ *
+ * Records reach the output whole: a stop signal (divert_stop) ends the
+ * stream after the last record the reader could take at once, never inside
+ * one.  stream_out_records_out says how many went out.
  */
 int stream_out_write(struct stream_out *out, const struct pkt *p);
 
-/* Push buffered records to the reader; -1 when the output failed. */
+/*
+ * Write every buffered record, waiting for the reader unless a stop signal
+ * came.  -1 when the output failed or a stop left records unwritten
+ * (EAGAIN); stream_out_records_out says how far it got.
+ */
 int stream_out_flush(struct stream_out *out);
 
-/* Flush and close; -1 when the output failed. */
+/* Records written whole to the output so far. */
+uint64_t stream_out_records_out(const struct stream_out *out);
+
+/*
+ * Forget the records buffered but not written (after a stop, or once the
+ * reader has gone); returns how many.  A record partly written is kept.
+ */
+uint64_t stream_out_discard(struct stream_out *out);
+
+/*
+ * Flush (as stream_out_flush), forget what could not be written, close.
+ * -1 when the output failed.
+ */
 int stream_out_close(struct stream_out *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <linux/netfilter.h>	/* after libc's netinet/in.h, which pcap.h pulls in */
 
 #include "divert.h"
+#include "owner.h"
 #include "queue.h"
 #include "rule.h"
 #include "stream.h"
@@ -26,6 +27,14 @@
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
 
 enum { OPT_TEE = 256, OPT_RULE };
+
+/*
+ * A packet's verdict waits until its record is written whole: only then is
+ * it the stream's (drop), and a record that never gets out (stop signal,
+ * reader gone) lets its packet through.  Records pending at most: a full
+ * stream buffer of the smallest records, with room for one more batch.
+ */
+#define PEND_MAX	4096
 
 static const struct argp_option options[] = {
 	{ "count", 'c', "N", 0, "Exit after streaming N packets", 0 },
@@ -51,8 +60,9 @@ struct listener {
 	int			 draining;	/* at exit: let everything through */
 	uint64_t		 limit;		/* 0: no -c */
 	uint64_t		 received, written, passed, enobufs;
-	uint32_t		 last;		/* highest id streamed in this batch */
-	int			 have_last;
+	uint64_t		 taken;		/* records given to the stream */
+	uint32_t		 pend[PEND_MAX];	/* ids of records not yet written */
+	size_t			 npend;
 	int			 out_errno;	/* the stream failed: EPIPE, ... */
 	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
@@ -119,6 +129,10 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 		if (rule_check(r, why, sizeof(why)) < 0)
 			usage_errx("--rule '%s': %s", a->rule, why);
 	}
+	/* Binary on a screen helps nobody (gzip refuses the same way). */
+	if (a->wfile == NULL && isatty(STDOUT_FILENO))
+		usage_errx("will not write a binary pcap stream to a terminal: "
+		    "read it with '| tcpdump -n -r -', or write it with -w FILE");
 	l->tee = a->tee;
 	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
@@ -151,6 +165,50 @@ remove_rule(void)
 	added_rule = NULL;
 }
 
+/*
+ * Why the bind failed.  The kernel answers EPERM both to a caller without
+ * CAP_NET_ADMIN and to root on a port that another socket holds: tell the
+ * two apart, and name the holder when /proc shows it.
+ */
+static void
+bind_failed(long port, int err)
+{
+	char comm[64];
+	pid_t pid;
+
+	if ((err == EPERM || err == EBUSY) && have_net_admin() &&
+	    queue_owner((uint16_t)port, &pid, comm, sizeof(comm))) {
+		if (pid != 0)
+			errx(EX_RUNTIME, "cannot bind divert port %ld: in use by process "
+			    "%ld (%s); stop it or pick another port", port, (long)pid,
+			    comm[0] ? comm : "?");
+		errx(EX_RUNTIME, "cannot bind divert port %ld: in use by another "
+		    "listener; stop it or pick another port", port);
+	}
+	errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(err));
+}
+
+static int
+feeds_port(const struct divert_rule *r, void *arg)
+{
+	long port = *(long *)arg;
+
+	return r->chain != CHAIN_NONE && r->port_lo <= port && port <= r->port_hi;
+}
+
+/*
+ * A port nothing feeds waits forever in silence: say so once.  Only our own
+ * table is read; an NFQUEUE rule elsewhere in the ruleset may still feed it,
+ * hence "no divert rule", and it is a warning.
+ */
+static void
+warn_if_unfed(long port)
+{
+	if (rule_list(feeds_port, &port) == 0)
+		warnx("no divert rule feeds port %ld (add one with: divert-rule add "
+		    "CHAIN %ld)", port, port);
+}
+
 /* Let a packet go on untouched. */
 static void
 let_through(struct listener *l, uint32_t id)
@@ -166,8 +224,8 @@ on_packet(uint32_t id, struct pkt *p, void *arg)
 	struct pcap_pkthdr h;
 
 	l->received++;
-	if (l->draining || (l->limit != 0 && l->written >= l->limit) || l->out_errno != 0 ||
-	    pkt_make_sll2(p, l->rec, sizeof(l->rec)) < 0) {
+	if (l->draining || (l->limit != 0 && l->taken >= l->limit) || l->out_errno != 0 ||
+	    l->npend == PEND_MAX || pkt_make_sll2(p, l->rec, sizeof(l->rec)) < 0) {
 		let_through(l, id);
 		return;
 	}
@@ -183,27 +241,59 @@ on_packet(uint32_t id, struct pkt *p, void *arg)
 		let_through(l, id);
 		return;
 	}
-	l->written++;
-	l->last = id;
-	l->have_last = 1;
+	l->taken++;
+	l->pend[l->npend++] = id;
 }
 
-/* Answer the batch just received: single verdicts first, then one for the rest. */
+/*
+ * Verdicts for the records written whole since last time: drop (the stream
+ * has them), or accept with --tee.  One batch verdict covers them, as ids
+ * grow: the pending ones all come after.
+ */
 static void
-answer_batch(struct listener *l)
+settle_written(struct listener *l)
 {
-	if (l->have_last)
-		queue_verdict_upto(l->q, l->last, l->tee ? NF_ACCEPT : NF_DROP);
-	l->have_last = 0;
+	uint64_t done = stream_out_records_out(l->out) - l->written;
+
+	if (done == 0)
+		return;
+	queue_verdict_upto(l->q, l->pend[done - 1], l->tee ? NF_ACCEPT : NF_DROP);
+	memmove(l->pend, l->pend + done, (l->npend - done) * sizeof(l->pend[0]));
+	l->npend -= done;
+	l->written += done;
+}
+
+/* Records that will not be written (stop, reader gone): their packets go on. */
+static void
+let_pending_through(struct listener *l)
+{
+	if (l->npend == 0)
+		return;
+	stream_out_discard(l->out);
+	queue_verdict_upto(l->q, l->pend[l->npend - 1], NF_ACCEPT);
+	l->passed += l->npend;
+	l->taken -= l->npend;
+	l->npend = 0;
+}
+
+/* Send the verdicts for what is settled. */
+static void
+answer(struct listener *l)
+{
+	settle_written(l);
+	if (l->out_errno != 0 || divert_stop)
+		let_pending_through(l);
 	if (queue_send(l->q) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
 }
 
+/* Write everything buffered (waiting for the reader unless stopped), then answer. */
 static void
 flush_stream(struct listener *l)
 {
 	if (l->out_errno == 0 && stream_out_flush(l->out) < 0)
 		l->out_errno = errno;
+	answer(l);
 }
 
 /* Receive and answer everything that is ready; 0 once nothing is. */
@@ -219,11 +309,15 @@ take_ready(struct listener *l)
 			l->enobufs++;	/* the kernel dropped some: /proc counts them */
 			continue;
 		}
-		/* A short batch drained the queue: the reader gets it before the verdicts. */
-		if (n < QUEUE_BATCH)
+		/*
+		 * A short batch drained the queue: the reader gets it now.  A
+		 * long one waits for more, unless the ids to hold run short.
+		 */
+		if (n < QUEUE_BATCH || l->npend > PEND_MAX - QUEUE_BATCH)
 			flush_stream(l);
-		answer_batch(l);
-		if (divert_stop || l->out_errno || (l->limit && l->written >= l->limit))
+		else
+			answer(l);
+		if (divert_stop || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
 	}
 	return 0;
@@ -246,7 +340,7 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 	sigset_t during_poll;
 	int rc;
 
-	while (!divert_stop && !l->out_errno && (!l->limit || l->written < l->limit)) {
+	while (!divert_stop && !l->out_errno && (!l->limit || l->taken < l->limit)) {
 		if (take_ready(l))
 			continue;
 		flush_stream(l);
@@ -295,7 +389,7 @@ main(int argc, char **argv)
 	catch_signals(&stopsigs);
 
 	if ((l->q = queue_open((uint16_t)port)) == NULL)
-		errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(errno));
+		bind_failed(port, errno);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
 		queue_close(l->q);
 		errx(EX_RUNTIME, "%s", why);
@@ -307,9 +401,12 @@ main(int argc, char **argv)
 		}
 		added_rule = &r, added_spec = a.rule;
 		atexit(remove_rule);
-	}
+	} else
+		warn_if_unfed(port);
 
 	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &stopsigs);
+	flush_stream(l);	/* -c reached: the last records; a stop: what fits */
+	let_pending_through(l);
 
 	remove_rule();
 	drain(l);

@@ -164,34 +164,142 @@ listen_bg() {
 	[[ "$output" == "divert-listen (divert) "* ]]
 }
 
-@test "listen: not root, or port taken: exit 1 with what to do" {
+@test "listen: not root: exit 1, run as root" {
 	run inA setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all divert-listen 4321
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"run as root"* ]]
+}
+
+@test "listen: a port already bound: exit 1, in use, by the first listener's pid" {
+	inA divert-rule add output icmp 4321
 	listen_bg 4321
 	wait_queue "$NS_A" 4321
 	run inA divert-listen 4321
+	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "divert-listen: cannot bind divert port 4321"* ]]
+	[[ "$output" == "divert-listen: cannot bind divert port 4321: in use by process $LPID (divert-listen)"* ]]
+	[[ "$output" != *"run as root"* ]]
+	kill -0 "$LPID"				# the first one is unharmed
 }
+
+@test "listen: refuses to write pcap to a terminal, says how to read it" {
+	# In A and under a timeout, so a broken build cannot bind or hang anything else.
+	run timeout 10 script -qec "ip netns exec $NS_A divert-listen 4321" /dev/null
+	echo "$output"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"divert-listen: will not write a binary pcap stream to a terminal"* ]]
+	[[ "$output" == *"tcpdump -n -r -"* && "$output" == *"-w FILE"* ]]
+	[[ "$output" != *$'\xd4\xc3\xb2\xa1'* ]]	# no pcap magic on the screen
+}
+
+@test "listen: warns once when no divert rule feeds its port; silent when one does" {
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	wait_until 30 grep -q 'no divert rule' "$TMP/l.err"
+	grep -qx 'divert-listen: no divert rule feeds port 4321 (add one with: divert-rule add CHAIN 4321)' "$TMP/l.err"
+	kill "$LPID"
+	wait_gone "$LPID"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 1 ]
+
+	inA divert-rule add output udp 4320-4322	# a range that covers the port
+	inA divert-rule add output icmp 4000		# another port's rule
+	listen_bg 4321
+	wait_queue "$NS_A" 4321
+	kill "$LPID"
+	wait_gone "$LPID"
+	grep -q received "$TMP/l.err"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 0 ]
+	inA divert-rule flush
+
+	listen_bg --rule 'output icmp' 4321
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	kill "$LPID"
+	wait_gone "$LPID"
+	grep -q received "$TMP/l.err"
+	[ "$(grep -c 'no divert rule' "$TMP/l.err")" -eq 0 ]
+}
+
+# counters FILE: "received written passed" from a listener's exit line
+counters() {
+	sed -En 's/.* ([0-9]+) received, ([0-9]+) written, ([0-9]+) let through.*/\1 \2 \3/p' "$1"
+}
+
+# listener_pid NS: the divert-listen process running in NS
+listener_pid() {
+	local p
+	for p in $(ip netns pids "$1"); do
+		[ "$(cat /proc/$p/comm 2>/dev/null)" = divert-listen ] && echo "$p"
+	done
+	return 0
+}
+
+# queue_held NS PORT: packets the kernel holds for PORT (queued, not yet answered)
+queue_held() {
+	ip netns exec "$1" awk -v q="$2" '$1 == q { print $3 }' /proc/net/netfilter/nfnetlink_queue
+}
+backlog() { [ "$(queue_held "$1" "$2")" -gt 0 ]; }
+
+# udp_noports NS: datagrams NS received for ports nobody listens on
+udp_noports() {
+	ip netns exec "$1" awk '/^Udp:/ { if (n++) print $3 }' /proc/net/snmp
+}
+# arrived NS BEFORE N: at least N more such datagrams than BEFORE
+arrived() { [ "$(( $(udp_noports "$1") - $2 ))" -ge "$3" ]; }
 
 @test "listen: SIGTERM ends it even while its reader has stopped reading; the rule goes" {
 	bgsh "$NS_A" "divert-listen --rule 'output icmp' 4321 2>$TMP/l.err | sleep 60"
 	wait_queue "$NS_A" 4321
 	wait_until 50 has_divert_table "$NS_A"
-	# 40 pings of 60000 bytes fill the pipe and stdio's buffer: the writer blocks.
+	# 40 pings of 60000 bytes overfill the 1 MiB pipe: the listener waits.
 	inA ping -c 40 -i 0.01 -s 60000 -W 1 $B4 >/dev/null 2>&1 || true
-	lp=
-	for p in $(ip netns pids "$NS_A"); do
-		[ "$(cat /proc/$p/comm)" = divert-listen ] && lp=$p
-	done
+	lp=$(listener_pid "$NS_A")
 	[ -n "$lp" ]
-	grep -q anon_pipe_write "/proc/$lp/wchan" || grep -q pipe "/proc/$lp/wchan"
+	wait_until 50 backlog "$NS_A" 4321
 	kill -TERM "$lp"
 	wait_gone "$lp" 50
-	! has_divert_table "$NS_A"
-	grep -q 'received' "$TMP/l.err"
+	[ -z "$(divert_table "$NS_A")" ]
+	read -r got wrote passed < <(counters "$TMP/l.err")
+	[ "$((wrote + passed))" -eq "$got" ]
+	[ "$passed" -gt 0 ]
+}
+
+@test "listen: SIGTERM under backlog: written + let through = received, no broken record" {
+	inA divert-rule add output udp 4321 -d $B4
+	mkfifo "$TMP/gate"
+	# The reader stalls until the gate opens, then reads the pipe to its end.
+	bgsh "$NS_A" "divert-listen 4321 2>$TMP/l.err | { cat $TMP/gate >/dev/null; cat >$TMP/s.pcap; }"
+	reader=$BG
+	wait_queue "$NS_A" 4321
+	lp=$(listener_pid "$NS_A")
+	[ -n "$lp" ]
+	before=$(udp_noports "$NS_B")
+	# 3000 datagrams of 1400 bytes: 4.2 MB, four times the pipe.  Packets
+	# wait for their verdict while their records wait for the pipe, so the
+	# sender's socket buffer fills and it waits too.
+	bgsh "$NS_A" "head -c 4200000 /dev/zero | socat -u -b 1400 - UDP-SENDTO:$B4:9"
+	sender=$BG
+	wait_until 100 backlog "$NS_A" 4321
+	kill -TERM "$lp"
+	wait_gone "$lp" 50
+	echo open >"$TMP/gate"
+	wait_gone "$reader" 100
+	wait_gone "$sender" 100
+	cat "$TMP/l.err"
+	read -r got wrote passed < <(counters "$TMP/l.err")
+	[ "$((wrote + passed))" -eq "$got" ]
+	[ "$wrote" -gt 0 ] && [ "$passed" -gt 0 ]		# a real backlog, cut by the stop
+	run tcpdump -n -r "$TMP/s.pcap"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *truncated* ]]
+	[ "$(pcap_count "$TMP/s.pcap" 'udp port 9')" -eq "$wrote" ]
+	[ "$(tshark_fields "$TMP/s.pcap" frame.number | wc -l)" -eq "$wrote" ]
+	run tshark -r "$TMP/s.pcap" -q
+	[[ "$output" != *"cut short"* && "$output" != *"appears to be damaged"* ]]
+	# What was let through went on to B, as B's kernel counts it.
+	wait_until 50 arrived "$NS_B" "$before" "$passed" || true
+	[ "$(( $(udp_noports "$NS_B") - before ))" -eq "$passed" ]
 }
 
 @test "listen: a udp --dport 53 rule brings exactly those packets to the listener" {

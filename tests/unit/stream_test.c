@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+
+#include "divert.h"
 
 #include "stream.h"
 #include "tap.h"
@@ -197,6 +200,103 @@ test_broken(void)
 	    "a short file is not a stream (%s)", err);
 }
 
+/* Read everything left in fd (a pipe whose writers are closed) after the first got bytes. */
+static size_t
+drain_pipe(int fd, uint8_t *buf, size_t got, size_t size)
+{
+	ssize_t n;
+
+	while (got < size && (n = read(fd, buf + got, size - got)) > 0)
+		got += (size_t)n;
+	return got;
+}
+
+/* Records in a pcap image of len bytes; -1 when it ends inside one or is broken. */
+static long
+count_records(uint8_t *img, size_t len)
+{
+	char ebuf[PCAP_ERRBUF_SIZE];
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	FILE *fp = fmemopen(img, len, "rb");
+	pcap_t *pc = fp ? pcap_fopen_offline(fp, ebuf) : NULL;
+	long n = 0;
+	int rc;
+
+	if (pc == NULL)
+		return -1;
+	while ((rc = pcap_next_ex(pc, &h, &d)) == 1)
+		n++;
+	pcap_close(pc);
+	return rc == PCAP_ERROR_BREAK ? n : -1;
+}
+
+/*
+ * A stop signal with the pipe's reader stalled: the writer gives the pipe
+ * what it takes at once, whole records only, whatever their sizes and
+ * however much of the pipe was already read.  The reader then finds
+ * exactly stream_out_records_out records and no broken one.
+ */
+static void
+test_stop_on_record_boundary(void)
+{
+	static uint8_t data[65000], img[8 << 20];
+	char err[256], dev[64];
+	struct pkt p = { .dir = DIR_OUT, .data = data };
+	struct stream_out *out;
+	int round, fds[2], wrote_all, broken = 0, short_count = 0, uncut = 0;
+	size_t got;
+	long n;
+	uint64_t taken;
+
+	srand(9);
+	memcpy(data, ip4, sizeof(ip4));
+	for (round = 0; round < 24; round++) {
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			break;
+		snprintf(dev, sizeof(dev), "/dev/fd/%d", fds[1]);
+		out = stream_out_open(dev, DLT_SLL2, err, sizeof(err));
+		close(fds[1]);
+		if (out == NULL) {
+			printf("# %s\n", err);
+			break;
+		}
+		/* Some rounds read part of the pipe first: a head page half read. */
+		got = 0;
+		divert_stop = 1;	/* from here on, only what the pipe takes at once */
+		taken = 0;
+		for (wrote_all = 1; wrote_all; ) {
+			/* Sizes from tiny to larger than a page, mixed. */
+			p.len = round % 3 == 0 ? 28 + (size_t)rand() % 200 :
+			    28 + (size_t)rand() % (sizeof(data) - 28);
+			if (stream_out_write(out, &p) < 0)
+				wrote_all = 0;
+			else
+				taken++;
+			if (round % 2 && got == 0 && taken == 50) {
+				stream_out_flush(out);
+				got = (size_t)read(fds[0], img, 10001);
+			}
+		}
+		if (stream_out_flush(out) == 0)
+			uncut++;
+		n = (long)stream_out_records_out(out);
+		stream_out_close(out);
+		got = drain_pipe(fds[0], img, got, sizeof(img));
+		close(fds[0]);
+		if (count_records(img, got) < 0)
+			broken++;
+		else if (count_records(img, got) != n || n == 0 || (uint64_t)n >= taken)
+			short_count++;
+	}
+	divert_stop = 0;
+	ok(round == 24, "24 pipes set up");
+	ok(broken == 0, "a stopped writer never leaves half a record in the pipe (%d broken)",
+	    broken);
+	ok(short_count == 0 && uncut == 0,
+	    "the reader gets exactly the records counted out, some but not all");
+}
+
 int
 main(void)
 {
@@ -205,6 +305,7 @@ main(void)
 	test_write_sll2();
 	test_keep_linktype();
 	test_broken();
+	test_stop_on_record_boundary();
 	unlink(path);
 	return tap_done();
 }
