@@ -406,6 +406,11 @@ main(int argc, char **argv)
 		defrag_loop(&g);
 	}
 
+	/* What a stop left unwritten is not counted written (stream.h). */
+	if (stream_out_flush(g.out) < 0 && g.out_errno == 0)
+		g.out_errno = errno;
+	stream_out_discard(g.out);
+	g.written = stream_out_records_out(g.out);
 	report(&g);
 	if (stream_out_close(g.out) < 0 && g.out_errno == 0)
 		g.out_errno = errno;

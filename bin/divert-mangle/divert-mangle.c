@@ -367,7 +367,8 @@ main(int argc, char **argv)
 	static struct mangler m;	/* the maps are large: not on the stack */
 	static struct args a;
 	char why[256];
-	int status = 0;
+	uint64_t unwritten;
+	int status = 0, out_err = 0;
 
 	edits_init(&a.e);
 	argv[0] = program_invocation_short_name;	/* getopt's messages: "divert-mangle: " */
@@ -386,13 +387,23 @@ main(int argc, char **argv)
 
 	if (mangle_stream(&m) < 0)
 		status = EX_RUNTIME;
+	/* What a stop left unwritten is counted as such (stream.h). */
+	if (stream_out_flush(m.out) < 0)
+		out_err = errno;
+	unwritten = stream_out_discard(m.out);
 
 	fprintf(stderr, "%s: %ju read, %ju edited, %ju dropped, %ju passed, "
 	    "%ju unparseable; %ju SCTP fragments kept their ports\n",
 	    program_invocation_short_name, (uintmax_t)m.read, (uintmax_t)m.edited,
 	    (uintmax_t)m.dropped, (uintmax_t)m.passed, (uintmax_t)m.unparseable,
 	    (uintmax_t)m.skipped);
-	if (stream_out_close(m.out) < 0 && !reader_gone(errno) && status == 0) {
+	if (unwritten > 0)
+		fprintf(stderr, "%s: %ju of them not written: stopped with the reader "
+		    "behind\n", program_invocation_short_name, (uintmax_t)unwritten);
+	if (stream_out_close(m.out) < 0 && out_err == 0)
+		out_err = errno;
+	if (out_err != 0 && !reader_gone(out_err) && status == 0) {
+		errno = out_err;
 		warn("writing the stream");
 		status = EX_RUNTIME;
 	}
