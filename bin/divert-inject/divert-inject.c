@@ -51,7 +51,10 @@ struct args {
 };
 
 /* Why a packet was not injected; counted one by one and reported at exit. */
-enum reason { R_NOTIP, R_MALFORMED, R_CUT, R_TOOLONG, R_DF, R_NOFRAG, R_NOIF, R_KERNEL, R_COUNT };
+enum reason {
+	R_NOTIP, R_MALFORMED, R_CUT, R_TOOLONG, R_DF, R_NOFRAG, R_NOIF, R_IFDOWN, R_SNDBUF,
+	R_KERNEL, R_COUNT
+};
 
 static const char *const reason_words[R_COUNT] = {
 	[R_NOTIP] = "not IP",
@@ -61,6 +64,8 @@ static const char *const reason_words[R_COUNT] = {
 	[R_DF] = "over the MTU with Don't Fragment",
 	[R_NOFRAG] = "could not be fragmented",
 	[R_NOIF] = "no interface to arrive on",
+	[R_IFDOWN] = "interface down",
+	[R_SNDBUF] = "send buffer full (neighbour unreachable?)",
 	[R_KERNEL] = "refused by the kernel",
 };
 
@@ -120,9 +125,9 @@ check_args(const struct args *a, struct injector *ij)
 	}
 	if (a->out)
 		ij->force_dir = DIR_OUT;
-	if (a->wfile != NULL && a->rfile != NULL && strcmp(a->wfile, a->rfile) == 0 &&
-	    strcmp(a->wfile, "-") != 0)
-		usage_errx("-w %s would overwrite the stream being read", a->wfile);
+	if (a->wfile != NULL && same_file(a->rfile, a->wfile))
+		usage_errx("-w %s would overwrite the stream being read: write elsewhere",
+		    a->wfile);
 	ij->verbose = a->verbose;
 }
 
@@ -422,7 +427,7 @@ too_big(struct injector *ij, const struct pkt *p)
 	} else if (n == FRAG_E_STOP) {
 		snprintf(why, sizeof(why), "sending a fragment: %s",
 		    strerror(ij->frag_err ? ij->frag_err : EMSGSIZE));
-		refuse(ij, p, R_KERNEL, why);
+		refuse(ij, p, ij->frag_err == EAGAIN ? R_SNDBUF : R_KERNEL, why);
 	} else {
 		snprintf(why, sizeof(why), "%s (route MTU %d)", frag_strerror(n), mtu);
 		refuse(ij, p, R_NOFRAG, why);
@@ -440,6 +445,13 @@ sent(const struct pkt *p, int err, void *arg)
 		injected(ij, p, 0);
 	} else if (err == EMSGSIZE) {
 		too_big(ij, p);
+	} else if (err == EAGAIN) {
+		/*
+		 * This destination's socket is full of packets the kernel
+		 * holds: waiting would hold up every other destination.
+		 */
+		refuse(ij, p, R_SNDBUF, "its socket's send buffer is full (the neighbour does "
+		    "not answer, or its device is slower than the stream)");
 	} else {
 		snprintf(why, sizeof(why), "%s%s", strerror(err), err == EPERM ?
 		    " (a firewall rule dropped it)" : err == EAFNOSUPPORT ?

@@ -1,4 +1,14 @@
-/* raw.c - send whole IP packets out through IPPROTO_RAW sockets, in batches. */
+/*
+ * raw.c - send whole IP packets out through IPPROTO_RAW sockets, in batches.
+ *
+ * Sends never block.  A packet to a neighbour whose address never resolves
+ * waits in the kernel's unresolved queue, charged to the socket that sent
+ * it, until ARP or neighbour discovery gives up (about 3 s): a flood of them
+ * fills that socket's send buffer.  So each destination address gets a
+ * socket of its own (the POOL most recently used ones): a dead neighbour
+ * fills only its own buffer, and what it cannot take is refused at once
+ * (EAGAIN) while every other destination goes on.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +22,7 @@
 #include "raw.h"
 
 #define BATCH	32		/* packets a sendmmsg() carries at most */
+#define POOL	64		/* destinations with a socket of their own */
 
 union addr {
 	struct sockaddr		sa;
@@ -19,11 +30,23 @@ union addr {
 	struct sockaddr_in6	in6;
 };
 
+/* A destination address and its socket. */
+struct dest {
+	union addr	 addr;			/* family, address, scope: the key */
+	socklen_t	 alen;
+	int		 fd;			/* IPPROTO_RAW, header included */
+	uint64_t	 used;			/* the clock when last used: LRU */
+};
+
 struct raw {
-	int		 fd4, fd6;		/* IPPROTO_RAW, header included */
+	uint32_t	 mark;
+	int		 v6;			/* the kernel has IPv6 */
 	int		 probe4, probe6;	/* UDP, connected only to ask for the route MTU */
 	raw_done_fn	 done;
 	void		*arg;
+	struct dest	 dest[POOL];
+	int		 ndest, last;		/* last: the slot the previous packet used */
+	uint64_t	 clock;
 	int		 n;			/* packets queued */
 	int		 fd;			/* the socket the queued ones go to */
 	struct mmsghdr	 msg[BATCH];
@@ -51,54 +74,126 @@ marked_socket(int family, int type, int proto, uint32_t mark)
 	return fd;
 }
 
+/*
+ * A raw socket for family: marked; IPv4 ones may send to broadcast
+ * addresses (a reinjected broadcast is otherwise refused with EACCES).
+ */
+static int
+raw_socket(int family, uint32_t mark)
+{
+	int fd = marked_socket(family, SOCK_RAW, IPPROTO_RAW, mark), one = 1;
+
+	if (fd >= 0 && family == AF_INET &&
+	    setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 struct raw *
 raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 {
 	struct raw *r = calloc(1, sizeof(*r));
+	int fd;
 
 	if (r == NULL || (r->slot = malloc((size_t)BATCH * FRAG_MAX)) == NULL) {
 		free(r);
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
+	r->mark = mark;
 	r->done = done;
 	r->arg = arg;
-	r->fd6 = r->probe6 = -1;
-	r->fd4 = marked_socket(AF_INET, SOCK_RAW, IPPROTO_RAW, mark);
+	r->probe6 = -1;
+	/* Open one of each now: a missing privilege is reported at start-up. */
+	fd = raw_socket(AF_INET, mark);
 	r->probe4 = marked_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, mark);
-	if (r->fd4 < 0 || r->probe4 < 0) {
+	if (fd < 0 || r->probe4 < 0) {
 		snprintf(why, whylen, "cannot open a raw IPv4 socket: %s",
 		    errno == EPERM || errno == EACCES ?
 		    "needs CAP_NET_RAW and CAP_NET_ADMIN: run as root" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		raw_close(r);
 		return NULL;
 	}
+	close(fd);
 	/* A kernel without IPv6 still injects IPv4: IPv6 packets are then refused one by one. */
-	r->fd6 = marked_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW, mark);
+	if ((fd = raw_socket(AF_INET6, mark)) >= 0) {
+		r->v6 = 1;
+		close(fd);
+	}
 	r->probe6 = marked_socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP, mark);
 	return r;
 }
 
-/* The socket for p's IP version and its destination address; -1 (errno) if none. */
-static int
-destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
+/* p's destination as a socket address (a link-scoped IPv6 one with its interface). */
+static socklen_t
+address_of(const struct pkt *p, union addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (p->data[0] >> 4 == 4) {
 		a->in4.sin_family = AF_INET;
 		memcpy(&a->in4.sin_addr, p->data + 16, 4);
-		*alen = sizeof(a->in4);
-		return r->fd4;
+		return sizeof(a->in4);
 	}
 	a->in6.sin6_family = AF_INET6;
 	memcpy(&a->in6.sin6_addr, p->data + 24, 16);
-	/* A link-scoped destination needs the interface it leaves by. */
 	if (IN6_IS_ADDR_LINKLOCAL(&a->in6.sin6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&a->in6.sin6_addr))
 		a->in6.sin6_scope_id = p->ifindex;
-	*alen = sizeof(a->in6);
-	if (r->fd6 < 0)
+	return sizeof(a->in6);
+}
+
+/* The pool's socket for a (made, or the least recently used one remade); -1, errno. */
+static int
+socket_for(struct raw *r, const union addr *a, socklen_t alen)
+{
+	struct dest *d = &r->dest[r->last];
+	int i, fd;
+
+	r->clock++;
+	if (r->ndest > 0 && d->alen == alen && memcmp(&d->addr, a, alen) == 0) {
+		d->used = r->clock;
+		return d->fd;
+	}
+	for (i = 0; i < r->ndest; i++) {
+		d = &r->dest[i];
+		if (d->alen == alen && memcmp(&d->addr, a, alen) == 0) {
+			d->used = r->clock;
+			r->last = i;
+			return d->fd;
+		}
+	}
+	if (a->sa.sa_family == AF_INET6 && !r->v6) {
 		errno = EAFNOSUPPORT;
-	return r->fd6;
+		return -1;
+	}
+	if ((fd = raw_socket(a->sa.sa_family, r->mark)) < 0)
+		return -1;
+	if (r->ndest < POOL) {
+		i = r->ndest++;
+	} else {
+		for (i = 0, d = &r->dest[1]; d < r->dest + POOL; d++)
+			if (d->used < r->dest[i].used)
+				i = (int)(d - r->dest);
+		/* A socket about to carry a queued batch is never the least recently used. */
+		close(r->dest[i].fd);
+	}
+	r->dest[i] = (struct dest){ .addr = *a, .alen = alen, .fd = fd, .used = r->clock };
+	r->last = i;
+	return fd;
+}
+
+/* The socket for p's destination, whose address goes to a; -1 (errno) if none. */
+static int
+destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
+{
+	*alen = address_of(p, a);
+	return socket_for(r, a, *alen);
 }
 
 void
@@ -144,7 +239,7 @@ raw_flush(struct raw *r)
 	int i = 0, n, k;
 
 	while (i < r->n) {
-		n = sendmmsg(r->fd, r->msg + i, (unsigned)(r->n - i), 0);
+		n = sendmmsg(r->fd, r->msg + i, (unsigned)(r->n - i), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -168,7 +263,7 @@ raw_send(struct raw *r, const struct pkt *p)
 
 	if ((fd = destination(r, p, &a, &alen)) < 0)
 		return errno;
-	while (sendto(fd, p->data, p->len, 0, &a.sa, alen) < 0)
+	while (sendto(fd, p->data, p->len, MSG_DONTWAIT, &a.sa, alen) < 0)
 		if (errno != EINTR)
 			return errno;
 	return 0;
@@ -181,8 +276,7 @@ raw_route_mtu(struct raw *r, const struct pkt *p)
 	socklen_t alen, olen;
 	int fd, mtu = 0, v4 = p->data[0] >> 4 == 4;
 
-	if (destination(r, p, &a, &alen) < 0)
-		return -errno;
+	alen = address_of(p, &a);
 	fd = v4 ? r->probe4 : r->probe6;
 	if (fd < 0)
 		return -EAFNOSUPPORT;
@@ -202,10 +296,12 @@ raw_route_mtu(struct raw *r, const struct pkt *p)
 void
 raw_close(struct raw *r)
 {
+	int i;
+
 	if (r == NULL)
 		return;
-	if (r->fd4 >= 0) close(r->fd4);
-	if (r->fd6 >= 0) close(r->fd6);
+	for (i = 0; i < r->ndest; i++)
+		close(r->dest[i].fd);
 	if (r->probe4 >= 0) close(r->probe4);
 	if (r->probe6 >= 0) close(r->probe6);
 	free(r->slot);

@@ -308,7 +308,8 @@ tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
 	if (find(ts, ifindex) != NULL)
 		return TUN_OK;
 	if (ifindex == 0 || if_indextoname(ifindex, target) == NULL) {
-		snprintf(why, whylen, "no interface with index %u here", ifindex);
+		snprintf(why, whylen, "no interface with index %u here (a capture from "
+		    "elsewhere? --in IFACE names the interface to arrive on)", ifindex);
 		return TUN_E_NOIF;
 	}
 	if (ts->n == TUN_MAX) {

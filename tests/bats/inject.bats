@@ -265,3 +265,97 @@ for i in range(50):
 	[ "$status" -eq 1 ]
 	[[ "$output" == "divert-inject: /nonexistent.pcap: No such file or directory"* ]]
 }
+
+# sent_in SECONDS CMD...: run CMD, true when it ended within SECONDS.
+ended_within() {
+	local limit=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	"$@"
+	t1=$(date +%s%N)
+	echo "took $(((t1 - t0) / 1000000)) ms"
+	[ $(((t1 - t0) / 1000000)) -lt $((limit * 1000)) ]
+}
+
+# b_counts: an nft counter in B of UDP to port 7777 from A (what B's kernel
+# received, whether or not a socket kept up with it); b_count prints it.
+b_counts() {
+	inB nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			ip saddr $A4 udp dport 7777 counter
+		}
+	}
+	EOF
+}
+b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
+
+@test "inject: a dead neighbour cannot stall a live flow: the live flow is delivered, the rest refused and counted" {
+	# 10.77.0.99 is on the link but nobody answers ARP for it.  Three
+	# datagrams to it for each one to B, 16000 in all.
+	$MKPCAP "$TMP/mix.pcap" --src $A4 --dst 10.77.0.99,10.77.0.99,10.77.0.99,$B4 --count 16000
+	inA ping -c 1 -W 1 $B4 >/dev/null		# B's neighbour entry is resolved, as in a live flow
+	b_counts
+	run ended_within 3 inA divert-inject -r "$TMP/mix.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	wait_until 30 test "$(b_count)" -ge 4000	# every live datagram arrived
+	sleep 0.3
+	[ "$(b_count)" -eq 4000 ]
+	# Exact accounting: read = injected + refused, and the refusals say why.
+	line=$(echo "$output" | grep '16000 read')
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	ref=$(echo "$line" | sed -n 's/.* \([0-9]*\) refused.*/\1/p')
+	[ "$ref" -gt 0 ]
+	[ $((inj + ref)) -eq 16000 ]
+	[[ "$line" == *"$ref send buffer full (neighbour unreachable?)"* ]]
+	[[ "$output" == *"refused 10.77.0.1:40000 > 10.77.0.99:7777 UDP 60: "* ]]
+}
+
+@test "inject: -w onto the file being read is refused, however it is spelt" {
+	$MKPCAP "$TMP/in.pcap" --src $A4 --dst $B4 --count 3
+	sum=$(sha256sum <"$TMP/in.pcap")
+	cd "$TMP"
+	run inA divert-inject -r in.pcap -w ./in.pcap
+	echo "$output"
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-inject: -w ./in.pcap would overwrite the stream being read"* ]]
+	run inA divert-inject -w "$TMP/../$(basename "$TMP")/in.pcap" <in.pcap
+	[ "$status" -eq 64 ]
+	ln in.pcap hard.pcap
+	run inA divert-inject -r in.pcap -w hard.pcap
+	[ "$status" -eq 64 ]
+	[ "$(sha256sum <"$TMP/in.pcap")" = "$sum" ]
+	run inA divert-inject -r in.pcap -w other.pcap		# another file is fine
+	[ "$status" -eq 0 ]
+}
+
+@test "inject: a record whose interface index is not here is refused with a hint to use --in" {
+	$MKPCAP "$TMP/far.pcap" --link sll2 --dir in --ifindex 999 --src $B4 --dst $A4 --count 2
+	run inA divert-inject -r "$TMP/far.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"refused 10.77.0.2:40000 > 10.77.0.1:7777 UDP 60: no interface with index 999 here"*"--in IFACE"* ]]
+	[[ "$output" == *"2 read, 0 injected (0 out, 0 in), 0 fragmented into 0, 2 refused (2 no interface to arrive on)"* ]]
+	udp_receiver A 7777 "$TMP/a.out"
+	run inA divert-inject --in vA -r "$TMP/far.pcap"		# and --in does it
+	[[ "$output" == *"2 read, 2 injected (0 out, 2 in)"* ]]
+	n_of 2 "$TMP/a.out" dgram
+}
+
+@test "inject: a reinjected broadcast (output rule, listener, injector) reaches B" {
+	udp_receiver B 7777 "$TMP/b.out"
+	inA divert-rule add output udp 4321 --dport 7777
+	interceptor 4321 -v
+	inA /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for i in range(3):
+    s.sendto(b'bcast %d\n' % i, ('10.77.0.255', 7777))"
+	n_of 3 "$TMP/b.out" bcast
+	stop_interceptor
+	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused' "$TMP/i.err"
+	[ "$(grep -c " out vA $A4:[0-9]* > 10.77.0.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
+}
