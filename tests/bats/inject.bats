@@ -359,3 +359,29 @@ for i in range(3):
 	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused' "$TMP/i.err"
 	[ "$(grep -c " out vA $A4:[0-9]* > 10.77.0.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
 }
+
+@test "inject: live, a flood to a dead neighbour beside a flow to B: B gets the whole flow" {
+	inA ping -c 1 -W 1 $B4 >/dev/null
+	b_counts
+	inA divert-rule add output udp 4321 --dport 7777
+	interceptor 4321
+	# 12000 datagrams to 10.77.0.99 (no ARP answer) and 4000 to B, interleaved.
+	inA /usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(16000):
+    s.sendto(b'x %d' % i, ('$B4' if i % 4 == 3 else '10.77.0.99', 7777))
+    if i % 200 == 199:
+        time.sleep(0.002)	# below the listener's rate: no queue drops of its own"
+	wait_until 50 test "$(b_count)" -ge 4000
+	sleep 0.3
+	stop_interceptor
+	[ "$(b_count)" -eq 4000 ]
+	grep -q '16000 received, 16000 written, 0 let through, 0 dropped by kernel' "$TMP/l.err"
+	line=$(grep '16000 read' "$TMP/i.err")
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	ref=$(echo "$line" | sed -n 's/.* \([0-9]*\) refused.*/\1/p')
+	[ "$ref" -gt 0 ]
+	[ $((inj + ref)) -eq 16000 ]
+	[[ "$line" == *"$ref send buffer full (neighbour unreachable?)"* ]]
+}
