@@ -483,12 +483,15 @@ inject_inbound(struct injector *ij, struct pkt *p)
 		refuse(ij, p, R_NOIF, "inbound, but the record names no interface: use --in IFACE");
 		return;
 	}
-	switch (tun_inject(ij->tun, p->ifindex, p->data, p->len, why, sizeof(why))) {
+	switch (tun_inject(ij->tun, &p->ifindex, p->data, p->len, why, sizeof(why))) {
 	case TUN_OK:
 		injected(ij, p, 0);
 		break;
 	case TUN_E_NOIF:
 		refuse(ij, p, R_NOIF, why);
+		break;
+	case TUN_E_DOWN:
+		refuse(ij, p, R_IFDOWN, why);
 		break;
 	case TUN_E_WRITE:
 		refuse(ij, p, R_KERNEL, why);

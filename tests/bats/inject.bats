@@ -385,3 +385,68 @@ for i in range(16000):
 	[ $((inj + ref)) -eq 16000 ]
 	[[ "$line" == *"$ref send buffer full (neighbour unreachable?)"* ]]
 }
+
+# feed_phase FD PCAP: write PCAP's records (not its file header) to the stream on FD.
+feed_phase() { tail -c +25 "$2" >&"$1"; }
+# shown N: wait for divert-inject -v to have shown N packets to 10.88.0.1.
+shown() { wait_until 50 sh -c "[ \$(grep -c ' > 10.88.0.1:7777 UDP' '$TMP/i.err') -ge $1 ]"; }
+dm_count() { inA nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
+dm_up() {	# dm0: one end of a veth pair inside A (this kernel has no dummy devices)
+	inA ip link add dm0 type veth peer name dm0p
+	inA ip addr add 10.88.0.1/24 dev dm0
+	inA ip link set dm0p up
+	inA ip link set dm0 up
+}
+
+# vanishing [INJECT-ARGS...]: inbound packets to 10.88.0.1 on dm0 while dm0 is
+# downed, brought up, deleted and made again; what arrives is counted by an
+# nft rule on iifname dm0 in A.
+vanishing() {
+	dm_up
+	local idx
+	idx=$(inA cat /sys/class/net/dm0/ifindex)
+	inA nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			iifname "dm0" udp dport 7777 counter
+		}
+	}
+	EOF
+	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 50
+	mkfifo "$TMP/s"
+	bg_A /dev/null "$TMP/i.err" divert-inject -v -r "$TMP/s" "$@"
+	IPID=$BG
+	exec 7>"$TMP/s"
+	head -c 24 "$TMP/p.pcap" >&7			# the file header
+	feed_phase 7 "$TMP/p.pcap"; shown 50
+	wait_until 30 test "$(dm_count)" -eq 50
+	inA ip link set dm0 down
+	feed_phase 7 "$TMP/p.pcap"; shown 100		# refused: down
+	inA ip link set dm0 up
+	feed_phase 7 "$TMP/p.pcap"; shown 150
+	wait_until 30 test "$(dm_count)" -eq 100
+	inA ip link del dm0
+	feed_phase 7 "$TMP/p.pcap"; shown 200		# refused: gone
+	dm_up						# back under its name, with a new index
+	[ "$(inA cat /sys/class/net/dm0/ifindex)" -ne "$idx" ]
+	feed_phase 7 "$TMP/p.pcap"; shown 250
+	wait_until 30 test "$(dm_count)" -eq 150
+	exec 7>&-
+	wait_gone "$IPID"
+	cat "$TMP/i.err" | grep -v ' UDP 60$'
+	sleep 0.2
+	[ "$(dm_count)" -eq 150 ]
+	# Nothing counted injected that was not received; every refusal counted, with its reason.
+	grep -q '250 read, 150 injected (0 out, 150 in), 0 fragmented into 0, 100 refused (50 no interface to arrive on, 50 interface down)' "$TMP/i.err"
+	grep -q 'refused: dm0 is down' "$TMP/i.err"
+	grep -q "refused: dm0 (index $idx) is gone; refused until an interface of that name comes back" "$TMP/i.err"
+}
+
+@test "inject: an inbound target that goes down or is deleted: refused and counted, picked up again by name" {
+	vanishing
+}
+
+@test "inject: the same with --in: the interface is found again under its name" {
+	vanishing --in dm0
+}
