@@ -15,14 +15,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "frag.h"
 #include "raw.h"
 
 #define BATCH	32		/* packets a sendmmsg() carries at most */
 #define POOL	64		/* destinations with a socket of their own */
+#define LOOPBACK_INDEX	1	/* the loopback device's, in every namespace (since Linux 3.x) */
 
 union addr {
 	struct sockaddr		sa;
@@ -47,6 +51,11 @@ struct raw {
 	struct dest	 dest[POOL];
 	int		 ndest, last;		/* last: the slot the previous packet used */
 	uint64_t	 clock;
+	struct {				/* the last local link-local address looked up */
+		struct in6_addr	addr;
+		uint32_t	index;
+		time_t		when;
+	} scope;
 	int		 n;			/* packets queued */
 	int		 fd;			/* the socket the queued ones go to */
 	struct mmsghdr	 msg[BATCH];
@@ -131,9 +140,63 @@ raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 	return r;
 }
 
+/* The interface holding the local address a; 0 when it is not ours. */
+static uint32_t
+owner_of(const struct in6_addr *a)
+{
+	struct ifaddrs *ifs, *i;
+	uint32_t index = 0;
+
+	if (getifaddrs(&ifs) < 0)
+		return 0;
+	for (i = ifs; i != NULL && index == 0; i = i->ifa_next)
+		if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET6 &&
+		    IN6_ARE_ADDR_EQUAL(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, a))
+			index = if_nametoindex(i->ifa_name);
+	freeifaddrs(ifs);
+	return index;
+}
+
+/* owner_of, remembered for a second (a flow repeats it packet after packet). */
+static uint32_t
+cached_owner(struct raw *r, const struct in6_addr *a)
+{
+	time_t now = time(NULL);
+
+	if (r->scope.when != now || !IN6_ARE_ADDR_EQUAL(&r->scope.addr, a)) {
+		r->scope.addr = *a;
+		r->scope.index = owner_of(a);
+		r->scope.when = now;
+	}
+	return r->scope.index;
+}
+
+/*
+ * The interface a link-scoped IPv6 destination is reached by.  The record's
+ * out-interface, except for a packet to one of our own link-local addresses:
+ * that one left by the loopback device, on whose link the address does not
+ * exist (the kernel answers ENETUNREACH): its scope is the interface holding
+ * the destination, or else the source, address.
+ */
+static uint32_t
+link_scope(struct raw *r, const struct pkt *p, const struct in6_addr *dst)
+{
+	struct in6_addr src;
+	uint32_t index;
+
+	if (p->ifindex != 0 && p->ifindex != LOOPBACK_INDEX)
+		return p->ifindex;
+	if ((index = cached_owner(r, dst)) != 0)
+		return index;
+	memcpy(&src, p->data + 8, 16);
+	if (IN6_IS_ADDR_LINKLOCAL(&src) && (index = cached_owner(r, &src)) != 0)
+		return index;
+	return p->ifindex;
+}
+
 /* p's destination as a socket address (a link-scoped IPv6 one with its interface). */
 static socklen_t
-address_of(const struct pkt *p, union addr *a)
+address_of(struct raw *r, const struct pkt *p, union addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (p->data[0] >> 4 == 4) {
@@ -144,7 +207,7 @@ address_of(const struct pkt *p, union addr *a)
 	a->in6.sin6_family = AF_INET6;
 	memcpy(&a->in6.sin6_addr, p->data + 24, 16);
 	if (IN6_IS_ADDR_LINKLOCAL(&a->in6.sin6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&a->in6.sin6_addr))
-		a->in6.sin6_scope_id = p->ifindex;
+		a->in6.sin6_scope_id = link_scope(r, p, &a->in6.sin6_addr);
 	return sizeof(a->in6);
 }
 
@@ -192,7 +255,7 @@ socket_for(struct raw *r, const union addr *a, socklen_t alen)
 static int
 destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
 {
-	*alen = address_of(p, a);
+	*alen = address_of(r, p, a);
 	return socket_for(r, a, *alen);
 }
 
@@ -276,7 +339,7 @@ raw_route_mtu(struct raw *r, const struct pkt *p)
 	socklen_t alen, olen;
 	int fd, mtu = 0, v4 = p->data[0] >> 4 == 4;
 
-	alen = address_of(p, &a);
+	alen = address_of(r, p, &a);
 	fd = v4 ? r->probe4 : r->probe6;
 	if (fd < 0)
 		return -EAFNOSUPPORT;

@@ -450,3 +450,25 @@ vanishing() {
 @test "inject: the same with --in: the interface is found again under its name" {
 	vanishing --in dm0
 }
+
+@test "inject: pinging link-local addresses (A's own and B's) through an output interceptor is answered" {
+	inA sysctl -qw net.ipv6.conf.vA.addr_gen_mode=0 2>/dev/null || true
+	wait_until 50 sh -c "ip netns exec $NS_A ip -6 addr show dev vA scope link | grep -q fe80"
+	wait_until 50 sh -c "ip netns exec $NS_B ip -6 addr show dev vB scope link | grep -q fe80"
+	llA=$(inA ip -6 addr show dev vA scope link | sed -n 's/.*inet6 \(fe80::[0-9a-f:]*\)\/64.*/\1/p')
+	llB=$(inB ip -6 addr show dev vB scope link | sed -n 's/.*inet6 \(fe80::[0-9a-f:]*\)\/64.*/\1/p')
+	# B's link-local is usable once DAD is done: wait for a direct answer first.
+	wait_until 50 inA ping -6 -c 1 -W 1 "$llB%vA"
+	inA divert-rule add output icmpv6 4321
+	interceptor 4321 -v
+	run inA ping -6 -c 2 -W 2 "$llA%vA"
+	echo "$output"
+	cat "$TMP/i.err" "$TMP/l.err"
+	[ "$status" -eq 0 ]
+	run inA ping -6 -c 2 -W 2 "$llB%vA"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	stop_interceptor
+	grep -q ' 0 refused' "$TMP/i.err"
+	grep -q "$llB ICMP6" "$TMP/i.err"
+}
