@@ -58,6 +58,8 @@ udp_receiver() {
 	wait_until 50 listening "$1" "$2"
 }
 
+size_is() { [ "$(file_size "$1")" -eq "$2" ]; }
+
 # n_of N FILE TEXT: wait (up to 5 s) for N occurrences of TEXT in FILE.
 n_of() { wait_until 50 sh -c "[ \$(grep -o '$3' '$2' | wc -l) -ge $1 ]"; }
 
@@ -177,7 +179,7 @@ for i in range(50):
 	run inA divert-inject -r "$TMP/big4.pcap" -w "$TMP/w4.pcap"
 	echo "$output"
 	[[ "$output" == *"1 read, 1 injected (1 out, 0 in), 1 fragmented into 3, 0 refused"* ]]
-	wait_until 30 test "$(file_size "$TMP/b.out")" -eq 2972
+	wait_until 30 size_is "$TMP/b.out" 2972
 	# The fragments, as an independent decoder sees them: at most 1200 bytes, offsets in 8s.
 	run sh -c "tshark -r $TMP/w4.pcap -o ip.defragment:FALSE -o ip.check_checksum:TRUE -T fields -e ip.len -e ip.flags.mf -e ip.frag_offset -e ip.checksum.status 2>/dev/null"
 	echo "$output"
@@ -187,7 +189,7 @@ for i in range(50):
 	run inA divert-inject -r "$TMP/big6.pcap" -w "$TMP/w6.pcap"
 	echo "$output"
 	[[ "$output" == *"1 fragmented into 3, 0 refused"* ]]
-	wait_until 30 test "$(file_size "$TMP/b6.out")" -eq 2952
+	wait_until 30 size_is "$TMP/b6.out" 2952
 	[ "$(pcap_count "$TMP/w6.pcap" 'ip6[6] == 44')" -eq 3 ]
 
 	run inA divert-inject -r "$TMP/df.pcap"
@@ -289,6 +291,7 @@ b_counts() {
 	}
 	EOF
 }
+b_has() { [ "$(b_count)" -ge "$1" ]; }
 b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
 
 @test "inject: a dead neighbour cannot stall a live flow: the live flow is delivered, the rest refused and counted" {
@@ -300,7 +303,7 @@ b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter p
 	run ended_within 3 inA divert-inject -r "$TMP/mix.pcap"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	wait_until 30 test "$(b_count)" -ge 4000	# every live datagram arrived
+	wait_until 30 b_has 4000	# every live datagram arrived
 	sleep 0.3
 	[ "$(b_count)" -eq 4000 ]
 	# Exact accounting: read = injected + refused, and the refusals say why.
@@ -373,7 +376,7 @@ for i in range(16000):
     s.sendto(b'x %d' % i, ('$B4' if i % 4 == 3 else '10.77.0.99', 7777))
     if i % 200 == 199:
         time.sleep(0.002)	# below the listener's rate: no queue drops of its own"
-	wait_until 50 test "$(b_count)" -ge 4000
+	wait_until 50 b_has 4000
 	sleep 0.3
 	stop_interceptor
 	[ "$(b_count)" -eq 4000 ]
@@ -390,6 +393,7 @@ for i in range(16000):
 feed_phase() { tail -c +25 "$2" >&"$1"; }
 # shown N: wait for divert-inject -v to have shown N packets to 10.88.0.1.
 shown() { wait_until 50 sh -c "[ \$(grep -c ' > 10.88.0.1:7777 UDP' '$TMP/i.err') -ge $1 ]"; }
+dm_is() { [ "$(dm_count)" -eq "$1" ]; }
 dm_count() { inA nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
 dm_up() {	# dm0: one end of a veth pair inside A (this kernel has no dummy devices)
 	inA ip link add dm0 type veth peer name dm0p
@@ -420,18 +424,18 @@ vanishing() {
 	exec 7>"$TMP/s"
 	head -c 24 "$TMP/p.pcap" >&7			# the file header
 	feed_phase 7 "$TMP/p.pcap"; shown 50
-	wait_until 30 test "$(dm_count)" -eq 50
+	wait_until 30 dm_is 50
 	inA ip link set dm0 down
 	feed_phase 7 "$TMP/p.pcap"; shown 100		# refused: down
 	inA ip link set dm0 up
 	feed_phase 7 "$TMP/p.pcap"; shown 150
-	wait_until 30 test "$(dm_count)" -eq 100
+	wait_until 30 dm_is 100
 	inA ip link del dm0
 	feed_phase 7 "$TMP/p.pcap"; shown 200		# refused: gone
 	dm_up						# back under its name, with a new index
 	[ "$(inA cat /sys/class/net/dm0/ifindex)" -ne "$idx" ]
 	feed_phase 7 "$TMP/p.pcap"; shown 250
-	wait_until 30 test "$(dm_count)" -eq 150
+	wait_until 30 dm_is 150
 	exec 7>&-
 	wait_gone "$IPID"
 	cat "$TMP/i.err" | grep -v ' UDP 60$'
@@ -471,4 +475,24 @@ vanishing() {
 	stop_interceptor
 	grep -q ' 0 refused' "$TMP/i.err"
 	grep -q "$llB ICMP6" "$TMP/i.err"
+}
+
+captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
+
+@test "inject: IPv4 and IPv6 packets alternating in the stream arrive at B in the stream's order" {
+	inA ping -c 1 -W 1 $B4 >/dev/null			# both neighbours resolved: the
+	inA ping -6 -c 1 -W 1 $B6 >/dev/null			# kernel holds nothing back
+	$MKPCAP "$TMP/alt.pcap" --src $A4,$A6 --dst $B4,$B6 --count 400
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n -U -w "$TMP/b.pcap" udp port 7777
+	TDPID=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	run inA divert-inject -r "$TMP/alt.pcap"
+	echo "$output"
+	[[ "$output" == *"400 read, 400 injected (400 out, 0 in)"* ]]
+	wait_until 50 captured 400 "$TMP/b.pcap"
+	kill "$TDPID"
+	wait_gone "$TDPID"
+	# The datagram numbers, in the order B's interface saw them.
+	seq=$(tshark -r "$TMP/b.pcap" -T fields -e data.data 2>/dev/null | cut -c1-24 | xxd -r -p | tr -c '0-9a-z \n' ' ' | grep -o 'dgram [0-9]*' | tr -d 'dgram ' | tr '\n' ' ')
+	[ "$seq" = "$(seq 0 399 | tr '\n' ' ')" ]
 }
