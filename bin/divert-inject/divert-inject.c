@@ -76,7 +76,7 @@ struct injector {
 	int			 verbose;
 	int			 force_dir;	/* DIR_IN (--in), DIR_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
-	uint32_t		 ident;		/* next fragment identification */
+	uint32_t		 ident;		/* next fragment identification, IPv4 ID */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
@@ -502,6 +502,26 @@ inject_inbound(struct injector *ij, struct pkt *p)
 	}
 }
 
+/*
+ * An outgoing IPv4 packet with ID 0 and DF clear would get its ID from the
+ * kernel after -w saw it: give it one here (with its header checksum), so
+ * that -w holds what went on the wire.  ident is also the fragments' counter.
+ */
+static void
+fill_ipv4_id(struct injector *ij, struct pkt *p)
+{
+	uint8_t *ip = p->data;
+	uint16_t id;
+
+	if (ip[0] >> 4 != 4 || get16(ip + 4) != 0 || (get16(ip + 6) & 0x4000) != 0)
+		return;
+	if ((id = (uint16_t)ij->ident++) == 0)
+		id = (uint16_t)ij->ident++;
+	put16(ip + 4, id);
+	put16(ip + 10, 0);
+	put16(ip + 10, csum(ip, (size_t)(ip[0] & 15) * 4));
+}
+
 static void
 inject(struct injector *ij, struct pkt *p)
 {
@@ -515,6 +535,7 @@ inject(struct injector *ij, struct pkt *p)
 	}
 	aim(ij, p);
 	if (p->dir == DIR_OUT) {
+		fill_ipv4_id(ij, p);
 		raw_queue(ij->raw, p);
 		return;
 	}

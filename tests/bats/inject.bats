@@ -496,3 +496,23 @@ captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
 	seq=$(tshark -r "$TMP/b.pcap" -T fields -e data.data 2>/dev/null | cut -c1-24 | xxd -r -p | tr -c '0-9a-z \n' ' ' | grep -o 'dgram [0-9]*' | tr -d 'dgram ' | tr '\n' ' ')
 	[ "$seq" = "$(seq 0 399 | tr '\n' ' ')" ]
 }
+
+@test "inject: -w holds what went on the wire: an IPv4 ID of 0 (DF clear) is filled in before sending" {
+	inA ping -c 1 -W 1 $B4 >/dev/null
+	$MKPCAP "$TMP/id0.pcap" --src $A4 --dst $B4 --count 5 --id 0
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n -U -w "$TMP/b.pcap" udp port 7777
+	TDPID=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	run inA divert-inject -r "$TMP/id0.pcap" -w "$TMP/w.pcap"
+	[[ "$output" == *"5 read, 5 injected"* ]]
+	wait_until 50 captured 5 "$TMP/b.pcap"
+	kill "$TDPID"
+	wait_gone "$TDPID"
+	sent=$(tshark_fields "$TMP/w.pcap" ip.id ip.checksum ip.ttl udp.checksum)
+	got=$(tshark_fields "$TMP/b.pcap" ip.id ip.checksum ip.ttl udp.checksum)
+	echo "$sent"; echo "$got"
+	[ "$sent" = "$got" ]
+	[ "$(tshark_fields "$TMP/w.pcap" ip.id | grep -c '^0x0000$')" -eq 0 ]
+	run sh -c "tshark -r $TMP/w.pcap -o ip.check_checksum:TRUE -T fields -e ip.checksum.status 2>/dev/null | sort -u"
+	[ "$output" = 1 ]
+}
