@@ -516,3 +516,21 @@ captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
 	run sh -c "tshark -r $TMP/w.pcap -o ip.check_checksum:TRUE -T fields -e ip.checksum.status 2>/dev/null | sort -u"
 	[ "$output" = 1 ]
 }
+
+@test "inject: -v marks fragments and checksums left partial by the capturing host's offload" {
+	$MKPCAP "$TMP/partial.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2 --partial-csum
+	$MKPCAP "$TMP/frag.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2 --frag
+	$MKPCAP "$TMP/fine.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2
+	run inA divert-inject -v -r "$TMP/partial.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60 csum?" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 80 csum?" ]]
+	run inA divert-inject -v -r "$TMP/frag.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60 frag" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 88 frag" ]]
+	run inA divert-inject -v -r "$TMP/fine.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 80" ]]
+}
