@@ -4,10 +4,19 @@
  * Sends never block.  A packet to a neighbour whose address never resolves
  * waits in the kernel's unresolved queue, charged to the socket that sent
  * it, until ARP or neighbour discovery gives up (about 3 s): a flood of them
- * fills that socket's send buffer.  So each destination address gets a
- * socket of its own (the POOL most recently used ones): a dead neighbour
- * fills only its own buffer, and what it cannot take is refused at once
- * (EAGAIN) while every other destination goes on.
+ * fills that socket's send buffer, and a shared socket would then refuse
+ * every destination.  So:
+ *
+ *  - normally all packets of a family share one socket and go in batches;
+ *  - after each batch the shared socket's unsent bytes are checked (on a
+ *    healthy path the kernel lets go of a packet as it is transmitted):
+ *    above a quarter of its buffer, something is stuck, and from then on
+ *    each destination address gets a socket of its own (the POOL most
+ *    recently used ones), so a dead neighbour fills only its own buffer and
+ *    what it cannot take is refused at once (EAGAIN), while every other
+ *    destination goes on;
+ *  - once the shared sockets have drained, destinations whose own socket
+ *    is empty go back to sharing; the stuck ones keep theirs until it is.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +27,8 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -45,6 +56,10 @@ struct dest {
 struct raw {
 	uint32_t	 mark;
 	int		 v6;			/* the kernel has IPv6 */
+	int		 fd4, fd6;		/* the shared sockets (fd6 -1 without IPv6) */
+	int		 stuck;			/* bytes held in a shared socket that mean trouble */
+	int		 isolate;		/* new destinations get sockets of their own */
+	struct timespec	 tidied;		/* when the pool was last looked at */
 	int		 probe4, probe6;	/* UDP, connected only to ask for the route MTU */
 	raw_done_fn	 done;
 	void		*arg;
@@ -107,7 +122,8 @@ struct raw *
 raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 {
 	struct raw *r = calloc(1, sizeof(*r));
-	int fd;
+	socklen_t olen;
+	int sndbuf;
 
 	if (r == NULL || (r->slot = malloc((size_t)BATCH * FRAG_MAX)) == NULL) {
 		free(r);
@@ -117,25 +133,24 @@ raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 	r->mark = mark;
 	r->done = done;
 	r->arg = arg;
-	r->probe6 = -1;
-	/* Open one of each now: a missing privilege is reported at start-up. */
-	fd = raw_socket(AF_INET, mark);
+	r->fd6 = r->probe6 = -1;
+	r->fd4 = raw_socket(AF_INET, mark);
 	r->probe4 = marked_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, mark);
-	if (fd < 0 || r->probe4 < 0) {
+	if (r->fd4 < 0 || r->probe4 < 0) {
 		snprintf(why, whylen, "cannot open a raw IPv4 socket: %s",
 		    errno == EPERM || errno == EACCES ?
 		    "needs CAP_NET_RAW and CAP_NET_ADMIN: run as root" : strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		raw_close(r);
 		return NULL;
 	}
-	close(fd);
+	olen = sizeof(sndbuf);
+	if (getsockopt(r->fd4, SOL_SOCKET, SO_SNDBUF, &sndbuf, &olen) < 0 || sndbuf <= 0)
+		sndbuf = 212992;
+	/* Below the kernel's own cap on one neighbour's queue (unres_qlen_bytes, 212992). */
+	r->stuck = sndbuf / 4;
 	/* A kernel without IPv6 still injects IPv4: IPv6 packets are then refused one by one. */
-	if ((fd = raw_socket(AF_INET6, mark)) >= 0) {
-		r->v6 = 1;
-		close(fd);
-	}
+	r->fd6 = raw_socket(AF_INET6, mark);
+	r->v6 = r->fd6 >= 0;
 	r->probe6 = marked_socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP, mark);
 	return r;
 }
@@ -211,7 +226,11 @@ address_of(struct raw *r, const struct pkt *p, union addr *a)
 	return sizeof(a->in6);
 }
 
-/* The pool's socket for a (made, or the least recently used one remade); -1, errno. */
+/*
+ * The socket for a: its own if it has one, else the shared one, or while
+ * isolating a new one of its own (the least recently used one remade when
+ * the pool is full); -1, errno.
+ */
 static int
 socket_for(struct raw *r, const union addr *a, socklen_t alen)
 {
@@ -235,6 +254,8 @@ socket_for(struct raw *r, const union addr *a, socklen_t alen)
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
+	if (!r->isolate)
+		return a->sa.sa_family == AF_INET ? r->fd4 : r->fd6;
 	if ((fd = raw_socket(a->sa.sa_family, r->mark)) < 0)
 		return -1;
 	if (r->ndest < POOL) {
@@ -291,6 +312,53 @@ raw_queue(struct raw *r, const struct pkt *p)
 		raw_flush(r);
 }
 
+/* Bytes of packets sent through fd that the kernel still holds. */
+static int
+held(int fd)
+{
+	int n = 0;
+
+	return fd >= 0 && ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
+/* Milliseconds from a to b. */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/*
+ * Every 100 ms: once the shared sockets have drained, stop isolating, and
+ * give back the own sockets of destinations that hold nothing (called with
+ * nothing queued).
+ */
+static void
+tidy(struct raw *r)
+{
+	struct timespec now;
+	int i, k;
+
+	if (r->ndest == 0 && !r->isolate)
+		return;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (ms_between(&r->tidied, &now) < 100)
+		return;
+	r->tidied = now;
+	if (r->isolate && held(r->fd4) + held(r->fd6) < r->stuck / 4)
+		r->isolate = 0;
+	if (r->isolate)
+		return;
+	for (i = k = 0; i < r->ndest; i++) {
+		if (held(r->dest[i].fd) == 0)
+			close(r->dest[i].fd);
+		else
+			r->dest[k++] = r->dest[i];
+	}
+	r->ndest = k;
+	r->last = 0;
+}
+
 /*
  * sendmmsg() stops at the first packet the kernel refuses and, when others
  * went before it, returns their count and drops the error: the next call
@@ -314,7 +382,11 @@ raw_flush(struct raw *r)
 			r->done(&r->meta[k], 0, r->arg);
 		i += n;
 	}
+	if (r->n > 0 && !r->isolate && (r->fd == r->fd4 || r->fd == r->fd6) &&
+	    held(r->fd) > r->stuck)
+		r->isolate = 1;
 	r->n = 0;
+	tidy(r);
 }
 
 int
@@ -365,6 +437,8 @@ raw_close(struct raw *r)
 		return;
 	for (i = 0; i < r->ndest; i++)
 		close(r->dest[i].fd);
+	if (r->fd4 >= 0) close(r->fd4);
+	if (r->fd6 >= 0) close(r->fd6);
 	if (r->probe4 >= 0) close(r->probe4);
 	if (r->probe6 >= 0) close(r->probe6);
 	free(r->slot);

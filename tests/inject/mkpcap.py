@@ -58,7 +58,7 @@ def datagrams(a):
         else:
             flags = ("DF" if a.df else "") + ("+MF" if a.frag else "")
             pkt = IP(src=src, dst=dst, flags=flags.strip("+") or 0,
-                     id=a.id if a.id is not None else 0x100 + i) / udp / Raw(data)
+                     id=a.id if a.id is not None else (0x100 + i) & 0xFFFF) / udp / Raw(data)
         yield bytes(pkt)
 
 
