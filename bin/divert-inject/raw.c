@@ -280,38 +280,6 @@ destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
 	return socket_for(r, a, *alen);
 }
 
-void
-raw_queue(struct raw *r, const struct pkt *p)
-{
-	union addr a;
-	socklen_t alen;
-	uint8_t *buf;
-	int fd, i;
-
-	if ((fd = destination(r, p, &a, &alen)) < 0) {
-		raw_flush(r);			/* keep the order of reports */
-		r->done(p, errno, r->arg);
-		return;
-	}
-	if (r->n > 0 && fd != r->fd)
-		raw_flush(r);			/* one sendmmsg() is one socket */
-	i = r->n++;
-	r->fd = fd;
-	r->dst[i] = a;
-	buf = r->slot + (size_t)i * FRAG_MAX;
-	memcpy(buf, p->data, p->len);
-	r->meta[i] = *p;
-	r->meta[i].data = buf;
-	r->meta[i].rec = NULL;		/* the stream's buffer is reused: keep only metadata */
-	r->meta[i].l2len = 0;
-	r->meta[i].dlt = 0;
-	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
-	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
-		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
-	if (r->n == BATCH)
-		raw_flush(r);
-}
-
 /* Bytes of packets sent through fd that the kernel still holds. */
 static int
 held(int fd)
@@ -331,7 +299,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
 /*
  * Every 100 ms: once the shared sockets have drained, stop isolating, and
  * give back the own sockets of destinations that hold nothing (called with
- * nothing queued).
+ * nothing queued, before the next packet's socket is chosen).
  */
 static void
 tidy(struct raw *r)
@@ -357,6 +325,40 @@ tidy(struct raw *r)
 	}
 	r->ndest = k;
 	r->last = 0;
+}
+
+void
+raw_queue(struct raw *r, const struct pkt *p)
+{
+	union addr a;
+	socklen_t alen;
+	uint8_t *buf;
+	int fd, i;
+
+	if (r->n == 0)
+		tidy(r);		/* not later: it may close the socket found for p */
+	if ((fd = destination(r, p, &a, &alen)) < 0) {
+		raw_flush(r);			/* keep the order of reports */
+		r->done(p, errno, r->arg);
+		return;
+	}
+	if (r->n > 0 && fd != r->fd)
+		raw_flush(r);			/* one sendmmsg() is one socket */
+	i = r->n++;
+	r->fd = fd;
+	r->dst[i] = a;
+	buf = r->slot + (size_t)i * FRAG_MAX;
+	memcpy(buf, p->data, p->len);
+	r->meta[i] = *p;
+	r->meta[i].data = buf;
+	r->meta[i].rec = NULL;		/* the stream's buffer is reused: keep only metadata */
+	r->meta[i].l2len = 0;
+	r->meta[i].dlt = 0;
+	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
+	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
+		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
+	if (r->n == BATCH)
+		raw_flush(r);
 }
 
 /*
@@ -386,7 +388,6 @@ raw_flush(struct raw *r)
 	    held(r->fd) > r->stuck)
 		r->isolate = 1;
 	r->n = 0;
-	tidy(r);
 }
 
 int
