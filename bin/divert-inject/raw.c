@@ -76,6 +76,10 @@ struct raw {
 	struct mmsghdr	 msg[BATCH];
 	struct iovec	 iov[BATCH];
 	union addr	 dst[BATCH];
+	union {					/* IP_PKTINFO: the interface to leave by */
+		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr	 align;
+	}		 ctl[BATCH];
 	struct pkt	 meta[BATCH];
 	uint8_t		*slot;			/* BATCH buffers of FRAG_MAX bytes */
 };
@@ -327,6 +331,32 @@ tidy(struct raw *r)
 	r->last = 0;
 }
 
+/*
+ * An IPv4 limited broadcast or multicast leaves by the record's interface
+ * (IP_PKTINFO): the routing table may have no route for it, or another
+ * interface.  Other packets are routed by their destination.
+ */
+static void
+leave_by(struct msghdr *m, char *buf, size_t size, const struct pkt *p)
+{
+	const uint8_t *dst = p->data + 16;
+	struct in_pktinfo info = { .ipi_ifindex = (int)p->ifindex };
+	struct cmsghdr *c;
+
+	m->msg_control = NULL;
+	m->msg_controllen = 0;
+	if (p->data[0] >> 4 != 4 || p->ifindex == 0 || p->ifindex == LOOPBACK_INDEX ||
+	    !((dst[0] & 0xf0) == 0xe0 || memcmp(dst, "\xff\xff\xff\xff", 4) == 0))
+		return;
+	m->msg_control = buf;
+	m->msg_controllen = size;
+	c = CMSG_FIRSTHDR(m);
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(info));
+	memcpy(CMSG_DATA(c), &info, sizeof(info));
+}
+
 void
 raw_queue(struct raw *r, const struct pkt *p)
 {
@@ -357,6 +387,7 @@ raw_queue(struct raw *r, const struct pkt *p)
 	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
 	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
 		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
+	leave_by(&r->msg[i].msg_hdr, r->ctl[i].buf, sizeof(r->ctl[i].buf), p);
 	if (r->n == BATCH)
 		raw_flush(r);
 }
@@ -393,13 +424,19 @@ raw_flush(struct raw *r)
 int
 raw_send(struct raw *r, const struct pkt *p)
 {
+	union { char buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; struct cmsghdr align; } ctl;
+	struct iovec iov = { .iov_base = p->data, .iov_len = p->len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	union addr a;
 	socklen_t alen;
 	int fd;
 
 	if ((fd = destination(r, p, &a, &alen)) < 0)
 		return errno;
-	while (sendto(fd, p->data, p->len, MSG_DONTWAIT, &a.sa, alen) < 0)
+	msg.msg_name = &a;
+	msg.msg_namelen = alen;
+	leave_by(&msg, ctl.buf, sizeof(ctl.buf), p);
+	while (sendmsg(fd, &msg, MSG_DONTWAIT) < 0)
 		if (errno != EINTR)
 			return errno;
 	return 0;

@@ -347,7 +347,7 @@ b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter p
 	n_of 2 "$TMP/a.out" dgram
 }
 
-@test "inject: a reinjected broadcast (output rule, listener, injector) reaches B" {
+@test "inject: reinjected broadcasts (subnet and limited; output rule, listener, injector) reach B" {
 	udp_receiver B 7777 "$TMP/b.out"
 	inA divert-rule add output udp 4321 --dport 7777
 	interceptor 4321 -v
@@ -358,9 +358,20 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 for i in range(3):
     s.sendto(b'bcast %d\n' % i, ('10.77.0.255', 7777))"
 	n_of 3 "$TMP/b.out" bcast
+	# The limited broadcast, sent by a socket bound to vA (no route to it
+	# here): it must leave by the record's interface.
+	inA /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'vA')
+for i in range(3):
+    s.sendto(b'lbcast %d\n' % i, ('255.255.255.255', 7777))"
+	n_of 3 "$TMP/b.out" lbcast
 	stop_interceptor
-	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused' "$TMP/i.err"
+	grep -q '6 read, 6 injected (6 out, 0 in), 0 fragmented into 0, 0 refused' "$TMP/i.err"
 	[ "$(grep -c " out vA $A4:[0-9]* > 10.77.0.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
+	[ "$(grep -c " out vA $A4:[0-9]* > 255.255.255.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
 }
 
 @test "inject: live, a flood to a dead neighbour beside a flow to B: B gets the whole flow" {
