@@ -579,6 +579,23 @@ inject(struct injector *ij, struct pkt *p)
 }
 
 /*
+ * Whether the input has nothing ready.  A signal (SIGIO: a link changed)
+ * can cut the check short; ask again, or a pending batch would wait for
+ * the next packet.
+ */
+static int
+input_idle(struct stream_in *in)
+{
+	int idle;
+
+	do {
+		errno = 0;
+		idle = stream_in_idle(in);
+	} while (!idle && errno == EINTR && !divert_stop);
+	return idle;
+}
+
+/*
  * Read and inject until the stream ends.  Outgoing packets are batched
  * while more input is ready; an idle input sends the batch and flushes -w,
  * so a lone packet (a TCP handshake) is never held back.
@@ -601,7 +618,7 @@ inject_loop(struct injector *ij, struct stream_in *in)
 			return EX_RUNTIME;
 		}
 		inject(ij, &p);
-		if (stream_in_idle(in)) {
+		if (input_idle(in)) {
 			raw_flush(ij->raw);
 			if (ij->out != NULL && ij->out_errno == 0 && stream_out_flush(ij->out) < 0)
 				ij->out_errno = errno;

@@ -405,6 +405,8 @@ feed_phase() { tail -c +25 "$2" >&"$1"; }
 # shown N: wait for divert-inject -v to have shown N packets to 10.88.0.1.
 shown() { wait_until 50 sh -c "[ \$(grep -c ' > 10.88.0.1:7777 UDP' '$TMP/i.err') -ge $1 ]"; }
 dm_is() { [ "$(dm_count)" -eq "$1" ]; }
+dm_has() { [ "$(dm_count)" -ge "$1" ]; }
+n_refused() { [ "$(grep -cF "refused: $1" "$TMP/i.err")" -ge "$2" ]; }
 dm_count() { inA nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
 dm_up() {	# dm0: one end of a veth pair inside A (this kernel has no dummy devices)
 	inA ip link add dm0 type veth peer name dm0p
@@ -544,4 +546,48 @@ captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
 	echo "$output"
 	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60" ]]
 	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 80" ]]
+}
+
+@test "inject: the target goes down, away and back while packets stream in: injected = received" {
+	dm_up
+	idx=$(inA cat /sys/class/net/dm0/ifindex)
+	inA nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			iifname "dm0" udp dport 7777 counter
+		}
+	}
+	EOF
+	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 30000
+	# The records, paced at about 20000 a second, through a pipe.
+	bgsh "$NS_A" "/usr/bin/python3 -c \"
+import sys, time
+d = open('$TMP/p.pcap', 'rb').read()
+out = sys.stdout.buffer
+out.write(d[:24])
+rec, off = 16 + 20 + 60, 24
+while off < len(d):
+    out.write(d[off:off + 100 * rec]); out.flush()
+    off += 100 * rec
+    time.sleep(0.005)
+\" | divert-inject -v 2>$TMP/i.err"
+	wait_until 50 dm_has 3000
+	inA ip link set dm0 down
+	wait_until 50 n_refused 'dm0 is down' 500
+	inA ip link set dm0 up
+	n=$(dm_count)
+	wait_until 50 dm_has $((n + 1000))
+	inA ip link del dm0
+	wait_until 50 n_refused 'dm0 (index' 500
+	dm_up
+	wait_until 100 grep -q ' read, ' "$TMP/i.err"
+	line=$(grep '30000 read' "$TMP/i.err")
+	echo "$line"
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	wait_until 30 dm_is "$inj" || true
+	echo "received $(dm_count)"
+	[ "$(dm_count)" -eq "$inj" ]
+	[[ "$line" == *" no interface to arrive on, "*" interface down)" ]]
+	[ "$inj" -gt 10000 ]
 }
