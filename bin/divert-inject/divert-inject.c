@@ -509,6 +509,31 @@ aim(struct injector *ij, struct pkt *p)
 	p->dlt = 0;			/* metadata changed: -w builds the SLL2 header anew */
 }
 
+/*
+ * Packets counted injected that the kernel dropped as their interface went
+ * down or away (tun_losses): counted again as refused, so that injected is
+ * what arrived.
+ */
+static void
+take_back(struct injector *ij, int final)
+{
+	uint64_t down, gone, k;
+
+	tun_losses(ij->tun, final, &down, &gone);
+	if ((k = down + gone) == 0)
+		return;
+	ij->injected -= k;
+	ij->in_n -= k;
+	ij->refused += k;
+	ij->reason[R_IFDOWN] += down;
+	ij->reason[R_NOIF] += gone;
+	if (ij->verbose || !ij->warned[R_IFDOWN]) {
+		ij->warned[R_IFDOWN] = 1;
+		warnx("%ju packets shown injected were dropped by the kernel: their interface "
+		    "went down or away as they were written (counted refused)", (uintmax_t)k);
+	}
+}
+
 static void
 inject_inbound(struct injector *ij, struct pkt *p)
 {
@@ -535,6 +560,7 @@ inject_inbound(struct injector *ij, struct pkt *p)
 		warnx("%s", why);
 		ij->fatal = 1;
 	}
+	take_back(ij, 0);
 }
 
 /*
@@ -680,6 +706,7 @@ main(int argc, char **argv)
 
 	status = inject_loop(ij, in);
 
+	take_back(ij, 1);
 	report(ij);
 	if (ij->out != NULL && stream_out_close(ij->out) < 0 && ij->out_errno == 0)
 		ij->out_errno = errno;

@@ -29,6 +29,7 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/bpf.h>
+#include <linux/gen_stats.h>
 #include <linux/if_ether.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -40,6 +41,7 @@
 #include "tun.h"
 
 #define FILTER_PRIO	1
+#define FILTER_HANDLE	1
 #define PROG_NAME	"divert_mark"
 #define NL_BUF		8192	/* a request or an ack with extended-ack text */
 
@@ -53,6 +55,8 @@ struct tun {
 	int		link;			/* enum link, of X */
 	int		fd;			/* the TUN; closing it removes everything; -1 */
 	char		name[IFNAMSIZ];		/* the TUN's */
+	int		index;			/* the TUN's */
+	uint32_t	failed;			/* the redirect's failures, as last read */
 };
 
 struct tun_set {
@@ -61,6 +65,7 @@ struct tun_set {
 	uint32_t		 seq, mark;
 	int			 prog;		/* the classifier, loaded on first use; -1 */
 	int			 built;		/* a path was built: the kernel has what we need */
+	uint64_t		 late_down, late_gone;	/* see tun_losses */
 	int			 n;
 	struct tun		 t[TUN_MAX];
 	char			 buf[NL_BUF];
@@ -319,6 +324,7 @@ add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t
 	struct nlattr *opts, *acts, *act, *aopts;
 
 	tcm->tcm_info = TC_H_MAKE(FILTER_PRIO << 16, htons(ETH_P_ALL));
+	tcm->tcm_handle = FILTER_HANDLE;
 	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
 	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
 	mnl_attr_put_u32(nlh, TCA_BPF_FD, (uint32_t)ts->prog);
@@ -365,10 +371,89 @@ link_by_name(struct tun_set *ts, const char *name)
 	return link_of((unsigned)(unsigned short)ifr.ifr_flags);
 }
 
+/* The nested attribute of type in a (NULL if none). */
+static const struct nlattr *
+nested(const struct nlattr *a, uint16_t type)
+{
+	const struct nlattr *n;
+
+	if (a == NULL)
+		return NULL;
+	mnl_attr_for_each_nested(n, a)
+		if (mnl_attr_get_type(n) == type)
+			return n;
+	return NULL;
+}
+
+/*
+ * How many packets t's redirect could not deliver (the mirred action's
+ * overlimits: target down or gone), from the kernel; -1 if it cannot say.
+ */
+static int64_t
+redirect_failures(struct tun_set *ts, const struct tun *t)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(ts->buf);
+	const struct nlattr *a, *opts = NULL, *q;
+	struct tcmsg *tcm = tc_header(nlh, RTM_GETTFILTER, t->index,
+	    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
+	struct gnet_stats_queue stats;
+	ssize_t got;
+	int n;
+
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = ++ts->seq;
+	tcm->tcm_info = TC_H_MAKE(FILTER_PRIO << 16, htons(ETH_P_ALL));
+	tcm->tcm_handle = FILTER_HANDLE;
+	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
+	if (mnl_socket_sendto(ts->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		if ((got = mnl_socket_recvfrom(ts->nl, ts->buf, sizeof(ts->buf))) < 0)
+			return -1;
+		n = (int)got;
+		for (nlh = (void *)ts->buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			if (nlh->nlmsg_seq != ts->seq)
+				continue;
+			if (nlh->nlmsg_type != RTM_NEWTFILTER)
+				return -1;
+			mnl_attr_for_each(a, nlh, sizeof(struct tcmsg))
+				if (mnl_attr_get_type(a) == TCA_OPTIONS)
+					opts = a;
+			/* options { bpf actions { 1 { stats { queue } } } } */
+			q = nested(nested(nested(nested(opts, TCA_BPF_ACT), 1), TCA_ACT_STATS),
+			    TCA_STATS_QUEUE);
+			if (q == NULL || mnl_attr_get_payload_len(q) < sizeof(stats))
+				return -1;
+			memcpy(&stats, mnl_attr_get_payload(q), sizeof(stats));
+			return stats.overlimits;
+		}
+	}
+}
+
+/*
+ * t's target stops taking packets (down, or gone): the packets its redirect
+ * failed since the last look were counted injected, yet the kernel dropped
+ * them (written as the change happened).  Count them as losses.
+ */
+static void
+settle(struct tun_set *ts, struct tun *t, int link)
+{
+	int64_t failed;
+
+	if (t->fd < 0 || (failed = redirect_failures(ts, t)) < 0 || (uint32_t)failed == t->failed)
+		return;
+	if (link == L_GONE)
+		ts->late_gone += (uint32_t)failed - t->failed;
+	else
+		ts->late_down += (uint32_t)failed - t->failed;
+	t->failed = (uint32_t)failed;
+}
+
 /* The target is gone: its TUN redirects nowhere; keep its name to find it again. */
 static void
-target_gone(struct tun *t)
+target_gone(struct tun_set *ts, struct tun *t)
 {
+	settle(ts, t, L_GONE);
 	t->link = L_GONE;
 	if (t->fd >= 0)
 		close(t->fd);
@@ -392,9 +477,11 @@ link_event(struct tun_set *ts, const struct nlmsghdr *nlh)
 	for (t = ts->t; t < ts->t + ts->n; t++) {
 		if (t->link != L_GONE && t->target == index) {
 			if (nlh->nlmsg_type == RTM_DELLINK) {
-				target_gone(t);
+				target_gone(ts, t);
 				continue;
 			}
+			if (link_of(ifi->ifi_flags) == L_DOWN)
+				settle(ts, t, L_DOWN);
 			t->link = link_of(ifi->ifi_flags);
 			if (name != NULL)	/* renamed: it is still the same interface */
 				snprintf(t->target_name, sizeof(t->target_name), "%s", name);
@@ -416,16 +503,18 @@ resync(struct tun_set *ts)
 
 	for (t = ts->t; t < ts->t + ts->n; t++) {
 		if (t->link != L_GONE && if_indextoname(t->target, name) == NULL)
-			target_gone(t);
+			target_gone(ts, t);
 		else if (t->link != L_GONE)
 			memcpy(t->target_name, name, sizeof(t->target_name));
 		if (t->link == L_GONE && (index = if_nametoindex(t->target_name)) != 0)
 			t->target = index;
 		else if (t->link == L_GONE)
 			continue;
+		if (link_by_name(ts, t->target_name) == L_DOWN)
+			settle(ts, t, L_DOWN);
 		t->link = link_by_name(ts, t->target_name);
 		if (t->link == L_GONE)
-			target_gone(t);
+			target_gone(ts, t);
 	}
 }
 
@@ -484,7 +573,8 @@ build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 		return TUN_E_SYSTEM;
 	if ((t->fd = create_tun(t->name, why, whylen)) < 0)
 		return TUN_E_SYSTEM;
-	if ((idx = (int)if_nametoindex(t->name)) == 0) {
+	t->failed = 0;
+	if ((t->index = idx = (int)if_nametoindex(t->name)) == 0) {
 		snprintf(why, whylen, "TUN device %s vanished", t->name);
 		goto fail;
 	}
@@ -577,6 +667,7 @@ tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t le
     char *why, size_t whylen)
 {
 	struct tun *t;
+	uint64_t down, gone;
 	ssize_t n;
 	int rc;
 
@@ -589,7 +680,42 @@ tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t le
 		snprintf(why, whylen, "write to %s: %s", t->name, strerror(errno));
 		return TUN_E_WRITE;
 	}
+	/*
+	 * The write ran the redirect to its end (ingress redirects are
+	 * synchronous); SIGIO, delivered as it returned, says whether a link
+	 * changed meanwhile.  If the target stopped and its redirect failed
+	 * packets, this one is the likeliest of them.
+	 */
+	down = ts->late_down;
+	gone = ts->late_gone;
+	follow_links(ts);
+	if (ts->late_down > down || ts->late_gone > gone) {
+		snprintf(why, whylen, "%s went %s as the packet was written", t->target_name,
+		    ts->late_gone > gone ? "away" : "down");
+		if (ts->late_gone > gone) {
+			ts->late_gone--;
+			return TUN_E_NOIF;
+		}
+		ts->late_down--;
+		return TUN_E_DOWN;
+	}
 	return TUN_OK;
+}
+
+void
+tun_losses(struct tun_set *ts, int final, uint64_t *down, uint64_t *gone)
+{
+	struct tun *t;
+
+	if (final) {
+		follow_links(ts);
+		for (t = ts->t; t < ts->t + ts->n; t++)
+			if (t->link == L_UP)
+				settle(ts, t, L_DOWN);	/* carrier lost, not yet told */
+	}
+	*down = ts->late_down;
+	*gone = ts->late_gone;
+	ts->late_down = ts->late_gone = 0;
 }
 
 void

@@ -46,6 +46,15 @@ int tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen);
 int tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t len,
     char *why, size_t whylen);
 
+/*
+ * Packets tun_inject reported injected that the kernel dropped after all:
+ * written in the instant their target went down (*down) or away (*gone),
+ * or while it had lost its carrier.  The kernel's count of failed
+ * redirects tells, when a target stops; final: ask about every target now
+ * (at the end).  The counts are reset.
+ */
+void tun_losses(struct tun_set *ts, int final, uint64_t *down, uint64_t *gone);
+
 /* Remove every device (closing its descriptor does it). */
 void tun_close(struct tun_set *ts);
 
