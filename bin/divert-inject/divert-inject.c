@@ -51,7 +51,10 @@ struct args {
 };
 
 /* Why a packet was not injected; counted one by one and reported at exit. */
-enum reason { R_NOTIP, R_MALFORMED, R_CUT, R_TOOLONG, R_DF, R_NOFRAG, R_NOIF, R_KERNEL, R_COUNT };
+enum reason {
+	R_NOTIP, R_MALFORMED, R_CUT, R_TOOLONG, R_DF, R_NOFRAG, R_NOIF, R_IFDOWN, R_SNDBUF,
+	R_KERNEL, R_COUNT
+};
 
 static const char *const reason_words[R_COUNT] = {
 	[R_NOTIP] = "not IP",
@@ -61,6 +64,8 @@ static const char *const reason_words[R_COUNT] = {
 	[R_DF] = "over the MTU with Don't Fragment",
 	[R_NOFRAG] = "could not be fragmented",
 	[R_NOIF] = "no interface to arrive on",
+	[R_IFDOWN] = "interface down",
+	[R_SNDBUF] = "send buffer full (neighbour unreachable?)",
 	[R_KERNEL] = "refused by the kernel",
 };
 
@@ -71,7 +76,7 @@ struct injector {
 	int			 verbose;
 	int			 force_dir;	/* DIR_IN (--in), DIR_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
-	uint32_t		 ident;		/* next fragment identification */
+	uint32_t		 ident;		/* next fragment identification, IPv4 ID */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
@@ -120,9 +125,9 @@ check_args(const struct args *a, struct injector *ij)
 	}
 	if (a->out)
 		ij->force_dir = DIR_OUT;
-	if (a->wfile != NULL && a->rfile != NULL && strcmp(a->wfile, a->rfile) == 0 &&
-	    strcmp(a->wfile, "-") != 0)
-		usage_errx("-w %s would overwrite the stream being read", a->wfile);
+	if (a->wfile != NULL && same_file(a->rfile, a->wfile))
+		usage_errx("-w %s would overwrite the stream being read: write elsewhere",
+		    a->wfile);
 	ij->verbose = a->verbose;
 }
 
@@ -162,16 +167,19 @@ proto_name(int proto, char *buf, size_t len)
 
 /*
  * The upper-layer protocol of an IP packet and where its header starts
- * (*l4 = 0 when it is not in this packet: a later fragment).
+ * (*l4 = 0 when it is not in this packet: a later fragment); *frag tells
+ * whether the packet is a fragment.
  */
 static int
-upper_layer(const uint8_t *ip, size_t len, size_t *l4)
+upper_layer(const uint8_t *ip, size_t len, size_t *l4, int *frag)
 {
 	size_t off;
 	int nh;
 
 	*l4 = 0;
+	*frag = 0;
 	if (ip[0] >> 4 == 4) {
+		*frag = (get16(ip + 6) & 0x3fff) != 0;
 		if ((get16(ip + 6) & 0x1fff) == 0)
 			*l4 = (size_t)(ip[0] & 15) * 4;
 		return ip[9];
@@ -184,6 +192,7 @@ upper_layer(const uint8_t *ip, size_t len, size_t *l4)
 			nh = ip[off];
 			off += ((size_t)ip[off + 1] + 2) * 4;
 		} else if (nh == 44) {			/* fragment: ports only in the first */
+			*frag = 1;
 			if ((get16(ip + off + 2) & ~7) != 0)
 				return ip[off];
 			nh = ip[off];
@@ -196,19 +205,46 @@ upper_layer(const uint8_t *ip, size_t len, size_t *l4)
 	return nh;
 }
 
-/* "SRC:PORT > DST:PORT PROTO LEN [FLAGS]" of an IP packet, for -v and warnings. */
+/*
+ * Whether a whole TCP or UDP segment carries a checksum left partial by the
+ * sending host's offload: the field holds the pseudo-header sum only
+ * (CHECKSUM_PARTIAL, completed by the NIC).  A receiver drops it.
+ */
+static int
+partial_checksum(const uint8_t *ip, size_t len, int proto, size_t l4)
+{
+	size_t field = proto == 6 ? 16 : 6, seg = len - l4;
+	uint32_t pseudo;
+	uint16_t check;
+
+	if ((proto != 6 && proto != 17) || seg < field + 2 || (proto == 6 && seg < 20))
+		return 0;
+	check = get16(ip + l4 + field);
+	if (proto == 17 && check == 0)
+		return 0;			/* no UDP checksum at all */
+	pseudo = ip[0] >> 4 == 4 ? csum_pseudo4(ip + 12, ip + 16, (uint8_t)proto, (uint32_t)seg) :
+	    csum_pseudo6(ip + 8, ip + 24, (uint8_t)proto, (uint32_t)seg);
+	if ((uint32_t)check + csum_fold(pseudo) != 0xffff)	/* the field is the sum, uncomplemented */
+		return 0;
+	return csum_fold(csum_add(pseudo, ip + l4, seg)) != 0;
+}
+
+/*
+ * "SRC:PORT > DST:PORT PROTO LEN [FLAGS] [frag] [csum?]" of an IP packet,
+ * for -v and warnings.
+ */
 static void
 describe(const struct pkt *p, char *buf, size_t len)
 {
-	char src[INET6_ADDRSTRLEN + 2], dst[INET6_ADDRSTRLEN + 2], pbuf[16], flags[8] = "";
+	char src[INET6_ADDRSTRLEN + 2], dst[INET6_ADDRSTRLEN + 2], pbuf[16], flags[24] = "";
 	char sport[8] = "", dport[8] = "";
 	const uint8_t *ip = p->data;
-	int v6 = ip[0] >> 4 == 6, proto, n = 0;
+	int v6 = ip[0] >> 4 == 6, proto, n = 0, frag;
 	size_t l4;
 
 	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 8 : 12), src, sizeof(src));
 	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 24 : 16), dst, sizeof(dst));
-	proto = upper_layer(ip, p->len, &l4);
+	proto = upper_layer(ip, p->len, &l4, &frag);
 	if (l4 != 0 && l4 + 4 <= p->len &&
 	    (proto == 6 || proto == 17 || proto == 132 || proto == 136)) {
 		snprintf(sport, sizeof(sport), ":%u", get16(ip + l4));
@@ -227,6 +263,10 @@ describe(const struct pkt *p, char *buf, size_t len)
 		flags[n++] = ']';
 		flags[n] = '\0';
 	}
+	if (frag)
+		strcat(flags, " frag");
+	else if (l4 != 0 && l4 < p->len && partial_checksum(ip, p->len, proto, l4))
+		strcat(flags, " csum?");
 	/* IPv6 addresses are bracketed only where a port follows them. */
 	snprintf(buf, len, v6 && sport[0] ? "[%s]%s > [%s]%s %s %zu%s" : "%s%s > %s%s %s %zu%s",
 	    src, sport, dst, dport, proto_name(proto, pbuf, sizeof(pbuf)), p->len, flags);
@@ -422,7 +462,7 @@ too_big(struct injector *ij, const struct pkt *p)
 	} else if (n == FRAG_E_STOP) {
 		snprintf(why, sizeof(why), "sending a fragment: %s",
 		    strerror(ij->frag_err ? ij->frag_err : EMSGSIZE));
-		refuse(ij, p, R_KERNEL, why);
+		refuse(ij, p, ij->frag_err == EAGAIN ? R_SNDBUF : R_KERNEL, why);
 	} else {
 		snprintf(why, sizeof(why), "%s (route MTU %d)", frag_strerror(n), mtu);
 		refuse(ij, p, R_NOFRAG, why);
@@ -440,6 +480,13 @@ sent(const struct pkt *p, int err, void *arg)
 		injected(ij, p, 0);
 	} else if (err == EMSGSIZE) {
 		too_big(ij, p);
+	} else if (err == EAGAIN) {
+		/*
+		 * This destination's socket is full of packets the kernel
+		 * holds: waiting would hold up every other destination.
+		 */
+		refuse(ij, p, R_SNDBUF, "its socket's send buffer is full (the neighbour does "
+		    "not answer, or its device is slower than the stream)");
 	} else {
 		snprintf(why, sizeof(why), "%s%s", strerror(err), err == EPERM ?
 		    " (a firewall rule dropped it)" : err == EAFNOSUPPORT ?
@@ -462,6 +509,31 @@ aim(struct injector *ij, struct pkt *p)
 	p->dlt = 0;			/* metadata changed: -w builds the SLL2 header anew */
 }
 
+/*
+ * Packets counted injected that the kernel dropped as their interface went
+ * down or away (tun_losses): counted again as refused, so that injected is
+ * what arrived.
+ */
+static void
+take_back(struct injector *ij, int final)
+{
+	uint64_t down, gone, k;
+
+	tun_losses(ij->tun, final, &down, &gone);
+	if ((k = down + gone) == 0)
+		return;
+	ij->injected -= k;
+	ij->in_n -= k;
+	ij->refused += k;
+	ij->reason[R_IFDOWN] += down;
+	ij->reason[R_NOIF] += gone;
+	if (ij->verbose || !ij->warned[R_IFDOWN]) {
+		ij->warned[R_IFDOWN] = 1;
+		warnx("%ju packets shown injected were dropped by the kernel: their interface "
+		    "went down or away as they were written (counted refused)", (uintmax_t)k);
+	}
+}
+
 static void
 inject_inbound(struct injector *ij, struct pkt *p)
 {
@@ -471,12 +543,15 @@ inject_inbound(struct injector *ij, struct pkt *p)
 		refuse(ij, p, R_NOIF, "inbound, but the record names no interface: use --in IFACE");
 		return;
 	}
-	switch (tun_inject(ij->tun, p->ifindex, p->data, p->len, why, sizeof(why))) {
+	switch (tun_inject(ij->tun, &p->ifindex, p->data, p->len, why, sizeof(why))) {
 	case TUN_OK:
 		injected(ij, p, 0);
 		break;
 	case TUN_E_NOIF:
 		refuse(ij, p, R_NOIF, why);
+		break;
+	case TUN_E_DOWN:
+		refuse(ij, p, R_IFDOWN, why);
 		break;
 	case TUN_E_WRITE:
 		refuse(ij, p, R_KERNEL, why);
@@ -485,6 +560,27 @@ inject_inbound(struct injector *ij, struct pkt *p)
 		warnx("%s", why);
 		ij->fatal = 1;
 	}
+	take_back(ij, 0);
+}
+
+/*
+ * An outgoing IPv4 packet with ID 0 and DF clear would get its ID from the
+ * kernel after -w saw it: give it one here (with its header checksum), so
+ * that -w holds what went on the wire.  ident is also the fragments' counter.
+ */
+static void
+fill_ipv4_id(struct injector *ij, struct pkt *p)
+{
+	uint8_t *ip = p->data;
+	uint16_t id;
+
+	if (ip[0] >> 4 != 4 || get16(ip + 4) != 0 || (get16(ip + 6) & 0x4000) != 0)
+		return;
+	if ((id = (uint16_t)ij->ident++) == 0)
+		id = (uint16_t)ij->ident++;
+	put16(ip + 4, id);
+	put16(ip + 10, 0);
+	put16(ip + 10, csum(ip, (size_t)(ip[0] & 15) * 4));
 }
 
 static void
@@ -500,11 +596,29 @@ inject(struct injector *ij, struct pkt *p)
 	}
 	aim(ij, p);
 	if (p->dir == DIR_OUT) {
+		fill_ipv4_id(ij, p);
 		raw_queue(ij->raw, p);
 		return;
 	}
 	raw_flush(ij->raw);		/* keep the stream's order */
 	inject_inbound(ij, p);
+}
+
+/*
+ * Whether the input has nothing ready.  A signal (SIGIO: a link changed)
+ * can cut the check short; ask again, or a pending batch would wait for
+ * the next packet.
+ */
+static int
+input_idle(struct stream_in *in)
+{
+	int idle;
+
+	do {
+		errno = 0;
+		idle = stream_in_idle(in);
+	} while (!idle && errno == EINTR && !divert_stop);
+	return idle;
 }
 
 /*
@@ -530,7 +644,7 @@ inject_loop(struct injector *ij, struct stream_in *in)
 			return EX_RUNTIME;
 		}
 		inject(ij, &p);
-		if (stream_in_idle(in)) {
+		if (input_idle(in)) {
 			raw_flush(ij->raw);
 			if (ij->out != NULL && ij->out_errno == 0 && stream_out_flush(ij->out) < 0)
 				ij->out_errno = errno;
@@ -592,6 +706,7 @@ main(int argc, char **argv)
 
 	status = inject_loop(ij, in);
 
+	take_back(ij, 1);
 	report(ij);
 	if (ij->out != NULL && stream_out_close(ij->out) < 0 && ij->out_errno == 0)
 		ij->out_errno = errno;

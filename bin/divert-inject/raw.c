@@ -1,17 +1,43 @@
-/* raw.c - send whole IP packets out through IPPROTO_RAW sockets, in batches. */
+/*
+ * raw.c - send whole IP packets out through IPPROTO_RAW sockets, in batches.
+ *
+ * Sends never block.  A packet to a neighbour whose address never resolves
+ * waits in the kernel's unresolved queue, charged to the socket that sent
+ * it, until ARP or neighbour discovery gives up (about 3 s): a flood of them
+ * fills that socket's send buffer, and a shared socket would then refuse
+ * every destination.  So:
+ *
+ *  - normally all packets of a family share one socket and go in batches;
+ *  - after each batch the shared socket's unsent bytes are checked (on a
+ *    healthy path the kernel lets go of a packet as it is transmitted):
+ *    above a quarter of its buffer, something is stuck, and from then on
+ *    each destination address gets a socket of its own (the POOL most
+ *    recently used ones), so a dead neighbour fills only its own buffer and
+ *    what it cannot take is refused at once (EAGAIN), while every other
+ *    destination goes on;
+ *  - once the shared sockets have drained, destinations whose own socket
+ *    is empty go back to sharing; the stuck ones keep theirs until it is.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "frag.h"
 #include "raw.h"
 
 #define BATCH	32		/* packets a sendmmsg() carries at most */
+#define POOL	64		/* destinations with a socket of their own */
+#define LOOPBACK_INDEX	1	/* the loopback device's, in every namespace (since Linux 3.x) */
 
 union addr {
 	struct sockaddr		sa;
@@ -19,16 +45,41 @@ union addr {
 	struct sockaddr_in6	in6;
 };
 
+/* A destination address and its socket. */
+struct dest {
+	union addr	 addr;			/* family, address, scope: the key */
+	socklen_t	 alen;
+	int		 fd;			/* IPPROTO_RAW, header included */
+	uint64_t	 used;			/* the clock when last used: LRU */
+};
+
 struct raw {
-	int		 fd4, fd6;		/* IPPROTO_RAW, header included */
+	uint32_t	 mark;
+	int		 v6;			/* the kernel has IPv6 */
+	int		 fd4, fd6;		/* the shared sockets (fd6 -1 without IPv6) */
+	int		 stuck;			/* bytes held in a shared socket that mean trouble */
+	int		 isolate;		/* new destinations get sockets of their own */
+	struct timespec	 tidied;		/* when the pool was last looked at */
 	int		 probe4, probe6;	/* UDP, connected only to ask for the route MTU */
 	raw_done_fn	 done;
 	void		*arg;
+	struct dest	 dest[POOL];
+	int		 ndest, last;		/* last: the slot the previous packet used */
+	uint64_t	 clock;
+	struct {				/* the last local link-local address looked up */
+		struct in6_addr	addr;
+		uint32_t	index;
+		time_t		when;
+	} scope;
 	int		 n;			/* packets queued */
 	int		 fd;			/* the socket the queued ones go to */
 	struct mmsghdr	 msg[BATCH];
 	struct iovec	 iov[BATCH];
 	union addr	 dst[BATCH];
+	union {					/* IP_PKTINFO: the interface to leave by */
+		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr	 align;
+	}		 ctl[BATCH];
 	struct pkt	 meta[BATCH];
 	uint8_t		*slot;			/* BATCH buffers of FRAG_MAX bytes */
 };
@@ -51,20 +102,43 @@ marked_socket(int family, int type, int proto, uint32_t mark)
 	return fd;
 }
 
+/*
+ * A raw socket for family: marked; IPv4 ones may send to broadcast
+ * addresses (a reinjected broadcast is otherwise refused with EACCES).
+ */
+static int
+raw_socket(int family, uint32_t mark)
+{
+	int fd = marked_socket(family, SOCK_RAW, IPPROTO_RAW, mark), one = 1;
+
+	if (fd >= 0 && family == AF_INET &&
+	    setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 struct raw *
 raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 {
 	struct raw *r = calloc(1, sizeof(*r));
+	socklen_t olen;
+	int sndbuf;
 
 	if (r == NULL || (r->slot = malloc((size_t)BATCH * FRAG_MAX)) == NULL) {
 		free(r);
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
+	r->mark = mark;
 	r->done = done;
 	r->arg = arg;
 	r->fd6 = r->probe6 = -1;
-	r->fd4 = marked_socket(AF_INET, SOCK_RAW, IPPROTO_RAW, mark);
+	r->fd4 = raw_socket(AF_INET, mark);
 	r->probe4 = marked_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, mark);
 	if (r->fd4 < 0 || r->probe4 < 0) {
 		snprintf(why, whylen, "cannot open a raw IPv4 socket: %s",
@@ -73,32 +147,214 @@ raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 		raw_close(r);
 		return NULL;
 	}
+	olen = sizeof(sndbuf);
+	if (getsockopt(r->fd4, SOL_SOCKET, SO_SNDBUF, &sndbuf, &olen) < 0 || sndbuf <= 0)
+		sndbuf = 212992;
+	/* Below the kernel's own cap on one neighbour's queue (unres_qlen_bytes, 212992). */
+	r->stuck = sndbuf / 4;
 	/* A kernel without IPv6 still injects IPv4: IPv6 packets are then refused one by one. */
-	r->fd6 = marked_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW, mark);
+	r->fd6 = raw_socket(AF_INET6, mark);
+	r->v6 = r->fd6 >= 0;
 	r->probe6 = marked_socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP, mark);
 	return r;
 }
 
-/* The socket for p's IP version and its destination address; -1 (errno) if none. */
-static int
-destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
+/* The interface holding the local address a; 0 when it is not ours. */
+static uint32_t
+owner_of(const struct in6_addr *a)
+{
+	struct ifaddrs *ifs, *i;
+	uint32_t index = 0;
+
+	if (getifaddrs(&ifs) < 0)
+		return 0;
+	for (i = ifs; i != NULL && index == 0; i = i->ifa_next)
+		if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET6 &&
+		    IN6_ARE_ADDR_EQUAL(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, a))
+			index = if_nametoindex(i->ifa_name);
+	freeifaddrs(ifs);
+	return index;
+}
+
+/* owner_of, remembered for a second (a flow repeats it packet after packet). */
+static uint32_t
+cached_owner(struct raw *r, const struct in6_addr *a)
+{
+	time_t now = time(NULL);
+
+	if (r->scope.when != now || !IN6_ARE_ADDR_EQUAL(&r->scope.addr, a)) {
+		r->scope.addr = *a;
+		r->scope.index = owner_of(a);
+		r->scope.when = now;
+	}
+	return r->scope.index;
+}
+
+/*
+ * The interface a link-scoped IPv6 destination is reached by.  The record's
+ * out-interface, except for a packet to one of our own link-local addresses:
+ * that one left by the loopback device, on whose link the address does not
+ * exist (the kernel answers ENETUNREACH): its scope is the interface holding
+ * the destination, or else the source, address.
+ */
+static uint32_t
+link_scope(struct raw *r, const struct pkt *p, const struct in6_addr *dst)
+{
+	struct in6_addr src;
+	uint32_t index;
+
+	if (p->ifindex != 0 && p->ifindex != LOOPBACK_INDEX)
+		return p->ifindex;
+	if ((index = cached_owner(r, dst)) != 0)
+		return index;
+	memcpy(&src, p->data + 8, 16);
+	if (IN6_IS_ADDR_LINKLOCAL(&src) && (index = cached_owner(r, &src)) != 0)
+		return index;
+	return p->ifindex;
+}
+
+/* p's destination as a socket address (a link-scoped IPv6 one with its interface). */
+static socklen_t
+address_of(struct raw *r, const struct pkt *p, union addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (p->data[0] >> 4 == 4) {
 		a->in4.sin_family = AF_INET;
 		memcpy(&a->in4.sin_addr, p->data + 16, 4);
-		*alen = sizeof(a->in4);
-		return r->fd4;
+		return sizeof(a->in4);
 	}
 	a->in6.sin6_family = AF_INET6;
 	memcpy(&a->in6.sin6_addr, p->data + 24, 16);
-	/* A link-scoped destination needs the interface it leaves by. */
 	if (IN6_IS_ADDR_LINKLOCAL(&a->in6.sin6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&a->in6.sin6_addr))
-		a->in6.sin6_scope_id = p->ifindex;
-	*alen = sizeof(a->in6);
-	if (r->fd6 < 0)
+		a->in6.sin6_scope_id = link_scope(r, p, &a->in6.sin6_addr);
+	return sizeof(a->in6);
+}
+
+/*
+ * The socket for a: its own if it has one, else the shared one, or while
+ * isolating a new one of its own (the least recently used one remade when
+ * the pool is full); -1, errno.
+ */
+static int
+socket_for(struct raw *r, const union addr *a, socklen_t alen)
+{
+	struct dest *d = &r->dest[r->last];
+	int i, fd;
+
+	r->clock++;
+	if (r->ndest > 0 && d->alen == alen && memcmp(&d->addr, a, alen) == 0) {
+		d->used = r->clock;
+		return d->fd;
+	}
+	for (i = 0; i < r->ndest; i++) {
+		d = &r->dest[i];
+		if (d->alen == alen && memcmp(&d->addr, a, alen) == 0) {
+			d->used = r->clock;
+			r->last = i;
+			return d->fd;
+		}
+	}
+	if (a->sa.sa_family == AF_INET6 && !r->v6) {
 		errno = EAFNOSUPPORT;
-	return r->fd6;
+		return -1;
+	}
+	if (!r->isolate)
+		return a->sa.sa_family == AF_INET ? r->fd4 : r->fd6;
+	if ((fd = raw_socket(a->sa.sa_family, r->mark)) < 0)
+		return -1;
+	if (r->ndest < POOL) {
+		i = r->ndest++;
+	} else {
+		for (i = 0, d = &r->dest[1]; d < r->dest + POOL; d++)
+			if (d->used < r->dest[i].used)
+				i = (int)(d - r->dest);
+		/* A socket about to carry a queued batch is never the least recently used. */
+		close(r->dest[i].fd);
+	}
+	r->dest[i] = (struct dest){ .addr = *a, .alen = alen, .fd = fd, .used = r->clock };
+	r->last = i;
+	return fd;
+}
+
+/* The socket for p's destination, whose address goes to a; -1 (errno) if none. */
+static int
+destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
+{
+	*alen = address_of(r, p, a);
+	return socket_for(r, a, *alen);
+}
+
+/* Bytes of packets sent through fd that the kernel still holds. */
+static int
+held(int fd)
+{
+	int n = 0;
+
+	return fd >= 0 && ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
+/* Milliseconds from a to b. */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/*
+ * Every 100 ms: once the shared sockets have drained, stop isolating, and
+ * give back the own sockets of destinations that hold nothing (called with
+ * nothing queued, before the next packet's socket is chosen).
+ */
+static void
+tidy(struct raw *r)
+{
+	struct timespec now;
+	int i, k;
+
+	if (r->ndest == 0 && !r->isolate)
+		return;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (ms_between(&r->tidied, &now) < 100)
+		return;
+	r->tidied = now;
+	if (r->isolate && held(r->fd4) + held(r->fd6) < r->stuck / 4)
+		r->isolate = 0;
+	if (r->isolate)
+		return;
+	for (i = k = 0; i < r->ndest; i++) {
+		if (held(r->dest[i].fd) == 0)
+			close(r->dest[i].fd);
+		else
+			r->dest[k++] = r->dest[i];
+	}
+	r->ndest = k;
+	r->last = 0;
+}
+
+/*
+ * An IPv4 limited broadcast or multicast leaves by the record's interface
+ * (IP_PKTINFO): the routing table may have no route for it, or another
+ * interface.  Other packets are routed by their destination.
+ */
+static void
+leave_by(struct msghdr *m, char *buf, size_t size, const struct pkt *p)
+{
+	const uint8_t *dst = p->data + 16;
+	struct in_pktinfo info = { .ipi_ifindex = (int)p->ifindex };
+	struct cmsghdr *c;
+
+	m->msg_control = NULL;
+	m->msg_controllen = 0;
+	if (p->data[0] >> 4 != 4 || p->ifindex == 0 || p->ifindex == LOOPBACK_INDEX ||
+	    !((dst[0] & 0xf0) == 0xe0 || memcmp(dst, "\xff\xff\xff\xff", 4) == 0))
+		return;
+	m->msg_control = buf;
+	m->msg_controllen = size;
+	c = CMSG_FIRSTHDR(m);
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(info));
+	memcpy(CMSG_DATA(c), &info, sizeof(info));
 }
 
 void
@@ -109,6 +365,8 @@ raw_queue(struct raw *r, const struct pkt *p)
 	uint8_t *buf;
 	int fd, i;
 
+	if (r->n == 0)
+		tidy(r);		/* not later: it may close the socket found for p */
 	if ((fd = destination(r, p, &a, &alen)) < 0) {
 		raw_flush(r);			/* keep the order of reports */
 		r->done(p, errno, r->arg);
@@ -129,6 +387,7 @@ raw_queue(struct raw *r, const struct pkt *p)
 	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
 	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
 		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
+	leave_by(&r->msg[i].msg_hdr, r->ctl[i].buf, sizeof(r->ctl[i].buf), p);
 	if (r->n == BATCH)
 		raw_flush(r);
 }
@@ -144,7 +403,7 @@ raw_flush(struct raw *r)
 	int i = 0, n, k;
 
 	while (i < r->n) {
-		n = sendmmsg(r->fd, r->msg + i, (unsigned)(r->n - i), 0);
+		n = sendmmsg(r->fd, r->msg + i, (unsigned)(r->n - i), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -156,19 +415,28 @@ raw_flush(struct raw *r)
 			r->done(&r->meta[k], 0, r->arg);
 		i += n;
 	}
+	if (r->n > 0 && !r->isolate && (r->fd == r->fd4 || r->fd == r->fd6) &&
+	    held(r->fd) > r->stuck)
+		r->isolate = 1;
 	r->n = 0;
 }
 
 int
 raw_send(struct raw *r, const struct pkt *p)
 {
+	union { char buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; struct cmsghdr align; } ctl;
+	struct iovec iov = { .iov_base = p->data, .iov_len = p->len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	union addr a;
 	socklen_t alen;
 	int fd;
 
 	if ((fd = destination(r, p, &a, &alen)) < 0)
 		return errno;
-	while (sendto(fd, p->data, p->len, 0, &a.sa, alen) < 0)
+	msg.msg_name = &a;
+	msg.msg_namelen = alen;
+	leave_by(&msg, ctl.buf, sizeof(ctl.buf), p);
+	while (sendmsg(fd, &msg, MSG_DONTWAIT) < 0)
 		if (errno != EINTR)
 			return errno;
 	return 0;
@@ -181,8 +449,7 @@ raw_route_mtu(struct raw *r, const struct pkt *p)
 	socklen_t alen, olen;
 	int fd, mtu = 0, v4 = p->data[0] >> 4 == 4;
 
-	if (destination(r, p, &a, &alen) < 0)
-		return -errno;
+	alen = address_of(r, p, &a);
 	fd = v4 ? r->probe4 : r->probe6;
 	if (fd < 0)
 		return -EAFNOSUPPORT;
@@ -202,8 +469,12 @@ raw_route_mtu(struct raw *r, const struct pkt *p)
 void
 raw_close(struct raw *r)
 {
+	int i;
+
 	if (r == NULL)
 		return;
+	for (i = 0; i < r->ndest; i++)
+		close(r->dest[i].fd);
 	if (r->fd4 >= 0) close(r->fd4);
 	if (r->fd6 >= 0) close(r->fd6);
 	if (r->probe4 >= 0) close(r->probe4);

@@ -7,7 +7,9 @@
  *
  * Set up through rtnetlink (libmnl) and the bpf() syscall, no tc binary.
  * Every device goes away with its file descriptor: at exit, whatever ends
- * the process.
+ * the process.  Targets are followed through link notifications: one that
+ * is down or deleted has its packets refused, and a deleted one is picked
+ * up again when an interface of the same name appears.
  */
 #ifndef DIVERT_INJECT_TUN_H
 #define DIVERT_INJECT_TUN_H
@@ -22,6 +24,7 @@ enum tun_result {
 	TUN_E_NOIF = -1,	/* no such interface here (or too many): this packet is refused */
 	TUN_E_WRITE = -2,	/* the TUN refused this packet */
 	TUN_E_SYSTEM = -3,	/* the kernel lacks something or refuses us: nothing will work */
+	TUN_E_DOWN = -4,	/* the interface is down: this packet is refused */
 };
 
 struct tun_set;
@@ -29,12 +32,28 @@ struct tun_set;
 /* A set of inbound paths marking packets with mark; NULL with a message in why. */
 struct tun_set *tun_open(uint32_t mark, char *why, size_t whylen);
 
-/* Make sure the path to ifindex exists (set it up on first use); an enum tun_result. */
+/*
+ * Make sure the path to ifindex exists (set it up on first use); an enum
+ * tun_result (TUN_OK for an interface that is down: it may come up).
+ */
 int tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen);
 
-/* Inject a whole IP packet as arriving on ifindex; an enum tun_result, words in why. */
-int tun_inject(struct tun_set *ts, uint32_t ifindex, const uint8_t *data, size_t len,
+/*
+ * Inject a whole IP packet as arriving on *ifindex; an enum tun_result,
+ * words in why.  *ifindex becomes the index it went to (a target deleted
+ * and made again under its name has a new one).
+ */
+int tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t len,
     char *why, size_t whylen);
+
+/*
+ * Packets tun_inject reported injected that the kernel dropped after all:
+ * written in the instant their target went down (*down) or away (*gone),
+ * or while it had lost its carrier.  The kernel's count of failed
+ * redirects tells, when a target stops; final: ask about every target now
+ * (at the end).  The counts are reset.
+ */
+void tun_losses(struct tun_set *ts, int final, uint64_t *down, uint64_t *gone);
 
 /* Remove every device (closing its descriptor does it). */
 void tun_close(struct tun_set *ts);

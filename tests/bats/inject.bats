@@ -58,6 +58,8 @@ udp_receiver() {
 	wait_until 50 listening "$1" "$2"
 }
 
+size_is() { [ "$(file_size "$1")" -eq "$2" ]; }
+
 # n_of N FILE TEXT: wait (up to 5 s) for N occurrences of TEXT in FILE.
 n_of() { wait_until 50 sh -c "[ \$(grep -o '$3' '$2' | wc -l) -ge $1 ]"; }
 
@@ -177,7 +179,7 @@ for i in range(50):
 	run inA divert-inject -r "$TMP/big4.pcap" -w "$TMP/w4.pcap"
 	echo "$output"
 	[[ "$output" == *"1 read, 1 injected (1 out, 0 in), 1 fragmented into 3, 0 refused"* ]]
-	wait_until 30 test "$(file_size "$TMP/b.out")" -eq 2972
+	wait_until 30 size_is "$TMP/b.out" 2972
 	# The fragments, as an independent decoder sees them: at most 1200 bytes, offsets in 8s.
 	run sh -c "tshark -r $TMP/w4.pcap -o ip.defragment:FALSE -o ip.check_checksum:TRUE -T fields -e ip.len -e ip.flags.mf -e ip.frag_offset -e ip.checksum.status 2>/dev/null"
 	echo "$output"
@@ -187,7 +189,7 @@ for i in range(50):
 	run inA divert-inject -r "$TMP/big6.pcap" -w "$TMP/w6.pcap"
 	echo "$output"
 	[[ "$output" == *"1 fragmented into 3, 0 refused"* ]]
-	wait_until 30 test "$(file_size "$TMP/b6.out")" -eq 2952
+	wait_until 30 size_is "$TMP/b6.out" 2952
 	[ "$(pcap_count "$TMP/w6.pcap" 'ip6[6] == 44')" -eq 3 ]
 
 	run inA divert-inject -r "$TMP/df.pcap"
@@ -264,4 +266,329 @@ for i in range(50):
 	run inA divert-inject -r /nonexistent.pcap
 	[ "$status" -eq 1 ]
 	[[ "$output" == "divert-inject: /nonexistent.pcap: No such file or directory"* ]]
+}
+
+# sent_in SECONDS CMD...: run CMD, true when it ended within SECONDS.
+ended_within() {
+	local limit=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	"$@"
+	t1=$(date +%s%N)
+	echo "took $(((t1 - t0) / 1000000)) ms"
+	[ $(((t1 - t0) / 1000000)) -lt $((limit * 1000)) ]
+}
+
+# b_counts: an nft counter in B of UDP to port 7777 from A (what B's kernel
+# received, whether or not a socket kept up with it); b_count prints it.
+b_counts() {
+	inB nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			ip saddr $A4 udp dport 7777 counter
+		}
+	}
+	EOF
+}
+b_has() { [ "$(b_count)" -ge "$1" ]; }
+b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
+
+@test "inject: a dead neighbour cannot stall a live flow: the live flow is delivered, the rest refused and counted" {
+	# 10.77.0.99 is on the link but nobody answers ARP for it.  Three
+	# datagrams to it for each one to B, 16000 in all.
+	$MKPCAP "$TMP/mix.pcap" --src $A4 --dst 10.77.0.99,10.77.0.99,10.77.0.99,$B4 --count 16000
+	inA ping -c 1 -W 1 $B4 >/dev/null		# B's neighbour entry is resolved, as in a live flow
+	b_counts
+	run ended_within 3 inA divert-inject -r "$TMP/mix.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	wait_until 30 b_has 4000	# every live datagram arrived
+	sleep 0.3
+	[ "$(b_count)" -eq 4000 ]
+	# Exact accounting: read = injected + refused, and the refusals say why.
+	line=$(echo "$output" | grep '16000 read')
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	ref=$(echo "$line" | sed -n 's/.* \([0-9]*\) refused.*/\1/p')
+	[ "$ref" -gt 0 ]
+	[ $((inj + ref)) -eq 16000 ]
+	[[ "$line" == *"$ref send buffer full (neighbour unreachable?)"* ]]
+	[[ "$output" == *"refused 10.77.0.1:40000 > 10.77.0.99:7777 UDP 60: "* ]]
+}
+
+@test "inject: -w onto the file being read is refused, however it is spelt" {
+	$MKPCAP "$TMP/in.pcap" --src $A4 --dst $B4 --count 3
+	sum=$(sha256sum <"$TMP/in.pcap")
+	cd "$TMP"
+	run inA divert-inject -r in.pcap -w ./in.pcap
+	echo "$output"
+	[ "$status" -eq 64 ]
+	[[ "$output" == "divert-inject: -w ./in.pcap would overwrite the stream being read"* ]]
+	run inA divert-inject -w "$TMP/../$(basename "$TMP")/in.pcap" <in.pcap
+	[ "$status" -eq 64 ]
+	ln in.pcap hard.pcap
+	run inA divert-inject -r in.pcap -w hard.pcap
+	[ "$status" -eq 64 ]
+	[ "$(sha256sum <"$TMP/in.pcap")" = "$sum" ]
+	run inA divert-inject -r in.pcap -w other.pcap		# another file is fine
+	[ "$status" -eq 0 ]
+}
+
+@test "inject: a record whose interface index is not here is refused with a hint to use --in" {
+	$MKPCAP "$TMP/far.pcap" --link sll2 --dir in --ifindex 999 --src $B4 --dst $A4 --count 2
+	run inA divert-inject -r "$TMP/far.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"refused 10.77.0.2:40000 > 10.77.0.1:7777 UDP 60: no interface with index 999 here"*"--in IFACE"* ]]
+	[[ "$output" == *"2 read, 0 injected (0 out, 0 in), 0 fragmented into 0, 2 refused (2 no interface to arrive on)"* ]]
+	udp_receiver A 7777 "$TMP/a.out"
+	run inA divert-inject --in vA -r "$TMP/far.pcap"		# and --in does it
+	[[ "$output" == *"2 read, 2 injected (0 out, 2 in)"* ]]
+	n_of 2 "$TMP/a.out" dgram
+}
+
+@test "inject: reinjected broadcasts (subnet and limited; output rule, listener, injector) reach B" {
+	udp_receiver B 7777 "$TMP/b.out"
+	inA divert-rule add output udp 4321 --dport 7777
+	interceptor 4321 -v
+	inA /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for i in range(3):
+    s.sendto(b'bcast %d\n' % i, ('10.77.0.255', 7777))"
+	n_of 3 "$TMP/b.out" bcast
+	# The limited broadcast, sent by a socket bound to vA (no route to it
+	# here): it must leave by the record's interface.
+	inA /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'vA')
+for i in range(3):
+    s.sendto(b'lbcast %d\n' % i, ('255.255.255.255', 7777))"
+	n_of 3 "$TMP/b.out" lbcast
+	stop_interceptor
+	grep -q '6 read, 6 injected (6 out, 0 in), 0 fragmented into 0, 0 refused' "$TMP/i.err"
+	[ "$(grep -c " out vA $A4:[0-9]* > 10.77.0.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
+	[ "$(grep -c " out vA $A4:[0-9]* > 255.255.255.255:7777 UDP" "$TMP/i.err")" -eq 3 ]
+}
+
+@test "inject: live, a flood to a dead neighbour beside a flow to B: B gets the whole flow" {
+	inA ping -c 1 -W 1 $B4 >/dev/null
+	b_counts
+	inA divert-rule add output udp 4321 --dport 7777
+	interceptor 4321
+	# 12000 datagrams to 10.77.0.99 (no ARP answer) and 4000 to B, interleaved.
+	inA /usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(16000):
+    s.sendto(b'x %d' % i, ('$B4' if i % 4 == 3 else '10.77.0.99', 7777))
+    if i % 200 == 199:
+        time.sleep(0.002)	# below the listener's rate: no queue drops of its own"
+	wait_until 50 b_has 4000 || true
+	sleep 0.3
+	stop_interceptor
+	[ "$(b_count)" -eq 4000 ]
+	grep -q '16000 received, 16000 written, 0 let through, 0 dropped by kernel' "$TMP/l.err"
+	line=$(grep '16000 read' "$TMP/i.err")
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	ref=$(echo "$line" | sed -n 's/.* \([0-9]*\) refused.*/\1/p')
+	[ "$ref" -gt 0 ]
+	[ $((inj + ref)) -eq 16000 ]
+	[[ "$line" == *"$ref send buffer full (neighbour unreachable?)"* ]]
+}
+
+# feed_phase FD PCAP: write PCAP's records (not its file header) to the stream on FD.
+feed_phase() { tail -c +25 "$2" >&"$1"; }
+# shown N: wait for divert-inject -v to have shown N packets to 10.88.0.1.
+shown() { wait_until 50 sh -c "[ \$(grep -c ' > 10.88.0.1:7777 UDP' '$TMP/i.err') -ge $1 ]"; }
+dm_is() { [ "$(dm_count)" -eq "$1" ]; }
+dm_has() { [ "$(dm_count)" -ge "$1" ]; }
+n_refused() { [ "$(grep -cF "refused: $1" "$TMP/i.err")" -ge "$2" ]; }
+dm_count() { inA nft list table inet probe | sed -n 's/.*udp dport 7777 counter packets \([0-9]*\) .*/\1/p'; }
+dm_up() {	# dm0: one end of a veth pair inside A (this kernel has no dummy devices)
+	inA ip link add dm0 type veth peer name dm0p
+	inA ip addr add 10.88.0.1/24 dev dm0
+	inA ip link set dm0p up
+	inA ip link set dm0 up
+}
+
+# vanishing [INJECT-ARGS...]: inbound packets to 10.88.0.1 on dm0 while dm0 is
+# downed, brought up, deleted and made again; what arrives is counted by an
+# nft rule on iifname dm0 in A.
+vanishing() {
+	dm_up
+	local idx
+	idx=$(inA cat /sys/class/net/dm0/ifindex)
+	inA nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			iifname "dm0" udp dport 7777 counter
+		}
+	}
+	EOF
+	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 50
+	mkfifo "$TMP/s"
+	bg_A /dev/null "$TMP/i.err" divert-inject -v -r "$TMP/s" "$@"
+	IPID=$BG
+	exec 7>"$TMP/s"
+	head -c 24 "$TMP/p.pcap" >&7			# the file header
+	feed_phase 7 "$TMP/p.pcap"; shown 50
+	wait_until 30 dm_is 50
+	inA ip link set dm0 down
+	feed_phase 7 "$TMP/p.pcap"; shown 100		# refused: down
+	inA ip link set dm0 up
+	feed_phase 7 "$TMP/p.pcap"; shown 150
+	wait_until 30 dm_is 100
+	inA ip link del dm0
+	feed_phase 7 "$TMP/p.pcap"; shown 200		# refused: gone
+	dm_up						# back under its name, with a new index
+	[ "$(inA cat /sys/class/net/dm0/ifindex)" -ne "$idx" ]
+	feed_phase 7 "$TMP/p.pcap"; shown 250
+	wait_until 30 dm_is 150
+	exec 7>&-
+	wait_gone "$IPID"
+	cat "$TMP/i.err" | grep -v ' UDP 60$'
+	sleep 0.2
+	[ "$(dm_count)" -eq 150 ]
+	# Nothing counted injected that was not received; every refusal counted, with its reason.
+	grep -q '250 read, 150 injected (0 out, 150 in), 0 fragmented into 0, 100 refused (50 no interface to arrive on, 50 interface down)' "$TMP/i.err"
+	grep -q 'refused: dm0 is down' "$TMP/i.err"
+	grep -q "refused: dm0 (index $idx) is gone; refused until an interface of that name comes back" "$TMP/i.err"
+}
+
+@test "inject: an inbound target that goes down or is deleted: refused and counted, picked up again by name" {
+	vanishing
+}
+
+@test "inject: the same with --in: the interface is found again under its name" {
+	vanishing --in dm0
+}
+
+@test "inject: pinging link-local addresses (A's own and B's) through an output interceptor is answered" {
+	inA sysctl -qw net.ipv6.conf.vA.addr_gen_mode=0 2>/dev/null || true
+	wait_until 50 sh -c "ip netns exec $NS_A ip -6 addr show dev vA scope link | grep -q fe80"
+	wait_until 50 sh -c "ip netns exec $NS_B ip -6 addr show dev vB scope link | grep -q fe80"
+	llA=$(inA ip -6 addr show dev vA scope link | sed -n 's/.*inet6 \(fe80::[0-9a-f:]*\)\/64.*/\1/p')
+	llB=$(inB ip -6 addr show dev vB scope link | sed -n 's/.*inet6 \(fe80::[0-9a-f:]*\)\/64.*/\1/p')
+	# B's link-local is usable once DAD is done: wait for a direct answer first.
+	wait_until 50 inA ping -6 -c 1 -W 1 "$llB%vA"
+	inA divert-rule add output icmpv6 4321
+	interceptor 4321 -v
+	run inA ping -6 -c 2 -W 2 "$llA%vA"
+	echo "$output"
+	cat "$TMP/i.err" "$TMP/l.err"
+	[ "$status" -eq 0 ]
+	run inA ping -6 -c 2 -W 2 "$llB%vA"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	stop_interceptor
+	grep -q ' 0 refused' "$TMP/i.err"
+	grep -q "$llB ICMP6" "$TMP/i.err"
+}
+
+captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
+
+@test "inject: IPv4 and IPv6 packets alternating in the stream arrive at B in the stream's order" {
+	inA ping -c 1 -W 1 $B4 >/dev/null			# both neighbours resolved: the
+	inA ping -6 -c 1 -W 1 $B6 >/dev/null			# kernel holds nothing back
+	$MKPCAP "$TMP/alt.pcap" --src $A4,$A6 --dst $B4,$B6 --count 400
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n -U -w "$TMP/b.pcap" udp port 7777
+	TDPID=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	run inA divert-inject -r "$TMP/alt.pcap"
+	echo "$output"
+	[[ "$output" == *"400 read, 400 injected (400 out, 0 in)"* ]]
+	wait_until 50 captured 400 "$TMP/b.pcap"
+	kill "$TDPID"
+	wait_gone "$TDPID"
+	# The datagram numbers, in the order B's interface saw them.
+	seq=$(tshark -r "$TMP/b.pcap" -T fields -e data.data 2>/dev/null | cut -c1-24 | xxd -r -p | tr -c '0-9a-z \n' ' ' | grep -o 'dgram [0-9]*' | tr -d 'dgram ' | tr '\n' ' ')
+	[ "$seq" = "$(seq 0 399 | tr '\n' ' ')" ]
+}
+
+@test "inject: -w holds what went on the wire: an IPv4 ID of 0 (DF clear) is filled in before sending" {
+	inA ping -c 1 -W 1 $B4 >/dev/null
+	$MKPCAP "$TMP/id0.pcap" --src $A4 --dst $B4 --count 5 --id 0
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n -U -w "$TMP/b.pcap" udp port 7777
+	TDPID=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	run inA divert-inject -r "$TMP/id0.pcap" -w "$TMP/w.pcap"
+	[[ "$output" == *"5 read, 5 injected"* ]]
+	wait_until 50 captured 5 "$TMP/b.pcap"
+	kill "$TDPID"
+	wait_gone "$TDPID"
+	sent=$(tshark_fields "$TMP/w.pcap" ip.id ip.checksum ip.ttl udp.checksum)
+	got=$(tshark_fields "$TMP/b.pcap" ip.id ip.checksum ip.ttl udp.checksum)
+	echo "$sent"; echo "$got"
+	[ "$sent" = "$got" ]
+	[ "$(tshark_fields "$TMP/w.pcap" ip.id | grep -c '^0x0000$')" -eq 0 ]
+	run sh -c "tshark -r $TMP/w.pcap -o ip.check_checksum:TRUE -T fields -e ip.checksum.status 2>/dev/null | sort -u"
+	[ "$output" = 1 ]
+}
+
+@test "inject: -v marks fragments and checksums left partial by the capturing host's offload" {
+	$MKPCAP "$TMP/partial.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2 --partial-csum
+	$MKPCAP "$TMP/frag.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2 --frag
+	$MKPCAP "$TMP/fine.pcap" --src $A4,$A6 --dst $B4,$B6 --count 2
+	run inA divert-inject -v -r "$TMP/partial.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60 csum?" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 80 csum?" ]]
+	run inA divert-inject -v -r "$TMP/frag.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60 frag" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 88 frag" ]]
+	run inA divert-inject -v -r "$TMP/fine.pcap"
+	echo "$output"
+	[[ "${lines[0]}" == *" out - $A4:40000 > $B4:7777 UDP 60" ]]
+	[[ "${lines[1]}" == *" out - [$A6]:40000 > [$B6]:7777 UDP 80" ]]
+}
+
+@test "inject: the target goes down, away and back while packets stream in: injected = received" {
+	dm_up
+	idx=$(inA cat /sys/class/net/dm0/ifindex)
+	inA nft -f - <<-EOF
+	table inet probe {
+		chain in {
+			type filter hook input priority 0;
+			iifname "dm0" udp dport 7777 counter
+		}
+	}
+	EOF
+	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 30000
+	# The records, paced at about 20000 a second, through a pipe.
+	bgsh "$NS_A" "/usr/bin/python3 -c \"
+import sys, time
+d = open('$TMP/p.pcap', 'rb').read()
+out = sys.stdout.buffer
+out.write(d[:24])
+rec, off = 16 + 20 + 60, 24
+while off < len(d):
+    out.write(d[off:off + 100 * rec]); out.flush()
+    off += 100 * rec
+    time.sleep(0.005)
+\" | divert-inject -v 2>$TMP/i.err"
+	wait_until 50 dm_has 3000
+	inA ip link set dm0 down
+	wait_until 50 n_refused 'dm0 is down' 500
+	inA ip link set dm0 up
+	n=$(dm_count)
+	wait_until 50 dm_has $((n + 1000))
+	inA ip link del dm0
+	wait_until 50 n_refused 'dm0 (index' 500
+	dm_up
+	wait_until 100 grep -q ' read, ' "$TMP/i.err"
+	line=$(grep '30000 read' "$TMP/i.err")
+	echo "$line"
+	inj=$(echo "$line" | sed -n 's/.* \([0-9]*\) injected.*/\1/p')
+	wait_until 30 dm_is "$inj" || true
+	echo "received $(dm_count)"
+	grep -E 'as the packet was written|dropped by the kernel' "$TMP/i.err" || true	# the races caught
+	[ "$(dm_count)" -eq "$inj" ]
+	[[ "$line" == *" no interface to arrive on, "*" interface down)" ]]
+	[ "$inj" -gt 10000 ]
 }

@@ -8,29 +8,57 @@ purpose (a record claiming a 1 GB caplen).
 
   mkpcap.py OUT --src A --dst B [--v6] [--count N] [--size BYTES] [--df]
             [--link raw|ether|sll2] [--dir in|out] [--ifindex N]
-            [--garbage N] [--huge-caplen]
+            [--garbage N] [--huge-caplen] [--id N] [--partial-csum] [--frag]
 
 Each datagram is UDP to port --dport (7777) carrying "dgram I" padded with
-dots to --size bytes of payload.
+dots to --size bytes of payload.  --src and --dst may be comma-separated
+lists: datagram I goes from src[I % n] to dst[I % m] (IPv4 or IPv6 by the
+address), so flows and families can be interleaved.  --id sets the IPv4 ID
+(default 0x100 + I); --partial-csum leaves the UDP checksum as a sending
+host's offload leaves it (the pseudo-header sum only); --frag sends each
+datagram as the first fragment of a larger one (IPv4 MF, IPv6 fragment
+header with M).
 """
 import argparse
+import socket
 import struct
 import sys
 
-from scapy.all import IP, IPv6, UDP, Ether, Raw  # noqa: E402
+from scapy.all import IP, IPv6, IPv6ExtHdrFragment, UDP, Ether, Raw  # noqa: E402
 
 LINKTYPE = {"raw": 101, "ether": 1, "sll2": 276}
 
 
+def pseudo_sum(src, dst, v6, length):
+    """The folded, uncomplemented pseudo-header sum a CHECKSUM_PARTIAL packet carries."""
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    b = socket.inet_pton(fam, src) + socket.inet_pton(fam, dst)
+    b += struct.pack(">IxxxB", length, 17) if v6 else struct.pack(">xBH", 17, length)
+    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
 def datagrams(a):
+    srcs, dsts = a.src.split(","), a.dst.split(",")
     for i in range(a.count):
+        src, dst = srcs[i % len(srcs)], dsts[i % len(dsts)]
+        v6 = a.v6 or ":" in dst
         data = ("dgram %d " % i).encode()
         data += b"." * max(0, a.size - len(data))
-        if a.v6:
-            pkt = IPv6(src=a.src, dst=a.dst) / UDP(sport=40000, dport=a.dport) / Raw(data)
+        udp = UDP(sport=40000, dport=a.dport)
+        if a.partial_csum:
+            udp.chksum = pseudo_sum(src, dst, v6, 8 + len(data))
+        if v6:
+            pkt = IPv6(src=src, dst=dst)
+            if a.frag:
+                pkt = pkt / IPv6ExtHdrFragment(id=0x100 + i, offset=0, m=1)
+            pkt = pkt / udp / Raw(data)
         else:
-            pkt = IP(src=a.src, dst=a.dst, flags="DF" if a.df else 0, id=0x100 + i) / \
-                UDP(sport=40000, dport=a.dport) / Raw(data)
+            flags = ("DF" if a.df else "") + ("+MF" if a.frag else "")
+            pkt = IP(src=src, dst=dst, flags=flags.strip("+") or 0,
+                     id=a.id if a.id is not None else (0x100 + i) & 0xFFFF) / udp / Raw(data)
         yield bytes(pkt)
 
 
@@ -61,6 +89,9 @@ def main():
     p.add_argument("--ifindex", type=int, default=0)
     p.add_argument("--garbage", type=int, default=0,
                    help="records of random bytes after the datagrams")
+    p.add_argument("--id", type=lambda x: int(x, 0), default=None)
+    p.add_argument("--partial-csum", action="store_true")
+    p.add_argument("--frag", action="store_true")
     p.add_argument("--huge-caplen", action="store_true",
                    help="end with a record header claiming a 1 GB caplen")
     a = p.parse_args()
