@@ -15,9 +15,10 @@ volatile sig_atomic_t divert_stop;
 static volatile int unblock_fd = -1;
 
 /*
- * A signal interrupts one blocked write, but pcap_dump's next write would
- * block again on a reader that stopped reading: make the pipe non-blocking
- * so every write fails at once and the tool reaches its clean-up.
+ * A signal interrupts one blocked write, but the next write would block
+ * again on a reader that stopped reading: make the output (a socket; pipes
+ * never block, see stream.c) non-blocking so every write fails at once and
+ * the tool reaches its clean-up.
  */
 static void
 on_stop_signal(int sig)

@@ -422,7 +422,8 @@ setup_output(struct stream_out *out)
 			stop_unblocks(out->fd);
 		return 0;
 	}
-	fcntl(out->fd, F_SETPIPE_SZ, PIPE_BUF_BYTES);
+	if (fcntl(out->fd, F_GETPIPE_SZ) < PIPE_BUF_BYTES)	/* grow, never shrink */
+		fcntl(out->fd, F_SETPIPE_SZ, PIPE_BUF_BYTES);
 	out->page = (size_t)sysconf(_SC_PAGESIZE);
 	if ((sz = fcntl(out->fd, F_GETPIPE_SZ)) <= 0)
 		return 0;		/* not a pipe after all: plain writes */
@@ -672,18 +673,25 @@ next_write(struct stream_out *out, int *full)
 static int
 push(struct stream_out *out)
 {
-	int nap = 1, patience = TORN_WAIT_MS, full, with_fd;
+	int nap = 1, patience = TORN_WAIT_MS, full, with_fd, polled_full = 0;
 	ssize_t w;
 	size_t n;
 
 	while (out->sent < out->len) {
 		n = next_write(out, &full);
-		with_fd = !out->is_pipe || full;
+		/*
+		 * A pipe the model calls full waits for POLLOUT; if POLLOUT came
+		 * and the model still says full (another writer's bytes, a model
+		 * that counts more than the kernel holds), nap instead of spinning.
+		 */
+		with_fd = !out->is_pipe || (full && !polled_full);
+		polled_full = full && with_fd;
 		if (n > 0) {
 			w = write_some(out, out->buf + out->sent, n);
 			if (w > 0) {
 				wrote(out, (size_t)w);
 				nap = 1;
+				polled_full = 0;
 				continue;
 			}
 			if (w == 0)

@@ -185,6 +185,10 @@ bind_failed(long port, int err)
 		errx(EX_RUNTIME, "cannot bind divert port %ld: in use by another "
 		    "listener; stop it or pick another port", port);
 	}
+	/* With the capability, EPERM means taken: the holder left meanwhile. */
+	if (err == EPERM && have_net_admin())
+		errx(EX_RUNTIME, "cannot bind divert port %ld: it was in use; try again",
+		    port);
 	errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(err));
 }
 
@@ -263,17 +267,46 @@ settle_written(struct listener *l)
 	l->written += done;
 }
 
-/* Records that will not be written (stop, reader gone): their packets go on. */
+/*
+ * Records that will not be written (stop, reader gone): their packets go on.
+ * A record already begun (torn: only on sockets, or larger than the pipe) is
+ * kept, as the stream may still finish it: settle_torn decides its packet.
+ */
 static void
 let_pending_through(struct listener *l)
 {
+	size_t gone, keep, i;
+
 	if (l->npend == 0)
 		return;
-	stream_out_discard(l->out);
-	queue_verdict_upto(l->q, l->pend[l->npend - 1], NF_ACCEPT);
-	l->passed += l->npend;
-	l->taken -= l->npend;
-	l->npend = 0;
+	gone = (size_t)stream_out_discard(l->out);
+	keep = gone < l->npend ? l->npend - gone : 0;	/* 0, or 1: the torn one */
+	if (keep == 0)
+		queue_verdict_upto(l->q, l->pend[l->npend - 1], NF_ACCEPT);
+	else
+		for (i = keep; i < l->npend; i++)
+			queue_verdict(l->q, l->pend[i], NF_ACCEPT);
+	l->passed += l->npend - keep;
+	l->taken -= l->npend - keep;
+	l->npend = keep;
+}
+
+/*
+ * At exit, the record begun before a stop: written whole after all (its
+ * packet is the stream's), or not (the packet goes on) -- never both.
+ */
+static void
+settle_torn(struct listener *l)
+{
+	if (l->npend == 0)
+		return;
+	if (stream_out_flush(l->out) < 0 && l->out_errno == 0)
+		l->out_errno = errno;
+	settle_written(l);
+	for (; l->npend > 0; l->npend--, l->passed++, l->taken--)
+		queue_verdict(l->q, l->pend[l->npend - 1], NF_ACCEPT);
+	if (queue_send(l->q) < 0)
+		err(EX_RUNTIME, "verdict on divert port");
 }
 
 /* Send the verdicts for what is settled. */
@@ -407,6 +440,7 @@ main(int argc, char **argv)
 	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &stopsigs);
 	flush_stream(l);	/* -c reached: the last records; a stop: what fits */
 	let_pending_through(l);
+	settle_torn(l);
 
 	remove_rule();
 	drain(l);

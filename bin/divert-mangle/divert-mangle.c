@@ -88,6 +88,7 @@ struct mangler {
 	struct stream_out	*out;
 	uint64_t		 read, edited, dropped, passed, unparseable;
 	uint64_t		 skipped;	/* SCTP first fragments left unedited */
+	uint64_t		 unwritten;	/* counted, then refused by the output */
 };
 
 
@@ -344,8 +345,10 @@ mangle_stream(struct mangler *m)
 
 	while (!divert_stop && (rc = stream_in_read(m->in, &p)) == 1) {
 		m->read++;
-		if (handle(m, &p) && stream_out_write(m->out, &p) < 0)
+		if (handle(m, &p) && stream_out_write(m->out, &p) < 0) {
+			m->unwritten++;		/* counted above, but not taken */
 			goto out_failed;
+		}
 		if (stream_in_idle(m->in) && stream_out_flush(m->out) < 0)
 			goto out_failed;
 	}
@@ -390,7 +393,7 @@ main(int argc, char **argv)
 	/* What a stop left unwritten is counted as such (stream.h). */
 	if (stream_out_flush(m.out) < 0)
 		out_err = errno;
-	unwritten = stream_out_discard(m.out);
+	unwritten = m.unwritten + stream_out_discard(m.out);
 
 	fprintf(stderr, "%s: %ju read, %ju edited, %ju dropped, %ju passed, "
 	    "%ju unparseable; %ju SCTP fragments kept their ports\n",
@@ -398,8 +401,8 @@ main(int argc, char **argv)
 	    (uintmax_t)m.dropped, (uintmax_t)m.passed, (uintmax_t)m.unparseable,
 	    (uintmax_t)m.skipped);
 	if (unwritten > 0)
-		fprintf(stderr, "%s: %ju of them not written: stopped with the reader "
-		    "behind\n", program_invocation_short_name, (uintmax_t)unwritten);
+		fprintf(stderr, "%s: %ju of them not written: stopped, or the reader "
+		    "left\n", program_invocation_short_name, (uintmax_t)unwritten);
 	if (stream_out_close(m.out) < 0 && out_err == 0)
 		out_err = errno;
 	if (out_err != 0 && !reader_gone(out_err) && status == 0) {
