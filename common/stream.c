@@ -253,8 +253,8 @@ stream_in_close(struct stream_in *in)
 
 /*
  * The writer owns its output buffer: libpcap formats each record (pcap_dump
- * into a FILE whose writes land in buf, unbuffered), and whole records go
- * out with write(2).  So the stream never ends inside a record: a stop
+ * into a stdio FILE whose flushes land in buf), and whole records go out
+ * with write(2): where each record ends in buf is counted, not parsed.  So the stream never ends inside a record: a stop
  * signal ends it after the last record the reader could take at once, and
  * the records not written are counted, not lost in a stdio buffer.
  *
@@ -284,10 +284,11 @@ struct stream_out {
 	int		 dlt;
 	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
 	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
-	int		 err;			/* errno of a failed append */
+	int		 err;			/* errno of a failed append: sticky */
 	int		 torn;		/* a record is partly written */
 	uint8_t		*buf;		/* records formatted, not yet written */
 	size_t		 len, size, sent;	/* bytes in buf, room, bytes written */
+	size_t		 pending;	/* bytes libpcap gave stdio, not yet in buf */
 	size_t		*ends;		/* end offset in buf of each record */
 	size_t		 nrec, recsize;
 	uint64_t	 appended, out;	/* records given, records written whole */
@@ -297,9 +298,16 @@ struct stream_out {
 	size_t		 npages;	/* pages that may hold unread bytes */
 	size_t		 tail_fill;	/* bytes on the last page */
 	uint8_t		 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
+	char		 iobuf[STREAM_BUF];	/* stdio's buffer in front of buf */
 };
 
-/* libpcap's writes (one record at a time) append to the buffer. */
+/* Classic pcap's record header: time stamp, caplen, len (4 x 32 bits). */
+#define PCAP_RECHDR_LEN	16
+
+/*
+ * stdio's buffer flushes into buf: whole records or not, as it fills (a
+ * record's end in buf is known by arithmetic, see stream_out_write).
+ */
 static ssize_t
 buf_append(void *cookie, const char *data, size_t n)
 {
@@ -318,7 +326,22 @@ buf_append(void *cookie, const char *data, size_t n)
 	}
 	memcpy(out->buf + out->len, data, n);
 	out->len += n;
+	out->pending -= n < out->pending ? n : out->pending;
 	return (ssize_t)n;
+}
+
+/*
+ * Move what stdio holds into buf.  Its bytes must be exactly the records
+ * counted: anything else (a lost chunk) would misplace every record end.
+ */
+static int
+drain_stdio(struct stream_out *out)
+{
+	if (out->pending != 0 && pcap_dump_flush(out->dump) < 0 && out->err == 0)
+		out->err = EIO;
+	if (out->err == 0 && out->pending != 0)
+		out->err = EIO;
+	return out->err != 0 ? (errno = out->err, -1) : 0;
 }
 
 static int
@@ -333,7 +356,7 @@ add_record_end(struct stream_out *out)
 			return errno = ENOMEM, -1;
 		out->ends = ne, out->recsize = n;
 	}
-	out->ends[out->nrec++] = out->len;
+	out->ends[out->nrec++] = out->len + out->pending;
 	return 0;
 }
 
@@ -459,7 +482,7 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the stream: %s", strerror(errno));
 		goto fail;
 	}
-	setvbuf(out->fp, NULL, _IONBF, 0);	/* every record straight into buf */
+	setvbuf(out->fp, out->iobuf, _IOFBF, sizeof(out->iobuf));
 	out->pcap = pcap_open_dead(dlt, STREAM_SNAPLEN);
 	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
 		snprintf(err, errlen, "cannot start the stream: %s",
@@ -468,7 +491,8 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 	}
 	out->fp = NULL;			/* the dumper owns it now */
 	/* The header goes out now, so a reader (tcpdump -r -) starts at once. */
-	if (add_record_end(out) < 0 || stream_out_flush(out) < 0) {
+	if (pcap_dump_flush(out->dump) < 0 || add_record_end(out) < 0 ||
+	    stream_out_flush(out) < 0) {
 		snprintf(err, errlen, "cannot write the stream: %s", strerror(errno));
 		stream_out_close(out);
 		return NULL;
@@ -677,6 +701,8 @@ push(struct stream_out *out)
 	ssize_t w;
 	size_t n;
 
+	if (drain_stdio(out) < 0)
+		return -1;
 	while (out->sent < out->len) {
 		n = next_write(out, &full);
 		/*
@@ -745,17 +771,18 @@ stream_out_write(struct stream_out *out, const struct pkt *p)
 	if (rec == out->rec)
 		memcpy(out->rec + l2len, p->data, p->len);
 	/* A full buffer goes out first: a record that fails is not taken. */
-	if (out->len - out->sent >= FLUSH_AT && push(out) < 0)
+	if (out->len + out->pending - out->sent >= FLUSH_AT && push(out) < 0)
 		return -1;
+	if (out->err != 0)
+		return errno = out->err, -1;
 	h.caplen = (bpf_u_int32)(l2len + p->len);
 	h.len = (bpf_u_int32)(h.caplen + p->cut);
-	out->err = 0;
+	out->pending += PCAP_RECHDR_LEN + h.caplen;	/* before: stdio may flush within */
 	pcap_dump((u_char *)out->dump, &h, rec);
-	if (out->err != 0 || add_record_end(out) < 0) {
-		/* Out of memory: take back whatever part of the record got in. */
-		out->len = out->nrec ? out->ends[out->nrec - 1] : out->sent;
-		return errno = out->err ? out->err : ENOMEM, -1;
-	}
+	if (out->err == 0 && add_record_end(out) < 0)
+		out->err = ENOMEM;
+	if (out->err != 0)
+		return errno = out->err, -1;	/* out of memory: the stream is lost */
 	out->appended++;
 	return 0;
 }
@@ -775,8 +802,10 @@ stream_out_records_out(const struct stream_out *out)
 uint64_t
 stream_out_discard(struct stream_out *out)
 {
-	uint64_t n = out->nrec - (out->torn ? 1 : 0);
+	uint64_t n;
 
+	(void)drain_stdio(out);
+	n = out->nrec - (out->torn ? 1 : 0);
 	/* A torn record stays: its rest may still go, and it is counted out then. */
 	out->nrec = out->torn ? 1 : 0;
 	out->len = out->torn ? out->ends[0] : out->sent;

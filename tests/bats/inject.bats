@@ -415,13 +415,8 @@ dm_up() {	# dm0: one end of a veth pair inside A (this kernel has no dummy devic
 	inA ip link set dm0 up
 }
 
-# vanishing [INJECT-ARGS...]: inbound packets to 10.88.0.1 on dm0 while dm0 is
-# downed, brought up, deleted and made again; what arrives is counted by an
-# nft rule on iifname dm0 in A.
-vanishing() {
-	dm_up
-	local idx
-	idx=$(inA cat /sys/class/net/dm0/ifindex)
+# count_on_dm0: an nft counter in A of UDP to port 7777 that arrived on dm0.
+count_on_dm0() {
 	inA nft -f - <<-EOF
 	table inet probe {
 		chain in {
@@ -430,6 +425,16 @@ vanishing() {
 		}
 	}
 	EOF
+}
+
+# vanishing [INJECT-ARGS...]: inbound packets to 10.88.0.1 on dm0 while dm0 is
+# downed, brought up, deleted and made again; what arrives is counted by an
+# nft rule on iifname dm0 in A.
+vanishing() {
+	dm_up
+	local idx
+	idx=$(inA cat /sys/class/net/dm0/ifindex)
+	count_on_dm0
 	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 50
 	mkfifo "$TMP/s"
 	bg_A /dev/null "$TMP/i.err" divert-inject -v -r "$TMP/s" "$@"
@@ -551,14 +556,7 @@ captured() { [ "$(pcap_count "$2")" -ge "$1" ]; }
 @test "inject: the target goes down, away and back while packets stream in: injected = received" {
 	dm_up
 	idx=$(inA cat /sys/class/net/dm0/ifindex)
-	inA nft -f - <<-EOF
-	table inet probe {
-		chain in {
-			type filter hook input priority 0;
-			iifname "dm0" udp dport 7777 counter
-		}
-	}
-	EOF
+	count_on_dm0
 	$MKPCAP "$TMP/p.pcap" --link sll2 --dir in --ifindex "$idx" --src 10.88.0.2 --dst 10.88.0.1 --count 30000
 	# The records, paced at about 20000 a second, through a pipe.
 	bgsh "$NS_A" "/usr/bin/python3 -c \"
