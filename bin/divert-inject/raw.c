@@ -17,6 +17,14 @@
  *    destination goes on;
  *  - once the shared sockets have drained, destinations whose own socket
  *    is empty go back to sharing; the stuck ones keep theirs until it is.
+ *
+ * A full socket is not always a stuck one: on a link slower than the input
+ * (a capture replayed onto a shaped or slow device) the kernel lets go of
+ * packets as they leave.  So a send that finds its socket full waits while
+ * the socket's unsent bytes go down, DRAIN_MS at a time, and is refused
+ * only when a wait brings no progress; that socket is then taken as stuck
+ * and refuses at once until the next tidy, so a dead neighbour costs one
+ * wait per 100 ms, not one per packet.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +33,7 @@
 #include <unistd.h>
 
 #include <ifaddrs.h>
+#include <poll.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <linux/sockios.h>
@@ -38,6 +47,7 @@
 #define BATCH	32		/* packets a sendmmsg() carries at most */
 #define POOL	64		/* destinations with a socket of their own */
 #define LOOPBACK_INDEX	1	/* the loopback device's, in every namespace (since Linux 3.x) */
+#define DRAIN_MS	20	/* a full socket's wait for progress */
 
 union addr {
 	struct sockaddr		sa;
@@ -58,6 +68,8 @@ struct raw {
 	int		 v6;			/* the kernel has IPv6 */
 	int		 fd4, fd6;		/* the shared sockets (fd6 -1 without IPv6) */
 	int		 stuck;			/* bytes held in a shared socket that mean trouble */
+	int		 nostall[4];		/* sockets found stuck since the last tidy */
+	int		 nnostall;
 	int		 isolate;		/* new destinations get sockets of their own */
 	struct timespec	 tidied;		/* when the pool was last looked at */
 	int		 probe4, probe6;	/* UDP, connected only to ask for the route MTU */
@@ -270,6 +282,7 @@ socket_for(struct raw *r, const union addr *a, socklen_t alen)
 				i = (int)(d - r->dest);
 		/* A socket about to carry a queued batch is never the least recently used. */
 		close(r->dest[i].fd);
+		r->nnostall = 0;	/* its number may come back: forget what was stuck */
 	}
 	r->dest[i] = (struct dest){ .addr = *a, .alen = alen, .fd = fd, .used = r->clock };
 	r->last = i;
@@ -300,6 +313,40 @@ ms_between(const struct timespec *a, const struct timespec *b)
 	return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
 }
 
+static int
+found_stuck(const struct raw *r, int fd)
+{
+	int i;
+
+	for (i = 0; i < r->nnostall; i++)
+		if (r->nostall[i] == fd)
+			return 1;
+	return 0;
+}
+
+/*
+ * fd refused a send (EAGAIN): wait while the kernel is letting go of its
+ * packets.  1: try again; 0: no progress, refuse (and remember fd as stuck).
+ */
+static int
+drained(struct raw *r, int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	int before, after;
+
+	if (found_stuck(r, fd))
+		return 0;
+	before = held(fd);
+	if (poll(&pfd, 1, DRAIN_MS) > 0 && (pfd.revents & POLLOUT))
+		return 1;
+	after = held(fd);
+	if (after < before)
+		return 1;
+	if (r->nnostall < (int)(sizeof(r->nostall) / sizeof(r->nostall[0])))
+		r->nostall[r->nnostall++] = fd;
+	return 0;
+}
+
 /*
  * Every 100 ms: once the shared sockets have drained, stop isolating, and
  * give back the own sockets of destinations that hold nothing (called with
@@ -317,6 +364,7 @@ tidy(struct raw *r)
 	if (ms_between(&r->tidied, &now) < 100)
 		return;
 	r->tidied = now;
+	r->nnostall = 0;
 	if (r->isolate && held(r->fd4) + held(r->fd6) < r->stuck / 4)
 		r->isolate = 0;
 	if (r->isolate)
@@ -404,7 +452,7 @@ raw_flush(struct raw *r)
 
 	while (i < r->n) {
 		n = sendmmsg(r->fd, r->msg + i, (unsigned)(r->n - i), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || (errno == EAGAIN && drained(r, r->fd))))
 			continue;
 		if (n < 0) {
 			r->done(&r->meta[i], errno, r->arg);
@@ -437,7 +485,7 @@ raw_send(struct raw *r, const struct pkt *p)
 	msg.msg_namelen = alen;
 	leave_by(&msg, ctl.buf, sizeof(ctl.buf), p);
 	while (sendmsg(fd, &msg, MSG_DONTWAIT) < 0)
-		if (errno != EINTR)
+		if (errno != EINTR && !(errno == EAGAIN && drained(r, fd)))
 			return errno;
 	return 0;
 }

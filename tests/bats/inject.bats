@@ -316,6 +316,21 @@ b_count() { inB nft list table inet probe | sed -n 's/.*udp dport 7777 counter p
 	[[ "$output" == *"refused 10.77.0.1:40000 > 10.77.0.99:7777 UDP 60: "* ]]
 }
 
+@test "inject: a capture replayed onto a link slower than the file is paced, not refused" {
+	# vA shaped to 20 Mbit/s: 3000 datagrams of 1400 bytes take about 1.7 s
+	# to leave, far longer than divert-inject takes to read them.
+	inA tc qdisc add dev vA root tbf rate 20mbit burst 32kbit latency 2s
+	$MKPCAP "$TMP/big.pcap" --src $A4 --dst $B4 --count 3000 --size 1400
+	inA ping -c 1 -W 1 $B4 >/dev/null
+	b_counts
+	run inA divert-inject -r "$TMP/big.pcap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"3000 read, 3000 injected"* ]]
+	wait_until 50 b_has 3000
+	[ "$(b_count)" -eq 3000 ]
+}
+
 @test "inject: -w onto the file being read is refused, however it is spelt" {
 	$MKPCAP "$TMP/in.pcap" --src $A4 --dst $B4 --count 3
 	sum=$(sha256sum <"$TMP/in.pcap")
