@@ -66,6 +66,20 @@ void stop_unblocks(int fd);
  */
 int reader_gone(int err);
 
+/* A bound queue (divert port), as /proc/net/netfilter/nfnetlink_queue shows it. */
+struct queue_info {
+	unsigned long	num;		/* the port */
+	unsigned long	portid;		/* netlink portid of the socket that bound it */
+	uint64_t	drops;		/* dropped by the kernel: queue full, failed send */
+};
+
+/*
+ * The first queue bound in this network namespace with a number in [lo,hi],
+ * into *qi: 1 when there is one, 0 when none (or nfnetlink_queue is not
+ * loaded), -errno when the list cannot be read.
+ */
+int queue_bound_in(long lo, long hi, struct queue_info *qi);
+
 /* argp version string shared by all tools ("divert-x (divert) 0.1"). */
 extern const char *argp_program_bug_address;
 

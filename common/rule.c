@@ -94,7 +94,6 @@ enum {
 #define NLMSG_READ_SIZE	32768	/* what a dump answers at once */
 #define RETRIES		10	/* rereads when the ruleset changes under us */
 #define TAG_FORMAT	"divert tag %016" PRIx64	/* the rule's comment */
-#define PROC_QUEUES	"/proc/net/netfilter/nfnetlink_queue"
 
 static int
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -1794,23 +1793,9 @@ rule_add(struct divert_rule *r)
 int
 rule_has_listener(const struct divert_rule *r)
 {
-	unsigned long queue;
-	char line[256];
-	int found = 0;
-	FILE *f;
+	struct queue_info qi;
 
-	/* No file: nfnetlink_queue is not loaded, so nobody listens. */
-	if ((f = fopen(PROC_QUEUES, "re")) == NULL)
-		return errno == ENOENT ? 0 : -errno;
-	/* One line per bound queue, its number first. */
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "%lu", &queue) == 1 &&
-		    (long)queue >= r->port_lo && (long)queue <= r->port_hi)
-			found = 1;
-	if (ferror(f))
-		found = -EIO;
-	fclose(f);
-	return found;
+	return queue_bound_in(r->port_lo, r->port_hi, &qi);
 }
 
 int

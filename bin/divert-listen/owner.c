@@ -10,23 +10,16 @@
 #include <linux/capability.h>
 #include <linux/netlink.h>
 
+#include "divert.h"
 #include "owner.h"
 
 /* The netlink portid that bound queue num; 0 when the queue is not bound. */
 static unsigned long
 queue_portid(uint16_t num)
 {
-	unsigned long q, portid, found = 0;
-	char line[256];
-	FILE *fp;
+	struct queue_info qi;
 
-	if ((fp = fopen("/proc/net/netfilter/nfnetlink_queue", "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "%lu %lu", &q, &portid) == 2 && q == num)
-			found = portid;
-	fclose(fp);
-	return found;
+	return queue_bound_in(num, num, &qi) == 1 ? qi.portid : 0;
 }
 
 /* The inode of the NETLINK_NETFILTER socket with that portid; 0 if none. */

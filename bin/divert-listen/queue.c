@@ -12,6 +12,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <sys/socket.h>
 
+#include "divert.h"
 #include "queue.h"
 
 #define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
@@ -241,19 +242,9 @@ queue_fd(const struct queue *q)
 uint64_t
 queue_kernel_drops(const struct queue *q)
 {
-	unsigned long long num, portid, total, mode, range, qdrop, udrop;
-	char line[256];
-	uint64_t drops = 0;
-	FILE *fp;
+	struct queue_info qi;
 
-	if ((fp = fopen("/proc/net/netfilter/nfnetlink_queue", "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &num, &portid,
-		    &total, &mode, &range, &qdrop, &udrop) == 7 && num == q->num)
-			drops = qdrop + udrop;
-	fclose(fp);
-	return drops;
+	return queue_bound_in(q->num, q->num, &qi) == 1 ? qi.drops : 0;
 }
 
 void
