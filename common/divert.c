@@ -158,10 +158,9 @@ same_file(const char *in, const char *out)
 	struct stat si, so;
 	int ri, ro;
 
-	if (out == NULL || strcmp(out, "-") == 0)
-		return 0;		/* stdout: the shell opened it, nothing left to save */
+	/* stdout is the input only through >> or <> (> has emptied it already). */
 	ri = (in == NULL || strcmp(in, "-") == 0) ? fstat(0, &si) : stat(in, &si);
-	ro = stat(out, &so);
+	ro = (out == NULL || strcmp(out, "-") == 0) ? fstat(1, &so) : stat(out, &so);
 	return ri == 0 && ro == 0 && S_ISREG(si.st_mode) &&
 	    si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }

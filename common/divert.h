@@ -41,8 +41,9 @@ long parse_ulong(const char *s, long min, long max);
 int parse_range(const char *s, long max, long *lo, long *hi);
 
 /*
- * Whether writing out would destroy the input in (NULL or "-": stdin): both
- * name one regular file (same device and inode, whatever the spelling).
+ * Whether writing out would destroy the input in (NULL or "-": stdin, and
+ * stdout): both are one regular file (same device and inode, whatever the
+ * spelling).
  */
 int same_file(const char *in, const char *out);
 

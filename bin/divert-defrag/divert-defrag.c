@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,22 +122,6 @@ parse_size(const char *s)
 	return (size_t)(v << shift);
 }
 
-/*
- * Standard output appending to the file standard input reads ("< X >> X")
- * would read its own output without end; ("< X > X" has emptied it before
- * we run).  Refused before the output is touched.
- */
-static void
-check_not_same_file(void)
-{
-	struct stat si, so;
-
-	if (fstat(STDIN_FILENO, &si) == 0 && fstat(STDOUT_FILENO, &so) == 0 &&
-	    S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-		usage_errx("standard output is the file standard input reads: "
-		    "write the stream to another file");
-}
-
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
 check_args(const struct args *a, struct defrag *g)
@@ -182,7 +165,10 @@ check_args(const struct args *a, struct defrag *g)
 			usage_errx("bad --overlap '%s': want linux, rfc5722, first or last",
 			    a->overlap);
 	}
-	check_not_same_file();
+	/* "< X >> X" would read its own output without end. */
+	if (same_file(NULL, NULL))
+		usage_errx("standard output is the file standard input reads: "
+		    "write the stream to another file");
 }
 
 /* The one place records leave: counted, or the failure remembered. */

@@ -200,8 +200,9 @@ check_args(struct args *a, struct mangler *m)
 		usage_errx("--drop removes the matching packets, it does not edit them: "
 		    "give no edits with it (or use two divert-mangle in a row)");
 	if (same_file(a->rfile, a->wfile))
-		usage_errx("-w '%s' is the input: writing it would destroy it; "
-		    "write to another file", a->wfile);
+		usage_errx("%s%s%s is the input: writing it would destroy it; "
+		    "write to another file", a->wfile ? "-w '" : "standard output",
+		    a->wfile ? a->wfile : "", a->wfile ? "'" : "");
 }
 
 /* The filter is compiled for the stream's own link type. */
