@@ -7,18 +7,25 @@
 #   make bench      measure speed against the stack alone (bench/run.sh)
 #   make install    PREFIX=/usr/local DESTDIR=     (make uninstall undoes it)
 #
+# libdivert (lib/, divert(3)) is built static and shared; the tools link its
+# objects as any program would link the library, through lib/divert.h only.
+#
 # CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's: the project's own flags
 # live in DV_* variables that they add to and never replace.
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
+LIBDIR	?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BUILD	?= build
 PKG_CONFIG ?= pkg-config
+OBJCOPY ?= objcopy
 
 CFLAGS	?= -O2 -g
 DV_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror
-DV_CPPFLAGS = -D_GNU_SOURCE -Icommon -MMD -MP
+DV_CPPFLAGS = -D_GNU_SOURCE -Ilib -Icommon -MMD -MP
 DV_LDFLAGS  = -Wl,--as-needed
 SAN_CFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -33,6 +40,7 @@ USES_divert-listen = libnetfilter_queue libnftnl libmnl libpcap
 USES_divert-inject = libmnl libpcap
 USES_divert-mangle = libpcap
 USES_divert-defrag = libpcap
+USES_libdivert	   = libnetfilter_queue libnftnl libmnl
 
 # pkg-config runs once per module, when this file is read; a module it does
 # not know is reported when something is built (see pkgs-present).
@@ -45,8 +53,20 @@ ALL_CFLAGS   = $(DV_CPPFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(DV_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  = $(DV_LDFLAGS) $(LDFLAGS)
 
 TOOLS	:= $(notdir $(wildcard bin/*))
+
+# libdivert: lib/*.c, and the pure packet code of common/ it shares with the
+# tools.  Built position-independent with hidden symbols; only what
+# lib/divert.h declares is exported (lib/divert.map versions it).
+LIB_VERSION = 0.1.0
+LIB_SONAME  = libdivert.so.0
+LIB_COMMON  = common/csum.c common/frag.c
+LIB_OBJS   := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard lib/*.c) $(LIB_COMMON))
+LIBDIVERT_A  = $(BUILD)/libdivert.a
+LIBDIVERT_SO = $(BUILD)/libdivert.so.$(LIB_VERSION)
+LIBOBJS	     = $(BUILD)/libdivert-objs.a	# the same objects, for the tools
+
 LIBCOMMON = $(BUILD)/libcommon.a
-COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_COMMON),$(wildcard common/*.c)))
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*.c))
 BENCH	:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 MANS	:= $(wildcard man/*.[0-9])
@@ -56,7 +76,9 @@ BUILD_DEPS = gcc make pkg-config $(foreach p,$(PKGS),$(DEB_$(p)))
 RUN_DEPS   = nftables iproute2 tcpdump iputils-ping
 TEST_DEPS  = bats tshark tcpreplay python3-scapy socat mandoc procps util-linux time binutils
 
-all: $(addprefix $(BUILD)/,$(TOOLS))
+all: $(addprefix $(BUILD)/,$(TOOLS)) lib
+
+lib: $(LIBDIVERT_A) $(LIBDIVERT_SO) $(BUILD)/divert.pc
 
 pkgs-present:
 	@if [ -n "$(PKG_MISSING)" ]; then \
@@ -69,24 +91,53 @@ $(BUILD)/%.o: %.c | pkgs-present
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -I$(<D) -c -o $@ $<
 
+$(BUILD)/pic/%.o: %.c | pkgs-present
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -I$(<D) -c -o $@ $<
+
 $(LIBCOMMON): $(COMMON_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-# A tool is every .c file in bin/<tool>/, the common archive, and its libraries.
+$(LIBOBJS): $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# The installed archive is one object whose hidden symbols are made local:
+# a program linking it sees divert_* and nothing else, as with the .so.
+$(LIBDIVERT_A): $(LIB_OBJS)
+	$(LD) -r -o $(BUILD)/pic/libdivert.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/pic/libdivert.o
+	rm -f $@
+	$(AR) rcs $@ $(BUILD)/pic/libdivert.o
+
+$(LIBDIVERT_SO): $(LIB_OBJS) lib/divert.map
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -shared -Wl,-soname,$(LIB_SONAME) \
+	    -Wl,--version-script=lib/divert.map -o $@ $(LIB_OBJS) \
+	    $(call libs_of,$(USES_libdivert)) $(LDLIBS)
+	ln -sf $(@F) $(BUILD)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(BUILD)/libdivert.so
+
+$(BUILD)/divert.pc: lib/divert.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(LIB_VERSION)|' lib/divert.pc.in > $@
+
+# A tool is every .c file in bin/<tool>/, the common archive, libdivert's
+# objects (only those it calls are linked in), and its libraries.
 tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1)/*.c))
 .SECONDARY:
 .SECONDEXPANSION:
-$(addprefix $(BUILD)/,$(TOOLS)): $(BUILD)/%: $$(call tool_objs,$$*) $(LIBCOMMON)
+$(addprefix $(BUILD)/,$(TOOLS)): $(BUILD)/%: $$(call tool_objs,$$*) $(LIBCOMMON) $(LIBOBJS)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(USES_$*)) $(LDLIBS)
 
 # Unit tests may include a tool's own .c file to test it: they depend on it
 # through their .d files.  They and the bench programs link everything.
-$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON)
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON) $(LIBOBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON) $(LIBOBJS)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
@@ -141,7 +192,7 @@ uninstall:
 clean:
 	rm -rf $(BUILD) build build-asan build-fuzz
 
-.PHONY: all units bench deps test-deps check check-plain check-asan check-unit demo \
+.PHONY: all lib units bench deps test-deps check check-plain check-asan check-unit demo \
 	lint-man install uninstall clean pkgs-present
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/README): not part of check.

@@ -8,16 +8,11 @@
 #include "csum.h"
 #include "frag.h"
 
-/* Hand one fragment (a copy of in's metadata with new data) to fn. */
+/* Hand one fragment to fn. */
 static int
-emit(const struct pkt *in, uint8_t *data, size_t len, frag_fn fn, void *arg)
+emit(const uint8_t *data, size_t len, frag_fn fn, void *arg)
 {
-	struct pkt f = *in;
-
-	f.data = data;
-	f.len = len;
-	f.cut = 0;
-	return fn(&f, arg) != 0 ? FRAG_E_STOP : 0;
+	return fn(data, len, arg) != 0 ? FRAG_E_STOP : 0;
 }
 
 /*
@@ -49,28 +44,27 @@ copied_options(const uint8_t *opt, size_t len, uint8_t *out)
 }
 
 static int
-split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
+split4(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
     uint8_t *buf)
 {
-	const uint8_t *ip = in->data;
 	uint8_t later[60];
 	size_t hl, hl2, plen, base, off, n, step, h;
 	uint16_t fo, id;
 	int optlen, count = 0, mf, rc;
 
 	hl = (size_t)(ip[0] & 0x0f) * 4;
-	if (hl < 20 || hl > in->len)
+	if (hl < 20 || hl > len)
 		return FRAG_E_PARSE;
-	if (in->len > 65535)
+	if (len > 65535)
 		return FRAG_E_SIZE;
-	if (in->len <= mtu)
-		return emit(in, in->data, in->len, fn, arg) < 0 ? FRAG_E_STOP : 1;
+	if (len <= mtu)
+		return emit(ip, len, fn, arg) < 0 ? FRAG_E_STOP : 1;
 	fo = get16(ip + 6);
 	if (fo & IP_DF)
 		return FRAG_E_DF;
 	base = (size_t)(fo & IP_OFFMASK) * 8;
 	mf = (fo & IP_MF) != 0;
-	plen = in->len - hl;
+	plen = len - hl;
 	if (base + plen > 65535)
 		return FRAG_E_SIZE;
 	/* A fragment keeps its ID, even 0: its siblings carry the same one. */
@@ -99,7 +93,7 @@ split4(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 		    (off + n < plen || mf ? IP_MF : 0)));
 		put16(buf + 10, 0);
 		put16(buf + 10, csum(buf, h));
-		if ((rc = emit(in, buf, h + n, fn, arg)) < 0)
+		if ((rc = emit(buf, h + n, fn, arg)) < 0)
 			return rc;
 		count++;
 	}
@@ -138,23 +132,22 @@ unfragmentable6(const uint8_t *ip, size_t len, size_t *nhoff)
 }
 
 static int
-split6(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
+split6(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
     uint8_t *buf)
 {
-	const uint8_t *ip = in->data;
 	size_t unfrag, nhoff, plen, off, n, step;
 	int rc, count = 0;
 
-	if (in->len < 40)
+	if (len < 40)
 		return FRAG_E_PARSE;
-	if (in->len - 40 > 65535)
+	if (len - 40 > 65535)
 		return FRAG_E_SIZE;
-	if (in->len <= mtu)
-		return emit(in, in->data, in->len, fn, arg) < 0 ? FRAG_E_STOP : 1;
-	if ((rc = unfragmentable6(ip, in->len, &nhoff)) < 0)
+	if (len <= mtu)
+		return emit(ip, len, fn, arg) < 0 ? FRAG_E_STOP : 1;
+	if ((rc = unfragmentable6(ip, len, &nhoff)) < 0)
 		return rc;
 	unfrag = (size_t)rc;
-	plen = in->len - unfrag;
+	plen = len - unfrag;
 	if (mtu < unfrag + 8 + 8 || plen == 0)
 		return FRAG_E_MTU;
 	step = (mtu - unfrag - 8) & ~(size_t)7;
@@ -172,7 +165,7 @@ split6(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 		buf[unfrag + 7] = (uint8_t)ident;
 		memcpy(buf + unfrag + 8, ip + unfrag + off, n);
 		put16(buf + 4, (uint16_t)(unfrag - 40 + 8 + n));
-		if ((rc = emit(in, buf, unfrag + 8 + n, fn, arg)) < 0)
+		if ((rc = emit(buf, unfrag + 8 + n, fn, arg)) < 0)
 			return rc;
 		count++;
 	}
@@ -180,19 +173,19 @@ split6(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
 }
 
 int
-frag_split(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg)
+frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg)
 {
 	uint8_t buf[FRAG_MAX];
 
-	if (in->len < 1)
+	if (len < 1)
 		return FRAG_E_PARSE;
-	switch (in->data[0] >> 4) {
+	switch (ip[0] >> 4) {
 	case 4:
-		if (in->len < 20)
+		if (len < 20)
 			return FRAG_E_PARSE;
-		return split4(in, mtu, ident, fn, arg, buf);
+		return split4(ip, len, mtu, ident, fn, arg, buf);
 	case 6:
-		return split6(in, mtu, ident, fn, arg, buf);
+		return split6(ip, len, mtu, ident, fn, arg, buf);
 	default:
 		return FRAG_E_PARSE;
 	}

@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stream.h"
-
 #define FRAG_MAX	(40 + 65535)	/* largest packet frag_split builds */
 
 enum frag_err {
@@ -26,14 +24,13 @@ enum frag_err {
 };
 
 /*
- * Called once per fragment, in order: frag is a copy of the input's struct
- * pkt (time stamp, direction, interface, link header in rec) whose data and
- * len are the fragment's.  Return 0 to go on, non-zero to stop.
+ * Called once per fragment, in order, with the fragment's len bytes (valid
+ * only during the call).  Return 0 to go on, non-zero to stop.
  */
-typedef int (*frag_fn)(const struct pkt *frag, void *arg);
+typedef int (*frag_fn)(const uint8_t *frag, size_t len, void *arg);
 
 /*
- * Split in (in->data, in->len bytes: the whole IP packet; its length fields
+ * Split the IP packet at ip (len bytes: the whole packet; its length fields
  * are rewritten, not trusted) into fragments of at most mtu bytes.  A packet
  * that fits is handed to fn once, unchanged.  IPv4 fragments keep the
  * packet's ID (ident's low 16 bits when the ID is 0), copy only the options
@@ -46,7 +43,7 @@ typedef int (*frag_fn)(const struct pkt *frag, void *arg);
  * Returns the number of fragments handed to fn (1: it fitted), or an
  * enum frag_err.
  */
-int frag_split(const struct pkt *in, size_t mtu, uint32_t ident, frag_fn fn, void *arg);
+int frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg);
 
 /* Words for an enum frag_err ("Don't Fragment set", ...). */
 const char *frag_strerror(int err);

@@ -48,7 +48,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "rule.h"
 
 /*
@@ -116,7 +116,7 @@ must(void *p)
 }
 
 void
-rule_init(struct divert_rule *r)
+rule_init(struct rule_spec *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->chain = CHAIN_NONE;
@@ -294,7 +294,7 @@ option_fail(struct argp_state *state, const char *fmt, ...)
 }
 
 static error_t
-set_family(struct argp_state *state, struct divert_rule *r, int family)
+set_family(struct argp_state *state, struct rule_spec *r, int family)
 {
 	if (r->family != 0 && r->family != family)
 		return option_fail(state, "-4 and -6 exclude each other");
@@ -315,7 +315,7 @@ set_ifname(struct argp_state *state, char *name, const char *arg)
 static error_t
 parse_rule_option(int key, char *arg, struct argp_state *state)
 {
-	struct divert_rule *r = state->input;
+	struct rule_spec *r = state->input;
 	char msg[sizeof(option_err)];
 
 	switch (key) {
@@ -391,7 +391,7 @@ const struct argp rule_options_argp = {
 };
 
 int
-rule_parse_words(struct divert_rule *r, char *const *words, int n,
+rule_parse_words(struct rule_spec *r, char *const *words, int n,
     int want_port, char *err, size_t errlen)
 {
 	int i = 0;
@@ -436,7 +436,7 @@ rule_parse_words(struct divert_rule *r, char *const *words, int n,
 
 /* rule_parse_string's view of argp: the words, then the rule options. */
 struct spec_parse {
-	struct divert_rule	*rule;
+	struct rule_spec	*rule;
 	char			**words;
 	int			 n;
 };
@@ -465,7 +465,7 @@ parse_spec_arg(int key, char *arg, struct argp_state *state)
 }
 
 int
-rule_parse_string(struct divert_rule *r, const char *spec, char *err,
+rule_parse_string(struct rule_spec *r, const char *spec, char *err,
     size_t errlen)
 {
 	static const struct argp_child children[] = {
@@ -502,7 +502,7 @@ rule_parse_string(struct divert_rule *r, const char *spec, char *err,
 
 /* The family the rule matches: -4/-6, else the one its addresses imply. */
 static int
-rule_family(const struct divert_rule *r)
+rule_family(const struct rule_spec *r)
 {
 	if (r->family != 0)
 		return r->family;
@@ -516,7 +516,7 @@ family_flag(int family)
 }
 
 int
-rule_check(const struct divert_rule *r, char *err, size_t errlen)
+rule_check(const struct rule_spec *r, char *err, size_t errlen)
 {
 	int family = rule_family(r);
 
@@ -603,7 +603,7 @@ put_addr(struct text *t, const char *flag, const struct rule_addr *a)
 }
 
 int
-rule_format(const struct divert_rule *r, char *buf, size_t len)
+rule_format(const struct rule_spec *r, char *buf, size_t len)
 {
 	struct text t = { buf, len, 0 };
 
@@ -757,7 +757,7 @@ add_ifname_match(struct nftnl_rule *nr, uint32_t key, const char *name)
 }
 
 static void
-add_verdict(struct nftnl_rule *nr, const struct divert_rule *r,
+add_verdict(struct nftnl_rule *nr, const struct rule_spec *r,
     enum verdict_kind kind)
 {
 	uint16_t total = (uint16_t)(r->port_hi - r->port_lo + 1);
@@ -786,7 +786,7 @@ add_verdict(struct nftnl_rule *nr, const struct divert_rule *r,
 }
 
 static void
-add_matches(struct nftnl_rule *nr, const struct divert_rule *r,
+add_matches(struct nftnl_rule *nr, const struct rule_spec *r,
     enum verdict_kind kind)
 {
 	uint32_t mark = divert_mark(), zero = 0;
@@ -1017,7 +1017,7 @@ take_ifname(struct cursor *c, uint32_t key, char *name)
 }
 
 static bool
-take_verdict(struct cursor *c, struct divert_rule *r)
+take_verdict(struct cursor *c, struct rule_spec *r)
 {
 	struct nftnl_expr *e;
 	struct xt_NFQ_info_v3 info;
@@ -1056,7 +1056,7 @@ take_verdict(struct cursor *c, struct divert_rule *r)
 
 /* Decode r from the expressions of nr; -1 when it is not our shape. */
 static int
-decode_exprs(struct nftnl_rule *nr, struct divert_rule *r)
+decode_exprs(struct nftnl_rule *nr, struct rule_spec *r)
 {
 	struct cursor c = { .n = 0, .i = 0 };
 	struct nftnl_expr *e;
@@ -1242,7 +1242,7 @@ put_table(struct nl *nl, struct mnl_nlmsg_batch *b, uint16_t type,
 /* One chain per hook and priority: "output" at the hook's default
  * priority, "prerouting_-450" at another. */
 static void
-chain_name(const struct divert_rule *r, char *buf, size_t len)
+chain_name(const struct rule_spec *r, char *buf, size_t len)
 {
 	if (r->priority == chains[r->chain].priority)
 		snprintf(buf, len, "%s", chains[r->chain].name);
@@ -1252,7 +1252,7 @@ chain_name(const struct divert_rule *r, char *buf, size_t len)
 
 static void
 put_new_chain(struct nl *nl, struct mnl_nlmsg_batch *b,
-    const struct divert_rule *r, const char *name)
+    const struct rule_spec *r, const char *name)
 {
 	struct nftnl_chain *c = must(nftnl_chain_alloc());
 	struct nlmsghdr *nlh;
@@ -1300,7 +1300,7 @@ set_tag(struct nftnl_rule *nr, uint64_t tag)
 
 static void
 put_new_rule(struct nl *nl, struct mnl_nlmsg_batch *b,
-    const struct divert_rule *r, const char *chain, enum verdict_kind kind)
+    const struct rule_spec *r, const char *chain, enum verdict_kind kind)
 {
 	struct nftnl_rule *nr = must(nftnl_rule_alloc());
 	struct nlmsghdr *nlh;
@@ -1342,7 +1342,7 @@ put_del_rule(struct nl *nl, struct mnl_nlmsg_batch *b, const char *chain,
  * genid, the one in which no copy of the rule was found.
  */
 static int
-send_add(struct nl *nl, struct divert_rule *r, const char *chain,
+send_add(struct nl *nl, struct rule_spec *r, const char *chain,
     enum verdict_kind kind, uint32_t genid)
 {
 	struct mnl_nlmsg_batch *b = batch_start(nl, &genid);
@@ -1379,7 +1379,7 @@ struct chain_info {
 };
 
 struct rule_info {
-	struct divert_rule	 rule;	/* chain CHAIN_NONE: not decodable */
+	struct rule_spec	 rule;	/* chain CHAIN_NONE: not decodable */
 	struct chain_info	*chain;	/* NULL: chain unknown */
 };
 
@@ -1514,9 +1514,9 @@ read_tag(const struct nftnl_rule *nr)
 
 static void
 decode_rule(struct nftnl_rule *nr, const struct chain_info *ci,
-    struct divert_rule *r)
+    struct rule_spec *r)
 {
-	struct divert_rule d;
+	struct rule_spec d;
 	char why[128];
 
 	rule_init(r);
@@ -1616,7 +1616,7 @@ read_ruleset(struct nl *nl, struct ruleset *rs)
 }
 
 int
-rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg)
+rule_list(int (*cb)(const struct rule_spec *r, void *arg), void *arg)
 {
 	struct ruleset rs;
 	struct nl nl;
@@ -1636,7 +1636,7 @@ rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg)
 /* The rule r names: by handle (and then its spec too, if it has one), or
  * else the first rule whose spec reads the same. */
 static struct rule_info *
-find_rule(struct ruleset *rs, const struct divert_rule *r)
+find_rule(struct ruleset *rs, const struct rule_spec *r)
 {
 	char want[RULE_TEXT_MAX], have[RULE_TEXT_MAX];
 	struct rule_info *ri;
@@ -1686,7 +1686,7 @@ send_del(struct nl *nl, struct ruleset *rs, struct rule_info *victim)
 }
 
 int
-rule_del(const struct divert_rule *r)
+rule_del(const struct rule_spec *r)
 {
 	struct ruleset rs;
 	struct rule_info *victim;
@@ -1710,9 +1710,9 @@ rule_del(const struct divert_rule *r)
 
 /* A rule reading the same as r (handle and tag aside), or NULL. */
 static struct rule_info *
-find_same(struct ruleset *rs, const struct divert_rule *r)
+find_same(struct ruleset *rs, const struct rule_spec *r)
 {
-	struct divert_rule spec = *r;
+	struct rule_spec spec = *r;
 
 	spec.handle = 0;
 	spec.tag = 0;
@@ -1726,7 +1726,7 @@ find_same(struct ruleset *rs, const struct divert_rule *r)
  * hook's default priority was another).
  */
 static void
-pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
+pick_chain(struct ruleset *rs, const struct rule_spec *r, char *buf,
     size_t len)
 {
 	size_t i;
@@ -1744,7 +1744,7 @@ pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
 
 /* One try: refuse a copy of a rule that is there, else add it. */
 static int
-add_unless_there(struct nl *nl, struct divert_rule *r)
+add_unless_there(struct nl *nl, struct rule_spec *r)
 {
 	char chain[NFT_CHAIN_MAXNAMELEN];
 	struct rule_info *same;
@@ -1770,7 +1770,7 @@ add_unless_there(struct nl *nl, struct divert_rule *r)
 }
 
 int
-rule_add(struct divert_rule *r)
+rule_add(struct rule_spec *r)
 {
 	char why[128];
 	struct nl nl;
@@ -1791,7 +1791,7 @@ rule_add(struct divert_rule *r)
 }
 
 int
-rule_has_listener(const struct divert_rule *r)
+rule_has_listener(const struct rule_spec *r)
 {
 	struct queue_info qi;
 

@@ -22,7 +22,7 @@ struct rule_addr {
 	int	prefix;			/* 0..32 or 0..128 */
 };
 
-struct divert_rule {
+struct rule_spec {
 	int		chain;		/* enum rule_chain */
 	int		proto;		/* IPPROTO_*, -1: any protocol */
 	int		family;		/* 0: both, AF_INET (-4), AF_INET6 (-6) */
@@ -48,11 +48,11 @@ struct divert_rule {
 };
 
 /* Reset a rule to "nothing chosen yet" (no chain, any proto, no port). */
-void rule_init(struct divert_rule *r);
+void rule_init(struct rule_spec *r);
 
 /*
  * argp child parsing the rule options (-4 -6 -s -d --sport --dport -i -o
- * --pass-through --priority --fanout) into the struct divert_rule that the
+ * --pass-through --priority --fanout) into the struct rule_spec that the
  * parent passes as its child input.
  */
 extern const struct argp rule_options_argp;
@@ -61,22 +61,22 @@ extern const struct argp rule_options_argp;
  * Take the positional words "CHAIN [PROTO] [PORT]" in order; returns 0, or -1
  * with a one-line reason in err.  want_port: PORT must be the last word.
  */
-int rule_parse_words(struct divert_rule *r, char *const *words, int n,
+int rule_parse_words(struct rule_spec *r, char *const *words, int n,
     int want_port, char *err, size_t errlen);
 
 /*
  * Parse a whole spec "CHAIN [PROTO] [options]" (divert-listen --rule); the
  * port is set by the caller.  Returns 0, or -1 with a reason in err.
  */
-int rule_parse_string(struct divert_rule *r, const char *spec, char *err,
+int rule_parse_string(struct rule_spec *r, const char *spec, char *err,
     size_t errlen);
 
 /* Check the rule as a whole (ports need a protocol with ports, ...); 0 or -1 + err. */
-int rule_check(const struct divert_rule *r, char *err, size_t errlen);
+int rule_check(const struct rule_spec *r, char *err, size_t errlen);
 
 /* Render the rule in `add` syntax (no handle); returns snprintf's length. */
 #define RULE_TEXT_MAX	512	/* room for any rule_format() output */
-int rule_format(const struct divert_rule *r, char *buf, size_t len);
+int rule_format(const struct rule_spec *r, char *buf, size_t len);
 
 /* The default priority of a chain's hook (prerouting and output -150,
  * before NAT; the others 0), or 0 for CHAIN_NONE. */
@@ -87,7 +87,7 @@ int rule_default_priority(int chain);
  * queue shows in /proc/net/netfilter/nfnetlink_queue of this network
  * namespace), 0 when not, a negative errno when that cannot be read.
  */
-int rule_has_listener(const struct divert_rule *r);
+int rule_has_listener(const struct rule_spec *r);
 
 /*
  * Kernel operations.  All return 0 or a negative errno (-EPERM when not
@@ -95,13 +95,13 @@ int rule_has_listener(const struct divert_rule *r);
  */
 /* Sets r->handle and r->tag.  -EEXIST when the same rule is there already:
  * then r->handle is that rule's handle. */
-int rule_add(struct divert_rule *r);
+int rule_add(struct rule_spec *r);
 /* By handle if set, else the first rule of the same spec; with a tag, only
  * the rule that carries it (-ENOENT when that rule is gone). */
-int rule_del(const struct divert_rule *r);
+int rule_del(const struct rule_spec *r);
 /* cb gets every rule of the table in order; one that is not a divert rule
  * comes with chain CHAIN_NONE and only its handle.  No table: no calls. */
-int rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg);
+int rule_list(int (*cb)(const struct rule_spec *r, void *arg), void *arg);
 int rule_flush(void);				/* drops the whole table */
 
 #endif

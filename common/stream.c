@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
-#include "divert.h"
+#include "tool.h"
 #include "stream.h"
 
 #define STREAM_BUF	(1 << 16)	/* stdio buffer: one default pipe's worth */
@@ -83,32 +83,32 @@ parse_link(int dlt, struct pkt *p, size_t caplen)
 		if (caplen < SLL2_HDRLEN)
 			return -1;
 		p->l2len = SLL2_HDRLEN;
-		p->proto = get16(r);
-		p->ifindex = get32(r + 4);
-		p->hatype = get16(r + 8);
+		p->a.proto = get16(r);
+		p->a.ifindex = get32(r + 4);
+		p->a.hatype = get16(r + 8);
 		p->pkttype = r[10];
-		p->halen = r[11] > 8 ? 8 : r[11];
-		memcpy(p->haddr, r + 12, 8);
-		p->dir = p->pkttype == SLL_OUTGOING ? DIR_OUT : DIR_IN;
+		p->a.halen = r[11] > 8 ? 8 : r[11];
+		memcpy(p->a.haddr, r + 12, 8);
+		p->a.dir = p->pkttype == SLL_OUTGOING ? DIVERT_OUT : DIVERT_IN;
 		return 0;
 	case DLT_LINUX_SLL:
 		if (caplen < 16)
 			return -1;
 		p->l2len = 16;
 		p->pkttype = (uint8_t)get16(r);
-		p->hatype = get16(r + 2);
-		p->halen = get16(r + 4) > 8 ? 8 : (uint8_t)get16(r + 4);
-		memcpy(p->haddr, r + 6, 8);
-		p->proto = get16(r + 14);
-		p->dir = p->pkttype == SLL_OUTGOING ? DIR_OUT : DIR_IN;
+		p->a.hatype = get16(r + 2);
+		p->a.halen = get16(r + 4) > 8 ? 8 : (uint8_t)get16(r + 4);
+		memcpy(p->a.haddr, r + 6, 8);
+		p->a.proto = get16(r + 14);
+		p->a.dir = p->pkttype == SLL_OUTGOING ? DIVERT_OUT : DIVERT_IN;
 		return 0;
 	case DLT_EN10MB:
 		p->l2len = ether_hdrlen(r, caplen, &type);
 		if (p->l2len == 0)
 			return -1;
-		p->proto = type;
-		p->halen = 6;
-		memcpy(p->haddr, r + 6, 6);
+		p->a.proto = type;
+		p->a.halen = 6;
+		memcpy(p->a.haddr, r + 6, 6);
 		return 0;
 	case DLT_NULL:
 	case DLT_LOOP:
@@ -116,13 +116,13 @@ parse_link(int dlt, struct pkt *p, size_t caplen)
 		if (caplen < 4)
 			return -1;
 		p->l2len = 4;
-		p->proto = pkt_ip_proto(r + 4, caplen - 4);
+		p->a.proto = pkt_ip_proto(r + 4, caplen - 4);
 		return 0;
 	case DLT_RAW:
 	case DLT_IPV4:
 	case DLT_IPV6:
 		p->l2len = 0;
-		p->proto = pkt_ip_proto(r, caplen);
+		p->a.proto = pkt_ip_proto(r, caplen);
 		return 0;
 	default:
 		return -1;
@@ -204,11 +204,11 @@ stream_in_read(struct stream_in *in, struct pkt *p)
 	memcpy(in->buf, data, h->caplen);
 	p->dlt = in->dlt;
 	p->rec = in->buf;
-	p->ts = h->ts;
-	p->cut = h->len > h->caplen ? h->len - h->caplen : 0;
+	p->a.ts = h->ts;
+	p->a.cut = h->len > h->caplen ? h->len - h->caplen : 0;
 	if (parse_link(in->dlt, p, h->caplen) < 0) {
 		p->l2len = h->caplen;		/* unparseable: all of it is "header" */
-		p->proto = 0;
+		p->a.proto = 0;
 	}
 	p->data = p->rec + p->l2len;
 	p->len = h->caplen - p->l2len;
@@ -515,13 +515,13 @@ fail:
 static void
 sll2_header(uint8_t *hdr, const struct pkt *p)
 {
-	uint16_t hatype = p->hatype ? p->hatype : p->halen == 6 ? ARPHRD_ETHER : ARPHRD_NONE;
-	uint16_t proto = htons(p->proto ? p->proto : pkt_ip_proto(p->data, p->len));
-	uint32_t ifindex = htonl(p->ifindex);
-	uint8_t pkttype = p->dir == DIR_OUT ? SLL_OUTGOING :
-	    p->dir == DIR_IN ? p->pkttype : SLL_HOST;
+	uint16_t hatype = p->a.hatype ? p->a.hatype : p->a.halen == 6 ? ARPHRD_ETHER : ARPHRD_NONE;
+	uint16_t proto = htons(p->a.proto ? p->a.proto : pkt_ip_proto(p->data, p->len));
+	uint32_t ifindex = htonl(p->a.ifindex);
+	uint8_t pkttype = p->a.dir == DIVERT_OUT ? SLL_OUTGOING :
+	    p->a.dir == DIVERT_IN ? p->pkttype : SLL_HOST;
 
-	if (p->dir == DIR_IN && pkttype == SLL_OUTGOING)
+	if (p->a.dir == DIVERT_IN && pkttype == SLL_OUTGOING)
 		pkttype = SLL_HOST;
 	hatype = htons(hatype);
 	memset(hdr, 0, SLL2_HDRLEN);
@@ -529,8 +529,8 @@ sll2_header(uint8_t *hdr, const struct pkt *p)
 	memcpy(hdr + 4, &ifindex, 4);
 	memcpy(hdr + 8, &hatype, 2);
 	hdr[10] = pkttype;
-	hdr[11] = p->halen;
-	memcpy(hdr + 12, p->haddr, p->halen > 8 ? 8 : p->halen);
+	hdr[11] = p->a.halen;
+	memcpy(hdr + 12, p->a.haddr, p->a.halen > 8 ? 8 : p->a.halen);
 }
 
 int
@@ -746,7 +746,7 @@ push(struct stream_out *out)
 int
 stream_out_write(struct stream_out *out, const struct pkt *p)
 {
-	struct pcap_pkthdr h = { .ts = p->ts };
+	struct pcap_pkthdr h = { .ts = p->a.ts };
 	const uint8_t *rec = out->rec;
 	size_t l2len;
 
@@ -776,7 +776,7 @@ stream_out_write(struct stream_out *out, const struct pkt *p)
 	if (out->err != 0)
 		return errno = out->err, -1;
 	h.caplen = (bpf_u_int32)(l2len + p->len);
-	h.len = (bpf_u_int32)(h.caplen + p->cut);
+	h.len = (bpf_u_int32)(h.caplen + p->a.cut);
 	out->pending += PCAP_RECHDR_LEN + h.caplen;	/* before: stdio may flush within */
 	pcap_dump((u_char *)out->dump, &h, rec);
 	if (out->err == 0 && add_record_end(out) < 0)

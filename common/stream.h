@@ -13,30 +13,28 @@
 #include <stdint.h>
 #include <sys/time.h>
 
+#include "divert.h"
+
 #define DLT_SLL2	276		/* LINKTYPE_LINUX_SLL2 */
 #define SLL2_HDRLEN	20
 #define STREAM_SNAPLEN	262144		/* libpcap's largest snapshot length */
 
-enum pkt_dir { DIR_UNKNOWN, DIR_IN, DIR_OUT };
-
 #define SLL_HOST	0		/* SLL packet types, as in <linux/if_packet.h> */
 #define SLL_OUTGOING	4
 
+/*
+ * One record of the stream: the packet's divert address (what the divert
+ * socket says of it: libdivert's), the packet, and the pcap record it came
+ * in (link type, link header) -- the stream's own bookkeeping.
+ */
 struct pkt {
-	struct timeval	ts;
-	int		dir;		/* enum pkt_dir */
-	uint32_t	ifindex;	/* in-interface (IN), out-interface (OUT); 0 unknown */
-	uint16_t	proto;		/* ethertype (ETH_P_IP, ETH_P_IPV6); 0 unparseable */
+	struct divert_addr a;		/* time, direction, interface, ethertype, ... */
+	uint8_t		*data;		/* network-layer packet (rec + l2len as read) */
+	size_t		len;		/* bytes at data (a.cut more on the wire) */
 	uint8_t		pkttype;	/* SLL packet type (SLL_HOST, SLL_OUTGOING, ...) */
-	uint16_t	hatype;		/* ARPHRD_* of the interface; 0 unknown */
-	uint8_t		halen;		/* link-layer source address, when known */
-	uint8_t		haddr[8];
 	int		dlt;		/* link type of rec; 0: no header, build one */
 	uint8_t		*rec;		/* the whole record: link header, then data */
 	size_t		l2len;		/* bytes of link header in rec */
-	uint8_t		*data;		/* network-layer packet (rec + l2len as read) */
-	size_t		len;		/* bytes at data */
-	size_t		cut;		/* wire bytes the capture left out (len < caplen) */
 };
 
 /* Fill the ethertype from the IP version nibble (0 when neither v4 nor v6). */

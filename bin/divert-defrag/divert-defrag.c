@@ -25,7 +25,7 @@
 
 #include <linux/if_ether.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "frag.h"
 #include "reasm.h"
 #include "stream.h"
@@ -68,6 +68,7 @@ struct defrag {
 	/* --fragment */
 	size_t			 mtu;
 	uint32_t		 ident;		/* next IPv6 fragment ID (IPv4 ID 0) */
+	const struct pkt	*splitting;	/* the record frag_split is cutting up */
 	uint64_t		 fitted, split, pieces, df, unsplit;
 };
 
@@ -185,12 +186,17 @@ emit(const struct pkt *p, void *arg)
 		g->written++;
 }
 
+/* One piece of g->splitting: its record, with the fragment for data. */
 static int
-emit_fragment(const struct pkt *p, void *arg)
+emit_fragment(const uint8_t *frag, size_t len, void *arg)
 {
 	struct defrag *g = arg;
+	struct pkt f = *g->splitting;
 
-	emit(p, g);
+	f.data = (uint8_t *)frag;
+	f.len = len;
+	f.a.cut = 0;
+	emit(&f, g);
 	g->pieces++;
 	return g->out_errno != 0;
 }
@@ -218,9 +224,9 @@ ms_since(const struct timespec *t)
 static void
 clock_record(struct defrag *g, const struct pkt *p)
 {
-	uint64_t ts = (uint64_t)p->ts.tv_sec * 1000 + (uint64_t)p->ts.tv_usec / 1000;
+	uint64_t ts = (uint64_t)p->a.ts.tv_sec * 1000 + (uint64_t)p->a.ts.tv_usec / 1000;
 
-	if (p->ts.tv_sec >= 0 && ts > g->clock)
+	if (p->a.ts.tv_sec >= 0 && ts > g->clock)
 		g->clock = ts;
 	clock_gettime(CLOCK_MONOTONIC, &g->ticked);
 }
@@ -287,7 +293,7 @@ split_one(struct defrag *g, const struct pkt *p)
 {
 	int n;
 
-	if (p->cut != 0 || (p->proto != ETH_P_IP && p->proto != ETH_P_IPV6) ||
+	if (p->a.cut != 0 || (p->a.proto != ETH_P_IP && p->a.proto != ETH_P_IPV6) ||
 	    p->len <= g->mtu) {
 		if (p->len > g->mtu)
 			g->unsplit++;
@@ -296,7 +302,8 @@ split_one(struct defrag *g, const struct pkt *p)
 		emit(p, g);
 		return;
 	}
-	n = frag_split(p, g->mtu, g->ident, emit_fragment, g);
+	g->splitting = p;
+	n = frag_split(p->data, p->len, g->mtu, g->ident, emit_fragment, g);
 	if (n > 1) {
 		g->split++;
 		g->ident++;

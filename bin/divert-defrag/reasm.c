@@ -277,14 +277,14 @@ classify(const struct pkt *p, struct fraginfo *fi)
 	memset(fi, 0, sizeof(*fi));
 	if (p->rec != NULL && p->l2len > MAX_L2)
 		return K_UNPARSED;		/* a link header we could not store */
-	if (p->proto == ETH_P_IP)
+	if (p->a.proto == ETH_P_IP)
 		k = parse4(p->data, p->len, fi);
-	else if (p->proto == ETH_P_IPV6)
+	else if (p->a.proto == ETH_P_IPV6)
 		k = parse6(p->data, p->len, fi);
 	else
 		return K_WHOLE;			/* not IP: not ours to judge */
-	fi->key.ifindex = p->ifindex;
-	fi->key.dir = (uint8_t)p->dir;
+	fi->key.ifindex = p->a.ifindex;
+	fi->key.dir = (uint8_t)p->a.dir;
 	return k;
 }
 
@@ -530,15 +530,15 @@ write_through(struct reasm *r, uint32_t f)
 
 	memset(&q, 0, sizeof(q));
 	chain_copy(r, f, 0, r->scratch, m->reclen, 0);
-	q.ts.tv_sec = m->ts_sec;
-	q.ts.tv_usec = m->ts_usec;
-	q.dir = m->dir;
-	q.ifindex = m->ifindex;
-	q.proto = m->proto;
+	q.a.ts.tv_sec = m->ts_sec;
+	q.a.ts.tv_usec = m->ts_usec;
+	q.a.dir = m->dir;
+	q.a.ifindex = m->ifindex;
+	q.a.proto = m->proto;
 	q.pkttype = m->pkttype;
-	q.hatype = m->hatype;
-	q.halen = m->halen;
-	memcpy(q.haddr, m->haddr, sizeof(q.haddr));
+	q.a.hatype = m->hatype;
+	q.a.halen = m->halen;
+	memcpy(q.a.haddr, m->haddr, sizeof(q.a.haddr));
 	q.dlt = m->dlt;
 	q.rec = r->scratch;
 	q.l2len = m->l2len;
@@ -828,21 +828,21 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	m->off = fi->off;
 	m->end = fi->end;
 	m->reclen = (uint32_t)(l2len + fi->iplen);	/* padding after the packet dropped */
-	m->ifindex = p->ifindex;
-	m->ts_sec = p->ts.tv_sec;
-	m->ts_usec = (int32_t)p->ts.tv_usec;
+	m->ifindex = p->a.ifindex;
+	m->ts_sec = p->a.ts.tv_sec;
+	m->ts_usec = (int32_t)p->a.ts.tv_usec;
 	m->l2len = (uint16_t)l2len;
 	m->unfrag = fi->unfrag;
 	m->hdrlen = fi->hdrlen;
 	m->nhoff = fi->nhoff;
 	m->nexthdr = fi->nexthdr;
-	m->proto = p->proto;
-	m->hatype = p->hatype;
+	m->proto = p->a.proto;
+	m->hatype = p->a.hatype;
 	m->dlt = (int16_t)p->dlt;
-	m->dir = (uint8_t)p->dir;
+	m->dir = (uint8_t)p->a.dir;
 	m->pkttype = p->pkttype;
-	m->halen = p->halen;
-	memcpy(m->haddr, p->haddr, sizeof(m->haddr));
+	m->halen = p->a.halen;
+	memcpy(m->haddr, p->a.haddr, sizeof(m->haddr));
 	if (l2len > 0)
 		chain_copy(r, f, 0, p->rec, l2len, 1);
 	chain_copy(r, f, l2len, p->data, fi->iplen, 1);
@@ -973,7 +973,7 @@ dgram_complete(struct reasm *r, uint32_t i, const struct pkt *p)
 	q = *p;
 	q.data = r->buf;
 	q.len = len;
-	q.cut = 0;
+	q.a.cut = 0;
 	r->st.reassembled++;
 	r->st.badsum += badsum;
 	r->out(&q, r->arg);
@@ -1078,7 +1078,7 @@ atomic_complete(struct reasm *r, const struct pkt *p, const struct fraginfo *fi)
 	fix_headers(r, &h, len, 0, 0);
 	q.data = r->buf;
 	q.len = len;
-	q.cut = 0;
+	q.a.cut = 0;
 	r->st.reassembled++;
 	r->st.atomic++;
 	r->out(&q, r->arg);

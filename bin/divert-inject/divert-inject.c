@@ -25,7 +25,7 @@
 
 #include "bytes.h"
 #include "csum.h"
-#include "divert.h"
+#include "tool.h"
 #include "frag.h"
 #include "raw.h"
 #include "stream.h"
@@ -74,7 +74,7 @@ struct injector {
 	struct tun_set		*tun;
 	struct stream_out	*out;		/* -w; NULL without */
 	int			 verbose;
-	int			 force_dir;	/* DIR_IN (--in), DIR_OUT (--out), or 0 */
+	int			 force_dir;	/* DIVERT_IN (--in), DIVERT_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
 	uint32_t		 ident;		/* next fragment identification, IPv4 ID */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
@@ -83,6 +83,7 @@ struct injector {
 	int			 out_errno;	/* -w failed: EPIPE, ENOSPC ... */
 	int			 frag_err;	/* errno of the fragment that failed */
 	int			 fatal;		/* the inbound path cannot be built */
+	const struct pkt	*splitting;	/* the packet frag_split is cutting up */
 	struct { uint32_t index; char name[IF_NAMESIZE]; } names[8];	/* -v's cache */
 };
 
@@ -121,10 +122,10 @@ check_args(const struct args *a, struct injector *ij)
 	if (a->in_iface != NULL) {
 		if ((ij->in_ifindex = if_nametoindex(a->in_iface)) == 0)
 			usage_errx("--in %s: no such interface here", a->in_iface);
-		ij->force_dir = DIR_IN;
+		ij->force_dir = DIVERT_IN;
 	}
 	if (a->out)
-		ij->force_dir = DIR_OUT;
+		ij->force_dir = DIVERT_OUT;
 	if (a->wfile != NULL && same_file(a->rfile, a->wfile))
 		usage_errx("-w %s would overwrite the stream being read: write elsewhere",
 		    a->wfile);
@@ -286,14 +287,14 @@ static void
 show(struct injector *ij, const struct pkt *p, const char *note)
 {
 	char when[16], what[256];
-	time_t sec = p->ts.tv_sec;
+	time_t sec = p->a.ts.tv_sec;
 	struct tm tm;
 
 	localtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	describe(p, what, sizeof(what));
-	fprintf(stderr, "%s.%06ld %s %s %s%s%s\n", when, (long)p->ts.tv_usec,
-	    p->dir == DIR_IN ? "in " : "out", ifname(ij, p->ifindex), what,
+	fprintf(stderr, "%s.%06ld %s %s %s%s%s\n", when, (long)p->a.ts.tv_usec,
+	    p->a.dir == DIVERT_IN ? "in " : "out", ifname(ij, p->a.ifindex), what,
 	    note[0] ? " " : "", note);
 }
 
@@ -317,7 +318,7 @@ injected(struct injector *ij, const struct pkt *p, int nfrag)
 	char note[32] = "";
 
 	ij->injected++;
-	if (p->dir == DIR_IN)
+	if (p->a.dir == DIVERT_IN)
 		ij->in_n++;
 	else
 		ij->out_n++;
@@ -377,17 +378,17 @@ fix_packet(struct pkt *p, char *why, size_t whylen)
 	int v = p->len > 0 ? ip[0] >> 4 : 0;
 	size_t hl, n;
 
-	p->proto = p->proto ? p->proto : pkt_ip_proto(p->data, p->len);
-	if (p->proto != ETH_P_IP && p->proto != ETH_P_IPV6) {
-		snprintf(why, whylen, "not an IPv4 or IPv6 packet (ethertype 0x%04x)", p->proto);
+	p->a.proto = p->a.proto ? p->a.proto : pkt_ip_proto(p->data, p->len);
+	if (p->a.proto != ETH_P_IP && p->a.proto != ETH_P_IPV6) {
+		snprintf(why, whylen, "not an IPv4 or IPv6 packet (ethertype 0x%04x)", p->a.proto);
 		return R_NOTIP;
 	}
-	if (v != (p->proto == ETH_P_IP ? 4 : 6)) {
-		snprintf(why, whylen, "IP version %d in a record of ethertype 0x%04x", v, p->proto);
+	if (v != (p->a.proto == ETH_P_IP ? 4 : 6)) {
+		snprintf(why, whylen, "IP version %d in a record of ethertype 0x%04x", v, p->a.proto);
 		return R_MALFORMED;
 	}
-	if (p->cut != 0) {
-		snprintf(why, whylen, "the capture kept %zu of its %zu bytes", p->len, p->len + p->cut);
+	if (p->a.cut != 0) {
+		snprintf(why, whylen, "the capture kept %zu of its %zu bytes", p->len, p->len + p->a.cut);
 		return R_CUT;
 	}
 	if (v == 4) {
@@ -426,9 +427,14 @@ fix_packet(struct pkt *p, char *why, size_t whylen)
 
 /* Each fragment of an oversized packet goes out at once, and to -w. */
 static int
-send_fragment(const struct pkt *f, void *arg)
+send_fragment(const uint8_t *frag, size_t len, void *arg)
 {
 	struct injector *ij = arg;
+	struct pkt piece = *ij->splitting, *f = &piece;
+
+	f->data = (uint8_t *)frag;
+	f->len = len;
+	f->a.cut = 0;
 
 	if ((ij->frag_err = raw_send(ij->raw, f)) != 0)
 		return 1;
@@ -450,7 +456,8 @@ too_big(struct injector *ij, const struct pkt *p)
 		return;
 	}
 	ij->frag_err = 0;
-	n = frag_split(p, (size_t)mtu, ij->ident++, send_fragment, ij);
+	ij->splitting = p;
+	n = frag_split(p->data, p->len, (size_t)mtu, ij->ident++, send_fragment, ij);
 	if (n > 1) {
 		injected(ij, p, n);
 	} else if (n == 1) {
@@ -499,13 +506,13 @@ sent(const struct pkt *p, int err, void *arg)
 static void
 aim(struct injector *ij, struct pkt *p)
 {
-	int dir = ij->force_dir ? ij->force_dir : p->dir == DIR_IN ? DIR_IN : DIR_OUT;
+	int dir = ij->force_dir ? ij->force_dir : p->a.dir == DIVERT_IN ? DIVERT_IN : DIVERT_OUT;
 
-	if (dir == DIR_IN && ij->in_ifindex != 0)
-		p->ifindex = ij->in_ifindex;
-	else if (dir != p->dir)
-		p->ifindex = 0;		/* the record's interface meant the other way */
-	p->dir = dir;
+	if (dir == DIVERT_IN && ij->in_ifindex != 0)
+		p->a.ifindex = ij->in_ifindex;
+	else if (dir != p->a.dir)
+		p->a.ifindex = 0;		/* the record's interface meant the other way */
+	p->a.dir = dir;
 	p->dlt = 0;			/* metadata changed: -w builds the SLL2 header anew */
 }
 
@@ -539,11 +546,11 @@ inject_inbound(struct injector *ij, struct pkt *p)
 {
 	char why[512];
 
-	if (p->ifindex == 0) {
+	if (p->a.ifindex == 0) {
 		refuse(ij, p, R_NOIF, "inbound, but the record names no interface: use --in IFACE");
 		return;
 	}
-	switch (tun_inject(ij->tun, &p->ifindex, p->data, p->len, why, sizeof(why))) {
+	switch (tun_inject(ij->tun, &p->a.ifindex, p->data, p->len, why, sizeof(why))) {
 	case TUN_OK:
 		injected(ij, p, 0);
 		break;
@@ -595,7 +602,7 @@ inject(struct injector *ij, struct pkt *p)
 		return;
 	}
 	aim(ij, p);
-	if (p->dir == DIR_OUT) {
+	if (p->a.dir == DIVERT_OUT) {
 		fill_ipv4_id(ij, p);
 		raw_queue(ij->raw, p);
 		return;

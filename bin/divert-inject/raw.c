@@ -215,14 +215,14 @@ link_scope(struct raw *r, const struct pkt *p, const struct in6_addr *dst)
 	struct in6_addr src;
 	uint32_t index;
 
-	if (p->ifindex != 0 && p->ifindex != LOOPBACK_INDEX)
-		return p->ifindex;
+	if (p->a.ifindex != 0 && p->a.ifindex != LOOPBACK_INDEX)
+		return p->a.ifindex;
 	if ((index = cached_owner(r, dst)) != 0)
 		return index;
 	memcpy(&src, p->data + 8, 16);
 	if (IN6_IS_ADDR_LINKLOCAL(&src) && (index = cached_owner(r, &src)) != 0)
 		return index;
-	return p->ifindex;
+	return p->a.ifindex;
 }
 
 /* p's destination as a socket address (a link-scoped IPv6 one with its interface). */
@@ -388,12 +388,12 @@ static void
 leave_by(struct msghdr *m, char *buf, size_t size, const struct pkt *p)
 {
 	const uint8_t *dst = p->data + 16;
-	struct in_pktinfo info = { .ipi_ifindex = (int)p->ifindex };
+	struct in_pktinfo info = { .ipi_ifindex = (int)p->a.ifindex };
 	struct cmsghdr *c;
 
 	m->msg_control = NULL;
 	m->msg_controllen = 0;
-	if (p->data[0] >> 4 != 4 || p->ifindex == 0 || p->ifindex == LOOPBACK_INDEX ||
+	if (p->data[0] >> 4 != 4 || p->a.ifindex == 0 || p->a.ifindex == LOOPBACK_INDEX ||
 	    !((dst[0] & 0xf0) == 0xe0 || memcmp(dst, "\xff\xff\xff\xff", 4) == 0))
 		return;
 	m->msg_control = buf;

@@ -18,7 +18,7 @@
 #include <pcap/pcap.h>
 #include <linux/netfilter.h>	/* after libc's netinet/in.h, which pcap.h pulls in */
 
-#include "divert.h"
+#include "tool.h"
 #include "owner.h"
 #include "queue.h"
 #include "rule.h"
@@ -98,7 +98,7 @@ static const struct argp argp = { options, parse_opt, "PORT",
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
-check_args(const struct args *a, struct listener *l, struct divert_rule *r,
+check_args(const struct args *a, struct listener *l, struct rule_spec *r,
     long *port)
 {
 	char why[256];
@@ -149,7 +149,7 @@ catch_signals(sigset_t *stopsigs)
 }
 
 /* The --rule we added, removed at any exit (err() included) by remove_rule. */
-static struct divert_rule *added_rule;
+static struct rule_spec *added_rule;
 static const char *added_spec;
 
 static void
@@ -193,7 +193,7 @@ bind_failed(long port, int err)
 }
 
 static int
-feeds_port(const struct divert_rule *r, void *arg)
+feeds_port(const struct rule_spec *r, void *arg)
 {
 	long port = *(long *)arg;
 
@@ -410,7 +410,7 @@ main(int argc, char **argv)
 	static struct listener listener;	/* large: not on the stack */
 	struct listener *l = &listener;
 	struct args a = { 0 };
-	static struct divert_rule r;	/* static: remove_rule() may run from exit() */
+	static struct rule_spec r;	/* static: remove_rule() may run from exit() */
 	sigset_t stopsigs;
 	char why[256];
 	long port;

@@ -10,7 +10,7 @@
 #include <linux/capability.h>
 #include <linux/netlink.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "owner.h"
 
 /* The netlink portid that bound queue num; 0 when the queue is not bound. */

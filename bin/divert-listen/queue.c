@@ -12,7 +12,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <sys/socket.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "queue.h"
 
 #define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
@@ -89,28 +89,28 @@ packet_meta(struct nlattr **attr, struct pkt *p)
 	int dev;
 
 	/* Forwarded packets count as outgoing, on their out-interface (DESIGN). */
-	p->dir = ph->hook <= NF_INET_LOCAL_IN ? DIR_IN : DIR_OUT;
-	p->pkttype = p->dir == DIR_OUT ? SLL_OUTGOING : SLL_HOST;
-	dev = p->dir == DIR_IN ? NFQA_IFINDEX_INDEV : NFQA_IFINDEX_OUTDEV;
+	p->a.dir = ph->hook <= NF_INET_LOCAL_IN ? DIVERT_IN : DIVERT_OUT;
+	p->pkttype = p->a.dir == DIVERT_OUT ? SLL_OUTGOING : SLL_HOST;
+	dev = p->a.dir == DIVERT_IN ? NFQA_IFINDEX_INDEV : NFQA_IFINDEX_OUTDEV;
 	if (attr[dev] != NULL)
-		p->ifindex = ntohl(mnl_attr_get_u32(attr[dev]));
-	p->proto = ntohs(ph->hw_protocol);
-	if (p->proto == 0)
-		p->proto = pkt_ip_proto(p->data, p->len);
-	if (attr[NFQA_HWADDR] != NULL && p->dir == DIR_IN) {
+		p->a.ifindex = ntohl(mnl_attr_get_u32(attr[dev]));
+	p->a.proto = ntohs(ph->hw_protocol);
+	if (p->a.proto == 0)
+		p->a.proto = pkt_ip_proto(p->data, p->len);
+	if (attr[NFQA_HWADDR] != NULL && p->a.dir == DIVERT_IN) {
 		hw = mnl_attr_get_payload(attr[NFQA_HWADDR]);
-		p->halen = ntohs(hw->hw_addrlen) > 8 ? 8 : (uint8_t)ntohs(hw->hw_addrlen);
-		memcpy(p->haddr, hw->hw_addr, p->halen);
+		p->a.halen = ntohs(hw->hw_addrlen) > 8 ? 8 : (uint8_t)ntohs(hw->hw_addrlen);
+		memcpy(p->a.haddr, hw->hw_addr, p->a.halen);
 	}
 	if (attr[NFQA_TIMESTAMP] != NULL) {
 		/* Attributes are only 4-byte aligned: copy the 64-bit fields out. */
 		memcpy(&ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
-		p->ts.tv_sec = (time_t)be64toh(ts.sec);
-		p->ts.tv_usec = (suseconds_t)be64toh(ts.usec);
+		p->a.ts.tv_sec = (time_t)be64toh(ts.sec);
+		p->a.ts.tv_usec = (suseconds_t)be64toh(ts.usec);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &now);
-		p->ts.tv_sec = now.tv_sec;
-		p->ts.tv_usec = now.tv_nsec / 1000;
+		p->a.ts.tv_sec = now.tv_sec;
+		p->a.ts.tv_usec = now.tv_nsec / 1000;
 	}
 }
 
@@ -131,7 +131,7 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	/* Longer than the copy range (a 64 KiB IPv6 packet on lo): say so. */
 	if (attr[NFQA_CAP_LEN] != NULL && ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) > p.len)
-		p.cut = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) - p.len;
+		p.a.cut = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) - p.len;
 	packet_meta(attr, &p);
 	ctx->cb(ntohl(ph->packet_id), &p, ctx->arg);
 	return MNL_CB_OK;

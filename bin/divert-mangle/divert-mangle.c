@@ -22,7 +22,7 @@
 #include <linux/if_ether.h>
 #include <pcap/pcap.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "edit.h"
 #include "stream.h"
 
@@ -226,7 +226,7 @@ matches(const struct mangler *m, const struct pkt *p)
 	struct pcap_pkthdr h;
 
 	h.caplen = (bpf_u_int32)(p->l2len + p->len);
-	h.len = (bpf_u_int32)(h.caplen + p->cut);
+	h.len = (bpf_u_int32)(h.caplen + p->a.cut);
 	return pcap_offline_filter(&m->prog, &h, p->rec) != 0;
 }
 
@@ -261,7 +261,7 @@ ip_offset(const struct pkt *p)
 	uint16_t type;
 	int v;
 
-	if (p->proto == ETH_P_MPLS_UC || p->proto == ETH_P_MPLS_MC) {
+	if (p->a.proto == ETH_P_MPLS_UC || p->a.proto == ETH_P_MPLS_MC) {
 		do {
 			if ((off += 4) > p->len)
 				return -1;
@@ -281,8 +281,8 @@ ip_offset(const struct pkt *p)
 	if (off >= p->len)
 		return -1;
 	v = p->data[off] >> 4;
-	if (p->proto == ETH_P_IP || p->proto == ETH_P_IPV6)
-		return v == (p->proto == ETH_P_IP ? 4 : 6) ? (long)off : -1;
+	if (p->a.proto == ETH_P_IP || p->a.proto == ETH_P_IPV6)
+		return v == (p->a.proto == ETH_P_IP ? 4 : 6) ? (long)off : -1;
 	return v == 4 || v == 6 ? (long)off : -2;
 }
 
@@ -308,8 +308,8 @@ handle(struct mangler *m, struct pkt *p)
 		m->dropped++;
 		return 0;
 	}
-	if (!carries_ip(p->proto)) {
-		if (p->proto == 0)
+	if (!carries_ip(p->a.proto)) {
+		if (p->a.proto == 0)
 			m->unparseable++;	/* link header or IP version unreadable */
 		else
 			m->passed++;		/* ARP and the like: not ours to edit */
@@ -324,7 +324,7 @@ handle(struct mangler *m, struct pkt *p)
 		return 1;
 	}
 	switch (off < 0 ? MANGLE_BAD : mangle(&m->e, p->data + off, p->len - (size_t)off,
-	    p->cut, &skipped)) {
+	    p->a.cut, &skipped)) {
 	case MANGLE_EDITED: m->edited++; break;
 	case MANGLE_SAME: m->passed++; break;
 	default: m->unparseable++; break;

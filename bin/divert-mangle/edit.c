@@ -7,7 +7,7 @@
 
 #include "bytes.h"
 #include "csum.h"
-#include "divert.h"
+#include "tool.h"
 #include "edit.h"
 
 #define PROTO_HIP	139		/* IPv6 extension headers <netinet/in.h> lacks */

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "divert.h"
+#include "tool.h"
 #include "rule.h"
 
 const char *argp_program_version = "divert-rule (divert) " DIVERT_VERSION;
@@ -29,7 +29,7 @@ struct args {
 	char			**words;	/* CHAIN [PROTO] PORT */
 	int			 nwords;
 	int			 in_comment;	/* after a word "#" */
-	struct divert_rule	 rule;
+	struct rule_spec	 rule;
 };
 
 static const struct argp_option options[] = {
@@ -112,7 +112,7 @@ static const struct argp argp = {
 
 /* "CHAIN [PROTO] PORT [options]", or "--handle N", as it was asked for. */
 static void
-describe(const struct divert_rule *r, char *buf, size_t len)
+describe(const struct rule_spec *r, char *buf, size_t len)
 {
 	int n = rule_format(r, buf, len);
 
@@ -123,7 +123,7 @@ describe(const struct divert_rule *r, char *buf, size_t len)
 
 /* Rule options were given: a blank rule renders as nothing at all. */
 static int
-has_rule_options(const struct divert_rule *r)
+has_rule_options(const struct rule_spec *r)
 {
 	char text[RULE_TEXT_MAX];
 
@@ -188,7 +188,7 @@ do_del(struct args *a)
 }
 
 static const char *
-listener_text(const struct divert_rule *r)
+listener_text(const struct rule_spec *r)
 {
 	switch (rule_has_listener(r)) {
 	case 1:
@@ -202,7 +202,7 @@ listener_text(const struct divert_rule *r)
 
 /* The rule as `add' takes it, then a comment that add and del skip. */
 static int
-print_rule(const struct divert_rule *r, void *arg)
+print_rule(const struct rule_spec *r, void *arg)
 {
 	char text[RULE_TEXT_MAX];
 

@@ -23,7 +23,8 @@
 #include "frag.h"
 
 struct seen {
-	const struct pkt *in;
+	const uint8_t	*in;		/* the packet split, inlen bytes */
+	size_t		inlen;
 	size_t		mtu;
 	int		n;
 	size_t		next_off;	/* fragment offset the next one must have */
@@ -83,22 +84,22 @@ check6(struct seen *s, const uint8_t *d, size_t len)
 }
 
 static int
-frag_cb(const struct pkt *f, void *arg)
+frag_cb(const uint8_t *f, size_t len, void *arg)
 {
 	struct seen *s = arg;
 	size_t i;
 
-	for (i = 0; i < f->len; i++)		/* every byte readable */
-		sink ^= f->data[i];
-	if (f->data == s->in->data) {		/* it fitted: handed over unchanged */
-		if (s->n != 0 || f->len != s->in->len || f->len > s->mtu)
+	for (i = 0; i < len; i++)		/* every byte readable */
+		sink ^= f[i];
+	if (f == s->in) {			/* it fitted: handed over unchanged */
+		if (s->n != 0 || len != s->inlen || len > s->mtu)
 			abort();
-	} else if (f->len > s->mtu || f->len > FRAG_MAX) {
+	} else if (len > s->mtu || len > FRAG_MAX) {
 		abort();
-	} else if ((f->data[0] >> 4) == 4) {
-		check4(s, f->data, f->len);
+	} else if ((f[0] >> 4) == 4) {
+		check4(s, f, len);
 	} else {
-		check6(s, f->data, f->len);
+		check6(s, f, len);
 	}
 	s->n++;
 	return 0;
@@ -109,8 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pkt p = { .dir = DIR_OUT, .ifindex = 1 };
-	struct seen s = { .in = &p };
+	struct seen s = { 0 };
 	size_t len;
 	uint8_t *buf;
 	int rc, v6;
@@ -127,11 +127,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data + 7, size - 7);
 	if (len > 0)
 		buf[0] = (uint8_t)((v6 ? 0x60 : 0x40) | (buf[0] & 0x0f));
-	p.data = buf;
-	p.len = len;
+	s.in = buf;
+	s.inlen = len;
 	if (!v6 && len >= 20)			/* a fragment split again keeps its offset */
 		s.next_off = (size_t)(get16(buf + 6) & IP_OFFMASK) * 8;
-	rc = frag_split(&p, s.mtu, get32(data + 3), frag_cb, &s);
+	rc = frag_split(buf, len, s.mtu, get32(data + 3), frag_cb, &s);
 	if (rc >= 0 && rc != s.n)
 		abort();
 	/* Split (not just handed over): the payload adds up. */

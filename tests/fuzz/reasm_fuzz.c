@@ -70,7 +70,7 @@ static void
 feed(const uint8_t *d, size_t len, uint8_t flags, unsigned k, uint64_t now)
 {
 	size_t l2 = l2lens[(flags >> 2) & 3];
-	struct pkt p = { .dir = DIR_IN, .ifindex = flags & 0x80 ? 2 : 1 };
+	struct pkt p = { .a.dir = DIVERT_IN, .a.ifindex = flags & 0x80 ? 2 : 1 };
 	uint8_t *rec;
 	int v6 = flags & 1;
 
@@ -78,7 +78,7 @@ feed(const uint8_t *d, size_t len, uint8_t flags, unsigned k, uint64_t now)
 		abort();
 	memset(rec, 0xee, l2);
 	memcpy(rec + l2, d, len);
-	p.proto = v6 ? ETH_P_IPV6 : ETH_P_IP;
+	p.a.proto = v6 ? ETH_P_IPV6 : ETH_P_IP;
 	p.rec = l2 ? rec : NULL;
 	p.l2len = l2;
 	p.data = rec + l2;

@@ -25,7 +25,7 @@ collect(const struct pkt *p, void *arg)
 	if (got.n < MAXOUT) {
 		memcpy(got.data[got.n], p->data, p->len);
 		got.len[got.n] = p->len;
-		got.usec[got.n] = p->ts.tv_usec;
+		got.usec[got.n] = p->a.ts.tv_usec;
 	}
 	got.n++;
 }
@@ -59,7 +59,7 @@ make4(uint16_t id, size_t plen)
 static struct pkt
 frag4(size_t total, size_t off, size_t n, long usec)
 {
-	struct pkt p = { .proto = ETH_P_IP, .dir = DIR_IN, .ifindex = 3 };
+	struct pkt p = { .a.proto = ETH_P_IP, .a.dir = DIVERT_IN, .a.ifindex = 3 };
 
 	memcpy(fbuf, orig, 20);
 	memcpy(fbuf + 20, orig + 20 + off, n);
@@ -69,7 +69,7 @@ frag4(size_t total, size_t off, size_t n, long usec)
 	put16(fbuf + 10, csum(fbuf, 20));
 	p.data = fbuf;
 	p.len = 20 + n;
-	p.ts.tv_usec = usec;
+	p.a.ts.tv_usec = usec;
 	return p;
 }
 
@@ -121,9 +121,9 @@ test_pass_through(void)
 {
 	size_t len = make4(8, 100);
 	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
-	struct pkt p = { .proto = ETH_P_IP, .data = orig, .len = len };
-	struct pkt junk = { .proto = ETH_P_IP, .data = orig, .len = 10 };
-	struct pkt arp = { .proto = ETH_P_ARP, .data = orig, .len = 28 };
+	struct pkt p = { .a.proto = ETH_P_IP, .data = orig, .len = len };
+	struct pkt junk = { .a.proto = ETH_P_IP, .data = orig, .len = 10 };
+	struct pkt arp = { .a.proto = ETH_P_ARP, .data = orig, .len = 28 };
 
 	reasm_input(r, &p, 0);
 	ok(got.n == 1 && same_as_orig(0, len), "a whole packet goes out at once, unchanged");
@@ -523,7 +523,7 @@ test_v6(void)
 	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
 	uint8_t whole[40 + 8 + 8 + 2000], f[40 + 8 + 8 + 1008];
 	size_t off, n, i;
-	struct pkt p = { .proto = ETH_P_IPV6 };
+	struct pkt p = { .a.proto = ETH_P_IPV6 };
 
 	memset(whole, 0, sizeof(whole));
 	whole[0] = 0x60;

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-#include "divert.h"
+#include "tool.h"
 
 #include "stream.h"
 #include "tap.h"
@@ -76,31 +76,31 @@ test_link_types(void)
 	struct stream_in *in;
 	struct pkt p;
 
-	ok(read_one(DLT_SLL2, sll2, 20, &p, &in) == 1 && p.dir == DIR_OUT &&
-	    p.ifindex == 7 && p.proto == ETH_P_IP && p.len == sizeof(ip4) &&
+	ok(read_one(DLT_SLL2, sll2, 20, &p, &in) == 1 && p.a.dir == DIVERT_OUT &&
+	    p.a.ifindex == 7 && p.a.proto == ETH_P_IP && p.len == sizeof(ip4) &&
 	    memcmp(p.data, ip4, sizeof(ip4)) == 0, "SLL2: direction, ifindex, protocol, data");
 	ok(stream_in_read(in, &p) == 0, "SLL2: clean end of stream");
 	stream_in_close(in);
 
-	ok(read_one(DLT_LINUX_SLL, sll, 16, &p, &in) == 1 && p.dir == DIR_IN &&
-	    p.halen == 6 && p.haddr[5] == 6 && p.proto == ETH_P_IP && p.l2len == 16,
+	ok(read_one(DLT_LINUX_SLL, sll, 16, &p, &in) == 1 && p.a.dir == DIVERT_IN &&
+	    p.a.halen == 6 && p.a.haddr[5] == 6 && p.a.proto == ETH_P_IP && p.l2len == 16,
 	    "SLL: inbound with source MAC");
 	stream_in_close(in);
 
-	ok(read_one(DLT_EN10MB, eth, 22, &p, &in) == 1 && p.dir == DIR_UNKNOWN &&
-	    p.l2len == 22 && p.proto == ETH_P_IP && memcmp(p.data, ip4, 20) == 0,
+	ok(read_one(DLT_EN10MB, eth, 22, &p, &in) == 1 && p.a.dir == DIVERT_DIR_UNKNOWN &&
+	    p.l2len == 22 && p.a.proto == ETH_P_IP && memcmp(p.data, ip4, 20) == 0,
 	    "EN10MB: two VLAN tags skipped");
 	stream_in_close(in);
 
-	ok(read_one(DLT_NULL, null, 4, &p, &in) == 1 && p.proto == ETH_P_IP && p.l2len == 4,
+	ok(read_one(DLT_NULL, null, 4, &p, &in) == 1 && p.a.proto == ETH_P_IP && p.l2len == 4,
 	    "NULL: IPv4 after the family word");
 	stream_in_close(in);
 
-	ok(read_one(DLT_RAW, NULL, 0, &p, &in) == 1 && p.proto == ETH_P_IP && p.l2len == 0 &&
-	    p.dir == DIR_UNKNOWN, "RAW: IPv4, no direction");
+	ok(read_one(DLT_RAW, NULL, 0, &p, &in) == 1 && p.a.proto == ETH_P_IP && p.l2len == 0 &&
+	    p.a.dir == DIVERT_DIR_UNKNOWN, "RAW: IPv4, no direction");
 	stream_in_close(in);
 
-	ok(read_one(DLT_IPV4, NULL, 0, &p, &in) == 1 && p.proto == ETH_P_IP, "IPV4 link type");
+	ok(read_one(DLT_IPV4, NULL, 0, &p, &in) == 1 && p.a.proto == ETH_P_IP, "IPV4 link type");
 	stream_in_close(in);
 
 	{
@@ -109,9 +109,9 @@ test_link_types(void)
 
 		write_capture(DLT_SLL2, recs, lens, 2);
 		in = open_capture();
-		ok(stream_in_read(in, &p) == 1 && p.proto == 0 && p.len == 0 &&
+		ok(stream_in_read(in, &p) == 1 && p.a.proto == 0 && p.len == 0 &&
 		    p.l2len == 12, "SLL2 record shorter than its header: whole, unparseable");
-		ok(stream_in_read(in, &p) == 1 && p.proto == ETH_P_IP && p.len == 0,
+		ok(stream_in_read(in, &p) == 1 && p.a.proto == ETH_P_IP && p.len == 0,
 		    "the stream goes on after it");
 		stream_in_close(in);
 	}
@@ -124,23 +124,23 @@ test_write_sll2(void)
 	char err[256];
 	struct stream_out *out = stream_out_open(path, DLT_SLL2, err, sizeof(err));
 	struct stream_in *in;
-	struct pkt p = { .dir = DIR_IN, .ifindex = 42, .halen = 6,
-		.haddr = { 2, 0, 0, 0, 0, 9 }, .data = (uint8_t *)ip6, .len = sizeof(ip6) };
+	struct pkt p = { .a.dir = DIVERT_IN, .a.ifindex = 42, .a.halen = 6,
+		.a.haddr = { 2, 0, 0, 0, 0, 9 }, .data = (uint8_t *)ip6, .len = sizeof(ip6) };
 	struct pkt q;
 
 	ok(out != NULL, "open an SLL2 output");
 	ok(stream_out_write(out, &p) == 0, "write an inbound IPv6 record");
-	p.dir = DIR_OUT, p.ifindex = 3, p.halen = 0, p.data = (uint8_t *)ip4, p.len = sizeof(ip4);
+	p.a.dir = DIVERT_OUT, p.a.ifindex = 3, p.a.halen = 0, p.data = (uint8_t *)ip4, p.len = sizeof(ip4);
 	ok(stream_out_write(out, &p) == 0, "write an outbound IPv4 record");
 	ok(stream_out_close(out) == 0, "close the output");
 
 	in = open_capture();
 	ok(in != NULL && stream_in_linktype(in) == DLT_SLL2, "read it back as SLL2");
-	ok(stream_in_read(in, &q) == 1 && q.dir == DIR_IN && q.ifindex == 42 &&
-	    q.proto == ETH_P_IPV6 && q.pkttype == SLL_HOST && q.halen == 6 &&
-	    q.haddr[5] == 9 && q.len == sizeof(ip6), "inbound record's metadata survives");
-	ok(stream_in_read(in, &q) == 1 && q.dir == DIR_OUT && q.ifindex == 3 &&
-	    q.proto == ETH_P_IP && q.pkttype == SLL_OUTGOING &&
+	ok(stream_in_read(in, &q) == 1 && q.a.dir == DIVERT_IN && q.a.ifindex == 42 &&
+	    q.a.proto == ETH_P_IPV6 && q.pkttype == SLL_HOST && q.a.halen == 6 &&
+	    q.a.haddr[5] == 9 && q.len == sizeof(ip6), "inbound record's metadata survives");
+	ok(stream_in_read(in, &q) == 1 && q.a.dir == DIVERT_OUT && q.a.ifindex == 3 &&
+	    q.a.proto == ETH_P_IP && q.pkttype == SLL_OUTGOING &&
 	    memcmp(q.data, ip4, sizeof(ip4)) == 0, "outbound record's metadata survives");
 	stream_in_close(in);
 }
@@ -242,7 +242,7 @@ test_stop_on_record_boundary(void)
 {
 	static uint8_t data[65000], img[8 << 20];
 	char err[256], dev[64];
-	struct pkt p = { .dir = DIR_OUT, .data = data };
+	struct pkt p = { .a.dir = DIVERT_OUT, .data = data };
 	struct stream_out *out;
 	int round, fds[2], wrote_all, broken = 0, short_count = 0, uncut = 0;
 	size_t got;

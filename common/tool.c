@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "divert.h"
+#include "tool.h"
 
 const char *argp_program_bug_address = "the divert issue tracker";
 volatile sig_atomic_t divert_stop;

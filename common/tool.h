@@ -1,9 +1,9 @@
 /*
- * divert.h - what every divert tool agrees on: names, defaults, exit codes,
+ * tool.h - what every divert tool agrees on: names, defaults, exit codes,
  * and the small helpers each main() uses to report problems.
  */
-#ifndef DIVERT_H
-#define DIVERT_H
+#ifndef DIVERT_TOOL_H
+#define DIVERT_TOOL_H
 
 #include <signal.h>
 #include <stdint.h>

@@ -1,0 +1,305 @@
+/*
+ * divert.h - libdivert: BSD divert sockets on Linux.
+ *
+ * A divert rule (nftables, NFQUEUE) takes matching packets out of the IP
+ * stack and hands them to a divert port.  A handle bound to that port
+ * receives them with their divert address (direction, interface, port,
+ * packet id, mark, hook); the program may send them back, changed or not,
+ * outbound or inbound as if they arrived on an interface, or give each a
+ * verdict in place.  See divert(3).
+ *
+ * Every function reports errors by return value and errno, with words in
+ * the handle's error buffer (divert_geterr) or in the errbuf the caller
+ * passes (DIVERT_ERRBUF_SIZE bytes): the library never prints, never
+ * exits, and keeps no global state.
+ */
+#ifndef LIBDIVERT_H
+#define LIBDIVERT_H
+
+#include <net/if.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What this header declares is the library's interface; the rest is hidden. */
+#pragma GCC visibility push(default)
+
+#define DIVERT_VERSION		"0.1"
+#define DIVERT_ERRBUF_SIZE	256
+#define DIVERT_TABLE		"divert"	/* the nftables table (inet) rules live in */
+
+/*
+ * Loop avoidance: packets a handle sends carry this mark bit, and divert
+ * rules only take packets that lack it.  Programs and rules must agree on
+ * the bit; the tools take it from the DIVERT_MARK environment variable.
+ */
+#define DIVERT_MARK_DEFAULT	0x20000000u
+
+#define DIVERT_PORT_NONE	(-1)	/* divert_open: a handle that only sends */
+#define DIVERT_BATCH		64	/* packets per receive, and per send batch */
+#define DIVERT_QUEUE_MAXLEN	8192	/* packets the kernel holds for one port */
+
+enum divert_dir {
+	DIVERT_DIR_UNKNOWN = 0,
+	DIVERT_IN = 1,		/* arriving: the in-interface is ifindex */
+	DIVERT_OUT = 2,		/* leaving (forwarded too): the out-interface */
+};
+
+/* The netfilter hook a packet was taken at (NF_INET_* numbering). */
+enum divert_hook {
+	DIVERT_HOOK_PREROUTING = 0,
+	DIVERT_HOOK_INPUT = 1,
+	DIVERT_HOOK_FORWARD = 2,
+	DIVERT_HOOK_OUTPUT = 3,
+	DIVERT_HOOK_POSTROUTING = 4,
+	DIVERT_HOOK_UNKNOWN = 255,
+};
+
+/*
+ * A packet's divert address: what divert(4)'s sockaddr said of it, and what
+ * a program needs to hand the kernel back its own packet.
+ */
+struct divert_addr {
+	struct timeval	ts;		/* when the kernel queued it (or was given it) */
+	uint8_t		dir;		/* enum divert_dir */
+	uint8_t		hook;		/* enum divert_hook */
+	uint16_t	port;		/* divert port it came from */
+	uint32_t	id;		/* packet id in that port's queue (verdicts) */
+	uint32_t	ifindex;	/* in-interface (IN), out-interface (OUT); 0 none */
+	uint32_t	other_ifindex;	/* a forwarded packet's in-interface; 0 none */
+	uint32_t	mark;		/* the packet's mark (skb->mark) */
+	uint16_t	proto;		/* ethertype: 0x0800, 0x86dd; 0 unknown */
+	uint16_t	hatype;		/* ARPHRD_* of the link address; 0 unknown */
+	uint8_t		halen;		/* link-layer source address (inbound), when known */
+	uint8_t		haddr[8];
+	uint32_t	cut;		/* bytes of the packet the kernel did not copy */
+	char		ifname[IF_NAMESIZE];	/* ifindex's name; "" unknown */
+};
+
+struct divert;
+
+/*
+ * Bind divert port (0..65535), or DIVERT_PORT_NONE for a handle that only
+ * sends.  Packets the handle sends carry mark (loop avoidance).  flags:
+ * DIVERT_HOLD makes received packets wait for the program's verdict
+ * (divert_verdict) instead of being taken out of the stack when received.
+ * NULL with errno set and words in errbuf (EPERM: not root, or the port is
+ * bound by another socket).
+ */
+#define DIVERT_HOLD	0x1
+struct divert *divert_open(int port, uint32_t mark, unsigned flags, char *errbuf);
+
+/* The port's netlink socket, for poll() (POLLIN: packets ready); -1 send-only. */
+int divert_fd(const struct divert *h);
+
+/* Words for the handle's last error. */
+const char *divert_geterr(const struct divert *h);
+
+/*
+ * Unbind and close: the kernel drops what is still queued (as divert(4)),
+ * held packets included; inbound devices go away.
+ */
+void divert_close(struct divert *h);
+
+/*
+ * Receiving.  divert_dispatch hands every packet that is ready (at most
+ * DIVERT_BATCH, never waiting) to cb, zero copy: pkt points into the
+ * handle's buffers and may be edited in place, until cb returns.  cb's
+ * return value is the packet's verdict: DIVERT_DROP (the program has it,
+ * as divert(4)), DIVERT_ACCEPT (let it go on), or DIVERT_HOLD_IT (the
+ * program answers later with divert_verdict).  Returns the number of
+ * packets, 0 when none was ready, -1 on error (ENOBUFS: the kernel dropped
+ * some for want of room; counted, go on).  Verdicts are sent before it
+ * returns.
+ */
+enum divert_verdict { DIVERT_DROP = 0, DIVERT_ACCEPT = 1, DIVERT_HOLD_IT = 2 };
+typedef int (*divert_cb)(const struct divert_addr *from, uint8_t *pkt, size_t len,
+    void *arg);
+int divert_dispatch(struct divert *h, divert_cb cb, void *arg);
+
+/*
+ * Receive one packet, copying (as recvfrom(2) on a divert socket): waits
+ * unless the handle's fd is non-blocking.  Copies at most size bytes into
+ * buf and returns the packet's length (more than size: cut), -1 on error
+ * (EAGAIN: nothing ready).  Without DIVERT_HOLD the packet is the
+ * program's: taken out of the stack.
+ */
+ssize_t divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from);
+
+/*
+ * Verdicts for held packets (DIVERT_HOLD, DIVERT_HOLD_IT): DIVERT_DROP, or
+ * DIVERT_ACCEPT with pkt (len bytes) as its new contents (NULL: unchanged).
+ * The packet goes on from where the kernel took it, with its conntrack
+ * entry, mark and socket.  Verdicts are buffered until divert_flush.
+ * divert_verdict_upto gives one verdict to every packet still held with an
+ * id up to id (one message for a batch).  0, or -1 with errno.
+ */
+int divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size_t len);
+int divert_verdict_upto(struct divert *h, uint32_t id, int verdict);
+
+/*
+ * Sending (as sendto(2) on a divert socket).  to->dir DIVERT_OUT (or
+ * unknown): out through a raw socket, routed by destination.  DIVERT_IN:
+ * into the stack as if it arrived on to->ifindex (or the interface named
+ * to->ifname when ifindex is 0).  pkt is a whole IPv4 or IPv6 packet; its
+ * length fields and IPv4 header checksum are set from len, an IPv4 ID 0 is
+ * filled (DF clear), and a packet over the route MTU is fragmented (IPv4
+ * without DF, IPv6 with a fragment header).  The packet carries the
+ * handle's mark.
+ *
+ * Without a report function (divert_set_report) the packet is sent at once:
+ * 0, or -1 with errno and words in divert_geterr.  With one, outbound
+ * packets are batched (sendmmsg) until divert_flush or a full batch, and
+ * every packet's fate reaches the report function, in order; divert_send
+ * then returns 0.  pkt may be changed in place (length fields, ID).
+ */
+int divert_send(struct divert *h, uint8_t *pkt, size_t len, const struct divert_addr *to);
+
+/* Why a packet was not sent (divert_report.result). */
+enum divert_result {
+	DIVERT_SENT = 0,
+	DIVERT_E_NOTIP,		/* not an IPv4 or IPv6 packet */
+	DIVERT_E_MALFORMED,	/* its IP header is broken */
+	DIVERT_E_TOOLONG,	/* longer than IP allows */
+	DIVERT_E_DF,		/* over the route MTU with Don't Fragment */
+	DIVERT_E_NOFRAG,	/* over the route MTU and cannot be fragmented */
+	DIVERT_E_NOIF,		/* inbound: no such interface */
+	DIVERT_E_IFDOWN,	/* inbound: the interface is down */
+	DIVERT_E_SNDBUF,	/* send buffer full: the neighbour does not answer */
+	DIVERT_E_KERNEL,	/* the kernel refused it (a firewall rule, ...) */
+	DIVERT_E_SYSTEM,	/* the inbound path cannot be built: nothing inbound will work */
+};
+
+struct divert_report {
+	const struct divert_addr *to;	/* as given (ifindex: where it went) */
+	const uint8_t	*pkt;		/* the packet as sent, len bytes */
+	size_t		 len;
+	int		 result;	/* enum divert_result */
+	int		 error;		/* the errno behind a refusal */
+	unsigned	 fragments;	/* sent in this many fragments (0: whole) */
+	const char	*why;		/* words for a refusal */
+};
+typedef void (*divert_report_fn)(const struct divert_report *r, void *arg);
+void divert_set_report(struct divert *h, divert_report_fn fn, void *arg);
+
+/*
+ * A tap: fn sees every packet the handle put into the stack, as it went
+ * (each fragment of a fragmented one), with to's direction and interface.
+ */
+typedef void (*divert_tap_fn)(const struct divert_addr *to, const uint8_t *pkt,
+    size_t len, void *arg);
+void divert_set_tap(struct divert *h, divert_tap_fn fn, void *arg);
+
+/* Send buffered verdicts and batched packets.  0, or -1 with errno. */
+int divert_flush(struct divert *h);
+
+/*
+ * Build the inbound path to ifindex now (it is otherwise built on first
+ * use), so that a kernel lacking something fails at once: 0, or -1.
+ */
+int divert_prepare_in(struct divert *h, uint32_t ifindex);
+
+/*
+ * Inbound packets reported sent that the kernel dropped after all: their
+ * interface went down (*down) or away (*gone) in the instant they were
+ * written.  final: ask about every interface now (at the end).  Counts
+ * since the last call.
+ */
+void divert_inbound_losses(struct divert *h, int final, uint64_t *down, uint64_t *gone);
+
+/* Counters of a bound port. */
+struct divert_stats {
+	uint64_t	received;	/* packets handed to the program */
+	uint64_t	overruns;	/* receives that found messages lost (ENOBUFS) */
+	uint64_t	kernel_drops;	/* dropped by the kernel: queue full, failed send */
+};
+int divert_stats(const struct divert *h, struct divert_stats *st);
+
+/* A bound port, as /proc/net/netfilter/nfnetlink_queue shows it. */
+struct divert_port_info {
+	unsigned long	port;
+	unsigned long	portid;		/* netlink portid of the socket that bound it */
+	uint64_t	drops;		/* dropped by the kernel */
+};
+
+/*
+ * The first port bound in this network namespace within [lo,hi]: 1 and *pi,
+ * 0 when none (or nfnetlink_queue is not loaded), -1 with errno when the
+ * list cannot be read.
+ */
+int divert_port_bound(long lo, long hi, struct divert_port_info *pi);
+
+/*
+ * Rules: the nftables rules that feed divert ports, in the toolkit's own
+ * table (inet divert).  Nothing else in the ruleset is touched.
+ */
+enum divert_chain {
+	DIVERT_CHAIN_PREROUTING, DIVERT_CHAIN_INPUT, DIVERT_CHAIN_FORWARD,
+	DIVERT_CHAIN_OUTPUT, DIVERT_CHAIN_POSTROUTING, DIVERT_CHAIN_NONE = -1
+};
+
+struct divert_rule_addr {
+	int		family;		/* 0: no match, AF_INET or AF_INET6 */
+	uint8_t		addr[16];	/* network order, host bits cleared */
+	int		prefix;		/* 0..32 or 0..128 */
+};
+
+struct divert_rule {
+	int		chain;		/* enum divert_chain */
+	int		proto;		/* IPPROTO_*, -1: any protocol */
+	int		family;		/* 0: both, AF_INET, AF_INET6 */
+	struct divert_rule_addr src, dst;
+	long		sport_lo, sport_hi;	/* -1: any */
+	long		dport_lo, dport_hi;	/* -1: any */
+	char		iif[IF_NAMESIZE], oif[IF_NAMESIZE];	/* "": any */
+	int		pass_through;	/* packets go on when nobody listens */
+	int		priority;	/* chain priority (the hook's default unless set) */
+	int		priority_set;	/* priority given */
+	int		fanout;		/* balance by CPU over port_lo..port_hi */
+	long		port_lo, port_hi;	/* divert port(s) */
+	uint32_t	mark;		/* loop-avoidance bit the rule skips */
+	uint64_t	handle;		/* kernel handle once added or listed; 0 unknown */
+	uint64_t	tag;		/* the rule's own tag (in its comment); 0 none */
+	uint64_t	packets, bytes;	/* the rule's counter, as listed */
+};
+
+/* A rule with nothing chosen yet: no chain, any protocol, no port, the default mark. */
+void divert_rule_init(struct divert_rule *r);
+
+/*
+ * A rule from text: "CHAIN [PROTO] PORT [options]", the syntax of
+ * divert-rule(1) add and list.  0, or -1 with words in errbuf.
+ */
+int divert_rule_parse(struct divert_rule *r, const char *text, char *errbuf);
+
+/* The rule in that syntax (no handle); snprintf's return. */
+#define DIVERT_RULE_TEXT_MAX	512
+int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
+
+/*
+ * Kernel operations: 0 or -1 with errno and words in errbuf (EPERM: not
+ * root; ENOENT: no such rule; EEXIST: the same rule is there, r->handle is
+ * its handle).  add sets r->handle and r->tag; del removes by handle if
+ * set, else the first rule of the same spec, and with a tag only the rule
+ * carrying it.  list calls cb for every rule in order (a foreign rule comes
+ * with chain DIVERT_CHAIN_NONE and only its handle); cb returning non-zero
+ * stops the walk.  flush removes the whole table.
+ */
+int divert_rule_add(struct divert_rule *r, char *errbuf);
+int divert_rule_del(const struct divert_rule *r, char *errbuf);
+int divert_rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg,
+    char *errbuf);
+int divert_rule_flush(char *errbuf);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,127 @@
+/* nl.c - one netlink request and its answers, over libmnl. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <linux/netlink.h>
+
+#include "nl.h"
+
+int
+nl_open(struct nl *nl, int bus)
+{
+	int one = 1, e;
+
+	nl->sock = mnl_socket_open2(bus, SOCK_CLOEXEC);
+	if (nl->sock == NULL)
+		return -errno;
+	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+		e = errno;
+		mnl_socket_close(nl->sock);
+		nl->sock = NULL;
+		return -e;
+	}
+	/* Extended acks: the kernel says which part of a request it refused. */
+	mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one));
+	nl->portid = mnl_socket_get_portid(nl->sock);
+	nl->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void
+nl_close(struct nl *nl)
+{
+	if (nl->sock != NULL)
+		mnl_socket_close(nl->sock);
+	nl->sock = NULL;
+}
+
+uint32_t
+nl_next_seq(struct nl *nl)
+{
+	return ++nl->seq;
+}
+
+/* What one conversation carries through libmnl's callbacks. */
+struct talk {
+	mnl_cb_t	 cb;
+	void		*arg;
+	int		 error;		/* the kernel's, negative; 0 acked */
+	char		*why;
+	size_t		 whylen;
+};
+
+/* The kernel's extended-ack message in an error reply, or NULL. */
+static const char *
+extack_message(const struct nlmsghdr *nlh, const struct nlmsgerr *e)
+{
+	const struct nlattr *a;
+	size_t off = sizeof(*e);
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return NULL;
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+	mnl_attr_for_each(a, nlh, off)
+		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			return mnl_attr_get_str(a);
+	return NULL;
+}
+
+/* An ack (error 0) ends the conversation; a refusal too, with its words. */
+static int
+on_error(const struct nlmsghdr *nlh, void *data)
+{
+	struct talk *t = data;
+	const struct nlmsgerr *e;
+	const char *msg;
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
+		t->error = -EBADMSG;
+		return MNL_CB_ERROR;
+	}
+	e = mnl_nlmsg_get_payload(nlh);
+	t->error = e->error;
+	if (e->error == 0)
+		return MNL_CB_STOP;
+	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
+		snprintf(t->why, t->whylen, "%s", msg);
+	return MNL_CB_ERROR;
+}
+
+static int
+on_data(const struct nlmsghdr *nlh, void *data)
+{
+	struct talk *t = data;
+
+	return t->cb != NULL ? t->cb(nlh, t->arg) : MNL_CB_OK;
+}
+
+int
+nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
+    void *buf, size_t size, char *why, size_t whylen)
+{
+	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = on_error };
+	struct talk t = { cb, arg, 0, why, whylen };
+	ssize_t n;
+	int rc;
+
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	req->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	req->nlmsg_seq = nl_next_seq(nl);
+	if (mnl_socket_sendto(nl->sock, req, req->nlmsg_len) < 0)
+		return -errno;
+	do {
+		if ((n = mnl_socket_recvfrom(nl->sock, buf, size)) < 0)
+			return -errno;
+		rc = mnl_cb_run2(buf, (size_t)n, req->nlmsg_seq, nl->portid, on_data, &t,
+		    ctl, NLMSG_MIN_TYPE);
+	} while (rc == MNL_CB_OK);
+	if (rc == MNL_CB_ERROR)
+		return t.error != 0 ? t.error : errno != 0 ? -errno : -EPROTO;
+	return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * nl.h - libdivert's one netlink conversation (internal): open a socket,
+ * send a request and read its answers until the kernel acks it or a dump
+ * ends, with the kernel's own words (extended ack) for a refusal.
+ */
+#ifndef DIVERT_NL_H
+#define DIVERT_NL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libmnl/libmnl.h>
+
+struct nl {
+	struct mnl_socket *sock;
+	uint32_t	   portid;
+	uint32_t	   seq;		/* last sequence number used */
+};
+
+/* Open and bind a netlink socket of bus (NETLINK_ROUTE, ...): 0 or -errno. */
+int nl_open(struct nl *nl, int bus);
+
+void nl_close(struct nl *nl);
+
+/* The next sequence number, for a request built outside nl_talk (batches). */
+uint32_t nl_next_seq(struct nl *nl);
+
+/*
+ * Send req (NLM_F_REQUEST | NLM_F_ACK and a sequence number are set here)
+ * and hand each answer to cb (NULL: none expected) until the ack, the end
+ * of a dump, or an error.  Answers are read into buf (size bytes; 8 KiB
+ * holds any answer but a large dump's, which comes in parts).  Returns 0,
+ * cb's error (MNL_CB_ERROR: -errno as cb set it), or -errno with the
+ * kernel's words, when it gave some, in why.
+ */
+int nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
+    void *buf, size_t size, char *why, size_t whylen);
+
+#endif
