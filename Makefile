@@ -118,10 +118,15 @@ $(LIBDIVERT_SO): $(LIB_OBJS) lib/divert.map
 	ln -sf $(@F) $(BUILD)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(BUILD)/libdivert.so
 
-$(BUILD)/divert.pc: lib/divert.pc.in Makefile
+# divert.pc names the directories of the install: it is made again whenever
+# PREFIX, LIBDIR or INCLUDEDIR differ from the last make's (`make && make
+# install PREFIX=/usr` installs a .pc that says /usr), and left alone otherwise.
+$(BUILD)/divert.pc: lib/divert.pc.in Makefile FORCE
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(LIB_VERSION)|' lib/divert.pc.in > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(LIB_VERSION)|' lib/divert.pc.in > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; \
+	else mv $@.new $@ && echo "divert.pc: prefix $(PREFIX)"; fi
 
 # A tool is every .c file in bin/<tool>/, the common archive, libdivert's
 # objects (only those it calls are linked in), and its libraries.
@@ -180,20 +185,40 @@ demo: deps
 lint-man:
 	mandoc -Tlint -Wwarning $(MANS)
 
+# What install puts, relative to DESTDIR: the tools, the library (the
+# versioned .so, its soname and link-time symlinks, the archive), the header,
+# divert.pc and the man pages of every section in man/.  uninstall removes
+# exactly these, and leaves the directories (they may hold others' files).
+MANSECTS     = $(sort $(subst .,,$(suffix $(MANS))))
+INST_TOOLS   = $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+INST_LIBS    = $(addprefix $(DESTDIR)$(LIBDIR)/,libdivert.so.$(LIB_VERSION) $(LIB_SONAME) \
+	       libdivert.so libdivert.a)
+INST_HEADER  = $(DESTDIR)$(INCLUDEDIR)/divert.h
+INST_PC      = $(DESTDIR)$(PKGCONFIGDIR)/divert.pc
+INST_MANS    = $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(foreach s,$(MANSECTS),$(DESTDIR)$(MANDIR)/man$(s))
 	install -m 755 $(addprefix $(BUILD)/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(LIBDIVERT_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdivert.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libdivert.so
+	install -m 644 $(LIBDIVERT_A) $(DESTDIR)$(LIBDIR)/
+	install -m 644 lib/divert.h $(INST_HEADER)
+	install -m 644 $(BUILD)/divert.pc $(INST_PC)
 	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
-	for m in $(MANS); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	rm -f $(INST_TOOLS) $(INST_LIBS) $(INST_HEADER) $(INST_PC) $(INST_MANS)
 
 clean:
 	rm -rf $(BUILD) build build-asan build-fuzz
 
+FORCE:
+
 .PHONY: all lib units bench deps test-deps check check-plain check-asan check-unit demo \
-	lint-man install uninstall clean pkgs-present
+	lint-man install uninstall clean pkgs-present FORCE
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/README): not part of check.
 # Each harness is built into build-fuzz/ and run FUZZ_SECONDS, one at a time.
