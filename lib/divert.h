@@ -134,7 +134,7 @@ int divert_dispatch(struct divert *h, divert_cb cb, void *arg);
  * buf and returns the packet's length (more than size: cut), -1 on error
  * (EAGAIN: nothing ready).  from (NULL: not wanted) gets its address.
  * Without DIVERT_HOLD the packet is the program's: taken out of the stack
- * (the verdicts go in batches, at the latest before the next wait).
+ * (the verdicts go in batches, at the latest when nothing more is ready).
  */
 ssize_t divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from);
 

@@ -353,18 +353,23 @@ next_packet(struct queue *q, struct divert_addr *a, uint8_t **data, size_t *len)
 }
 
 /*
- * Read what is ready (flags: MSG_DONTWAIT, or MSG_WAITFORONE to wait for
- * the first), after sending the verdicts buffered: 0, or -1 with errno.
+ * Read up to vlen datagrams that are ready; when none is and wait is set,
+ * send the verdicts buffered and wait for one (unless the fd is
+ * non-blocking): 0, or -1 with errno (EAGAIN: nothing ready).
  */
 static int
-receive(struct queue *q, int flags)
+receive(struct queue *q, unsigned vlen, int wait)
 {
 	struct timespec now;
 	int n;
 
-	if (queue_flush(q) < 0)
-		return -1;
-	if ((n = recvmmsg(q->fd, q->msgs, DIVERT_BATCH, flags, NULL)) < 0) {
+	n = recvmmsg(q->fd, q->msgs, vlen, MSG_DONTWAIT, NULL);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait) {
+		if (queue_flush(q) < 0)
+			return -1;
+		n = recvmmsg(q->fd, q->msgs, vlen, 0, NULL);
+	}
+	if (n < 0) {
 		if (errno == ENOBUFS)
 			q->overruns++;
 		return -1;
@@ -405,9 +410,14 @@ divert_dispatch(struct divert *h, divert_cb cb, void *arg)
 
 	if (q == NULL)
 		return no_port(h);
-	if (q->next >= q->nmsg && receive(q, MSG_DONTWAIT) < 0)
+	/*
+	 * What a divert_recv left is handed out first; what is read here is
+	 * handed out whole (a datagram is a packet: at most DIVERT_BATCH), so
+	 * nothing ready waits in the handle where poll() cannot see it.
+	 */
+	if (q->next >= q->nmsg && receive(q, DIVERT_BATCH, 0) < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : receive_failed(h);
-	while (n < DIVERT_BATCH && next_packet(q, &a, &data, &len)) {
+	while (next_packet(q, &a, &data, &len)) {
 		n++;
 		q->received++;
 		q->cur = a.id;
@@ -435,8 +445,9 @@ divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from)
 
 	if (q == NULL)
 		return no_port(h);
+	/* One datagram at a time: what poll() says is ready is all there is. */
 	while (!next_packet(q, &a, &data, &len))
-		if (receive(q, MSG_WAITFORONE) < 0)
+		if (receive(q, 1, 1) < 0)
 			return receive_failed(h);
 	q->received++;
 	memcpy(buf, data, len < size ? len : size);
