@@ -450,7 +450,8 @@ divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from)
 		if (receive(q, 1, 1) < 0)
 			return receive_failed(h);
 	q->received++;
-	memcpy(buf, data, len < size ? len : size);
+	if (len > 0)
+		memcpy(buf, data, len < size ? len : size);
 	if (from != NULL)
 		*from = a;
 	if (answer(q, a.id, h->flags & DIVERT_HOLD ? DIVERT_HOLD_IT : DIVERT_DROP) < 0)
