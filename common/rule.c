@@ -1793,9 +1793,10 @@ rule_add(struct rule_spec *r)
 int
 rule_has_listener(const struct rule_spec *r)
 {
-	struct queue_info qi;
+	struct divert_port_info pi;
+	int rc = divert_port_bound(r->port_lo, r->port_hi, &pi);
 
-	return queue_bound_in(r->port_lo, r->port_hi, &qi);
+	return rc < 0 ? -errno : rc;
 }
 
 int

@@ -164,28 +164,3 @@ same_file(const char *in, const char *out)
 	return ri == 0 && ro == 0 && S_ISREG(si.st_mode) &&
 	    si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }
-
-int
-queue_bound_in(long lo, long hi, struct queue_info *qi)
-{
-	unsigned long long num, portid, total, mode, range, qdrop, udrop;
-	char line[256];
-	int found = 0;
-	FILE *fp;
-
-	if ((fp = fopen("/proc/net/netfilter/nfnetlink_queue", "re")) == NULL)
-		return errno == ENOENT ? 0 : -errno;
-	/* queue, portid, waiting, copy mode, copy range, queue drops, user drops, ... */
-	while (!found && fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &num, &portid,
-		    &total, &mode, &range, &qdrop, &udrop) == 7 &&
-		    (long long)num >= lo && (long long)num <= hi) {
-			*qi = (struct queue_info){ .num = num, .portid = portid,
-			    .drops = qdrop + udrop };
-			found = 1;
-		}
-	if (!found && ferror(fp))
-		found = -EIO;
-	fclose(fp);
-	return found;
-}

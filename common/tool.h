@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "divert.h"	/* the tools are libdivert's clients: divert_port_bound, ... */
+
 #define DIVERT_VERSION	"0.1"
 #define DIVERT_TABLE	"divert"	/* the only nftables table we own */
 
@@ -66,20 +68,6 @@ void stop_unblocks(int fd);
  * reading (EINTR, EAGAIN).
  */
 int reader_gone(int err);
-
-/* A bound queue (divert port), as /proc/net/netfilter/nfnetlink_queue shows it. */
-struct queue_info {
-	unsigned long	num;		/* the port */
-	unsigned long	portid;		/* netlink portid of the socket that bound it */
-	uint64_t	drops;		/* dropped by the kernel: queue full, failed send */
-};
-
-/*
- * The first queue bound in this network namespace with a number in [lo,hi],
- * into *qi: 1 when there is one, 0 when none (or nfnetlink_queue is not
- * loaded), -errno when the list cannot be read.
- */
-int queue_bound_in(long lo, long hi, struct queue_info *qi);
 
 /* argp version string shared by all tools ("divert-x (divert) 0.1"). */
 extern const char *argp_program_bug_address;

@@ -41,7 +41,7 @@ extern "C" {
 #define DIVERT_MARK_DEFAULT	0x20000000u
 
 #define DIVERT_PORT_NONE	(-1)	/* divert_open: a handle that only sends */
-#define DIVERT_BATCH		64	/* packets per receive, and per send batch */
+#define DIVERT_BATCH		64	/* packets per receive (divert_dispatch) */
 #define DIVERT_QUEUE_MAXLEN	8192	/* packets the kernel holds for one port */
 
 enum divert_dir {
@@ -74,7 +74,7 @@ struct divert_addr {
 	uint32_t	other_ifindex;	/* a forwarded packet's in-interface; 0 none */
 	uint32_t	mark;		/* the packet's mark (skb->mark) */
 	uint16_t	proto;		/* ethertype: 0x0800, 0x86dd; 0 unknown */
-	uint16_t	hatype;		/* ARPHRD_* of the link address; 0 unknown */
+	uint16_t	hatype;		/* ARPHRD_* of the link address; 0 unknown (a port never says) */
 	uint8_t		halen;		/* link-layer source address (inbound), when known */
 	uint8_t		haddr[8];
 	uint32_t	cut;		/* bytes of the packet the kernel did not copy */
@@ -86,10 +86,12 @@ struct divert;
 /*
  * Bind divert port (0..65535), or DIVERT_PORT_NONE for a handle that only
  * sends.  Packets the handle sends carry mark (loop avoidance).  flags:
- * DIVERT_HOLD makes received packets wait for the program's verdict
- * (divert_verdict) instead of being taken out of the stack when received.
- * NULL with errno set and words in errbuf (EPERM: not root, or the port is
- * bound by another socket).
+ * DIVERT_HOLD makes divert_recv leave each packet it returns waiting for
+ * the program's verdict (divert_verdict) instead of taking it out of the
+ * stack.  A send-only handle opens its sockets now (so that one that
+ * cannot send fails here); a bound one on its first send.  NULL with errno
+ * set and words in errbuf (NULL: none wanted; EPERM: not root, or the port
+ * is bound by another socket).
  */
 #define DIVERT_HOLD	0x1
 struct divert *divert_open(int port, uint32_t mark, unsigned flags, char *errbuf);
@@ -101,8 +103,9 @@ int divert_fd(const struct divert *h);
 const char *divert_geterr(const struct divert *h);
 
 /*
- * Unbind and close: the kernel drops what is still queued (as divert(4)),
- * held packets included; inbound devices go away.
+ * Send what is batched and buffered, unbind and close: the kernel drops
+ * what is still queued (as divert(4)), held packets included; inbound
+ * devices go away.
  */
 void divert_close(struct divert *h);
 
@@ -112,10 +115,13 @@ void divert_close(struct divert *h);
  * handle's buffers and may be edited in place, until cb returns.  cb's
  * return value is the packet's verdict: DIVERT_DROP (the program has it,
  * as divert(4)), DIVERT_ACCEPT (let it go on), or DIVERT_HOLD_IT (the
- * program answers later with divert_verdict).  Returns the number of
+ * program answers later with divert_verdict).  cb may instead answer the
+ * packet itself with divert_verdict(h, from->id, ...) (to let it go on
+ * changed); its return value then does not count.  Returns the number of
  * packets, 0 when none was ready, -1 on error (ENOBUFS: the kernel dropped
  * some for want of room; counted, go on).  Verdicts are sent before it
- * returns.
+ * returns, consecutive equal ones in one message when no held packet is
+ * older.
  */
 enum divert_verdict { DIVERT_DROP = 0, DIVERT_ACCEPT = 1, DIVERT_HOLD_IT = 2 };
 typedef int (*divert_cb)(const struct divert_addr *from, uint8_t *pkt, size_t len,
@@ -126,18 +132,21 @@ int divert_dispatch(struct divert *h, divert_cb cb, void *arg);
  * Receive one packet, copying (as recvfrom(2) on a divert socket): waits
  * unless the handle's fd is non-blocking.  Copies at most size bytes into
  * buf and returns the packet's length (more than size: cut), -1 on error
- * (EAGAIN: nothing ready).  Without DIVERT_HOLD the packet is the
- * program's: taken out of the stack.
+ * (EAGAIN: nothing ready).  from (NULL: not wanted) gets its address.
+ * Without DIVERT_HOLD the packet is the program's: taken out of the stack
+ * (the verdicts go in batches, at the latest when nothing more is ready).
  */
 ssize_t divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from);
 
 /*
  * Verdicts for held packets (DIVERT_HOLD, DIVERT_HOLD_IT): DIVERT_DROP, or
- * DIVERT_ACCEPT with pkt (len bytes) as its new contents (NULL: unchanged).
- * The packet goes on from where the kernel took it, with its conntrack
- * entry, mark and socket.  Verdicts are buffered until divert_flush.
- * divert_verdict_upto gives one verdict to every packet still held with an
- * id up to id (one message for a batch).  0, or -1 with errno.
+ * DIVERT_ACCEPT with pkt (len bytes) as its new contents (NULL: unchanged;
+ * the kernel does not fix an IPv4 header checksum).  The packet goes on
+ * from where the kernel took it, with its conntrack entry, mark and
+ * socket.  Verdicts are buffered until divert_flush (one with new contents
+ * is sent at once, after them).  divert_verdict_upto gives one verdict to
+ * every packet still held with an id up to id, in one message.  0, or -1
+ * with errno.
  */
 int divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size_t len);
 int divert_verdict_upto(struct divert *h, uint32_t id, int verdict);
@@ -147,41 +156,48 @@ int divert_verdict_upto(struct divert *h, uint32_t id, int verdict);
  * unknown): out through a raw socket, routed by destination.  DIVERT_IN:
  * into the stack as if it arrived on to->ifindex (or the interface named
  * to->ifname when ifindex is 0).  pkt is a whole IPv4 or IPv6 packet; its
- * length fields and IPv4 header checksum are set from len, an IPv4 ID 0 is
- * filled (DF clear), and a packet over the route MTU is fragmented (IPv4
- * without DF, IPv6 with a fragment header).  The packet carries the
- * handle's mark.
+ * length fields and IPv4 header checksum are set from len (a longer length
+ * field: len wins; a shorter one trims the packet), an outbound IPv4 ID 0
+ * is filled (DF clear), and a packet over the route MTU is fragmented
+ * (IPv4 without DF, IPv6 with a fragment header).  The packet carries the
+ * handle's mark.  pkt is changed in place (length fields, ID).
  *
  * Without a report function (divert_set_report) the packet is sent at once:
  * 0, or -1 with errno and words in divert_geterr.  With one, outbound
- * packets are batched (sendmmsg) until divert_flush or a full batch, and
- * every packet's fate reaches the report function, in order; divert_send
- * then returns 0.  pkt may be changed in place (length fields, ID).
+ * packets are batched (sendmmsg) until divert_flush or a full batch, every
+ * packet's fate reaches the report function in the order given, and
+ * divert_send returns 0 (-1 only when nothing can be sent: the send path
+ * cannot be opened, or DIVERT_E_SYSTEM).  A packet refused by the checks
+ * (DIVERT_E_NOTIP..DIVERT_E_TOOLONG) is reported before divert_send
+ * returns.  The report and tap functions must not send on the handle.
  */
 int divert_send(struct divert *h, uint8_t *pkt, size_t len, const struct divert_addr *to);
 
-/* Why a packet was not sent (divert_report.result). */
+/* A packet's fate (divert_report.result); error is its errno. */
 enum divert_result {
 	DIVERT_SENT = 0,
-	DIVERT_E_NOTIP,		/* not an IPv4 or IPv6 packet */
-	DIVERT_E_MALFORMED,	/* its IP header is broken */
-	DIVERT_E_TOOLONG,	/* longer than IP allows */
-	DIVERT_E_DF,		/* over the route MTU with Don't Fragment */
-	DIVERT_E_NOFRAG,	/* over the route MTU and cannot be fragmented */
-	DIVERT_E_NOIF,		/* inbound: no such interface */
-	DIVERT_E_IFDOWN,	/* inbound: the interface is down */
-	DIVERT_E_SNDBUF,	/* send buffer full: the neighbour does not answer */
+	DIVERT_E_NOTIP,		/* not an IPv4 or IPv6 packet (EPROTONOSUPPORT) */
+	DIVERT_E_MALFORMED,	/* its IP header is broken (EINVAL) */
+	DIVERT_E_CUT,		/* incomplete: to->cut bytes missing (EINVAL) */
+	DIVERT_E_TOOLONG,	/* longer than IP allows (EMSGSIZE) */
+	DIVERT_E_DF,		/* over the route MTU with Don't Fragment (EMSGSIZE) */
+	DIVERT_E_NOFRAG,	/* over the route MTU and cannot be fragmented (EMSGSIZE) */
+	DIVERT_E_NOIF,		/* inbound: no interface to arrive on: none given
+				   (EDESTADDRREQ), none such here (ENXIO), it went
+				   away (ENODEV), too many (ENOSPC) */
+	DIVERT_E_IFDOWN,	/* inbound: the interface is down (ENETDOWN) */
+	DIVERT_E_SNDBUF,	/* send buffer full: the neighbour does not answer (EAGAIN) */
 	DIVERT_E_KERNEL,	/* the kernel refused it (a firewall rule, ...) */
 	DIVERT_E_SYSTEM,	/* the inbound path cannot be built: nothing inbound will work */
 };
 
 struct divert_report {
-	const struct divert_addr *to;	/* as given (ifindex: where it went) */
-	const uint8_t	*pkt;		/* the packet as sent, len bytes */
+	const struct divert_addr *to;	/* as given, dir IN or OUT (ifindex: where it went) */
+	const uint8_t	*pkt;		/* the packet as sent (length fixed), len bytes */
 	size_t		 len;
 	int		 result;	/* enum divert_result */
 	int		 error;		/* the errno behind a refusal */
-	unsigned	 fragments;	/* sent in this many fragments (0: whole) */
+	unsigned	 fragments;	/* the pieces it went in: 1 whole, more fragmented */
 	const char	*why;		/* words for a refusal */
 };
 typedef void (*divert_report_fn)(const struct divert_report *r, void *arg);
@@ -189,7 +205,8 @@ void divert_set_report(struct divert *h, divert_report_fn fn, void *arg);
 
 /*
  * A tap: fn sees every packet the handle put into the stack, as it went
- * (each fragment of a fragmented one), with to's direction and interface.
+ * (each fragment of a fragmented one), with to's direction and interface,
+ * before the packet's report.
  */
 typedef void (*divert_tap_fn)(const struct divert_addr *to, const uint8_t *pkt,
     size_t len, void *arg);
@@ -212,7 +229,7 @@ int divert_prepare_in(struct divert *h, uint32_t ifindex);
  */
 void divert_inbound_losses(struct divert *h, int final, uint64_t *down, uint64_t *gone);
 
-/* Counters of a bound port. */
+/* Counters of a bound port (all 0 for a send-only handle): 0, or -1 with errno. */
 struct divert_stats {
 	uint64_t	received;	/* packets handed to the program */
 	uint64_t	overruns;	/* receives that found messages lost (ENOBUFS) */

@@ -1,12 +1,12 @@
 /*
  * divert-inject - put packets back into the IP stack, outbound and inbound.
  *
- * Reads a pcap stream (stdin, or -r FILE) and injects each IP packet in the
- * direction its record says: outgoing ones through header-included raw
- * sockets, incoming ones as if they arrived on their interface (a TUN whose
- * ingress redirects to it).  Every injected packet carries the toolkit's
- * mark bit, so divert rules do not take it again.  Packets over the route
- * MTU are fragmented (common/frag.c) unless IPv4's DF forbids it.
+ * Reads a pcap stream (stdin, or -r FILE) and sends each IP packet through
+ * libdivert in the direction its record says: outgoing ones out, incoming
+ * ones as if they arrived on their interface.  Every injected packet
+ * carries the toolkit's mark bit, so divert rules do not take it again.
+ * Packets over the route MTU are fragmented unless IPv4's DF forbids it.
+ * Each packet's fate comes back in a report, and is counted and shown here.
  */
 #include <argp.h>
 #include <err.h>
@@ -19,17 +19,13 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <linux/if_ether.h>
 #include <net/if.h>
-#include <sys/random.h>
 
 #include "bytes.h"
 #include "csum.h"
+#include "divert.h"
 #include "tool.h"
-#include "frag.h"
-#include "raw.h"
 #include "stream.h"
-#include "tun.h"
 
 const char *argp_program_version = "divert-inject (divert) " DIVERT_VERSION;
 
@@ -50,40 +46,38 @@ struct args {
 	int		 out, verbose;
 };
 
-/* Why a packet was not injected; counted one by one and reported at exit. */
-enum reason {
-	R_NOTIP, R_MALFORMED, R_CUT, R_TOOLONG, R_DF, R_NOFRAG, R_NOIF, R_IFDOWN, R_SNDBUF,
-	R_KERNEL, R_COUNT
-};
+/*
+ * Why a packet was not injected (libdivert's enum divert_result, whose
+ * order the exit report keeps); counted one by one and reported at exit.
+ */
+#define R_COUNT	DIVERT_E_SYSTEM
 
 static const char *const reason_words[R_COUNT] = {
-	[R_NOTIP] = "not IP",
-	[R_MALFORMED] = "malformed",
-	[R_CUT] = "cut short by the capture",
-	[R_TOOLONG] = "longer than IP allows",
-	[R_DF] = "over the MTU with Don't Fragment",
-	[R_NOFRAG] = "could not be fragmented",
-	[R_NOIF] = "no interface to arrive on",
-	[R_IFDOWN] = "interface down",
-	[R_SNDBUF] = "send buffer full (neighbour unreachable?)",
-	[R_KERNEL] = "refused by the kernel",
+	[DIVERT_E_NOTIP] = "not IP",
+	[DIVERT_E_MALFORMED] = "malformed",
+	[DIVERT_E_CUT] = "cut short by the capture",
+	[DIVERT_E_TOOLONG] = "longer than IP allows",
+	[DIVERT_E_DF] = "over the MTU with Don't Fragment",
+	[DIVERT_E_NOFRAG] = "could not be fragmented",
+	[DIVERT_E_NOIF] = "no interface to arrive on",
+	[DIVERT_E_IFDOWN] = "interface down",
+	[DIVERT_E_SNDBUF] = "send buffer full (neighbour unreachable?)",
+	[DIVERT_E_KERNEL] = "refused by the kernel",
 };
 
 struct injector {
-	struct raw		*raw;
-	struct tun_set		*tun;
+	struct divert		*h;
 	struct stream_out	*out;		/* -w; NULL without */
 	int			 verbose;
 	int			 force_dir;	/* DIVERT_IN (--in), DIVERT_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
-	uint32_t		 ident;		/* next fragment identification, IPv4 ID */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
 	int			 out_errno;	/* -w failed: EPIPE, ENOSPC ... */
-	int			 frag_err;	/* errno of the fragment that failed */
 	int			 fatal;		/* the inbound path cannot be built */
-	const struct pkt	*splitting;	/* the packet frag_split is cutting up */
+	struct divert_addr	 record;	/* the record being sent, as read */
+	uint8_t			 pkttype;	/* and its SLL packet type */
 	struct { uint32_t index; char name[IF_NAMESIZE]; } names[8];	/* -v's cache */
 };
 
@@ -298,22 +292,31 @@ show(struct injector *ij, const struct pkt *p, const char *note)
 	    note[0] ? " " : "", note);
 }
 
-/* Append to -w; a failing copy is reported once and stops, injection goes on. */
+/*
+ * libdivert's tap: each packet (each fragment) as it went in, appended to
+ * -w.  An inbound one keeps its record's packet type (it is sent at once,
+ * so the record is the one being sent).  A failing copy is reported once
+ * and stops; injection goes on.
+ */
 static void
-copy_out(struct injector *ij, const struct pkt *p)
+copy_out(const struct divert_addr *to, const uint8_t *data, size_t len, void *arg)
 {
+	struct injector *ij = arg;
+	struct pkt p = { .a = *to, .data = (uint8_t *)data, .len = len };
+
 	if (ij->out == NULL || ij->out_errno != 0)
 		return;
-	if (stream_out_write(ij->out, p) < 0) {
+	p.pkttype = to->dir == DIVERT_IN ? ij->pkttype : SLL_OUTGOING;
+	if (stream_out_write(ij->out, &p) < 0) {
 		ij->out_errno = errno;
 		if (!reader_gone(errno))
 			warn("writing -w");
 	}
 }
 
-/* A packet is in (nfrag fragments, already copied to -w; 0: whole). */
+/* A packet is in, in nfrag pieces (1: whole), already copied to -w. */
 static void
-injected(struct injector *ij, const struct pkt *p, int nfrag)
+injected(struct injector *ij, const struct pkt *p, unsigned nfrag)
 {
 	char note[32] = "";
 
@@ -324,10 +327,8 @@ injected(struct injector *ij, const struct pkt *p, int nfrag)
 		ij->out_n++;
 	if (nfrag > 1) {
 		ij->fragmented++;
-		ij->fragments += (uint64_t)nfrag;
-		snprintf(note, sizeof(note), "(%d fragments)", nfrag);
-	} else if (nfrag == 0) {
-		copy_out(ij, p);	/* pieces were copied out as they were sent */
+		ij->fragments += nfrag;
+		snprintf(note, sizeof(note), "(%u fragments)", nfrag);
 	}
 	if (ij->verbose)
 		show(ij, p, note);
@@ -339,7 +340,7 @@ injected(struct injector *ij, const struct pkt *p, int nfrag)
  * otherwise flood the terminal).
  */
 static void
-refuse(struct injector *ij, const struct pkt *p, enum reason r, const char *why)
+refuse(struct injector *ij, const struct pkt *p, int r, const char *why)
 {
 	char note[320], what[256];
 
@@ -364,142 +365,38 @@ refuse(struct injector *ij, const struct pkt *p, enum reason r, const char *why)
 }
 
 /*
- * Check the record holds a whole IP packet and make its length fields
- * right.  A length field shorter than the record trims it (link-layer
- * padding, as the kernel's receive path does); a zero, short or longer one
- * is set to the record's length, as the raw socket does for IPv4.  The IPv4
- * header checksum is recomputed (the TUN path does not).  -1 when fine,
- * else the reason, with words in why.
+ * libdivert's report on each packet, in the order sent: counted, shown.
+ * A refusal by the packet checks comes before the packet is aimed: it is
+ * shown as its record was.  The words for a missing interface name the
+ * option that gives one.
  */
-static int
-fix_packet(struct pkt *p, char *why, size_t whylen)
-{
-	uint8_t *ip = p->data;
-	int v = p->len > 0 ? ip[0] >> 4 : 0;
-	size_t hl, n;
-
-	p->a.proto = p->a.proto ? p->a.proto : pkt_ip_proto(p->data, p->len);
-	if (p->a.proto != ETH_P_IP && p->a.proto != ETH_P_IPV6) {
-		snprintf(why, whylen, "not an IPv4 or IPv6 packet (ethertype 0x%04x)", p->a.proto);
-		return R_NOTIP;
-	}
-	if (v != (p->a.proto == ETH_P_IP ? 4 : 6)) {
-		snprintf(why, whylen, "IP version %d in a record of ethertype 0x%04x", v, p->a.proto);
-		return R_MALFORMED;
-	}
-	if (p->a.cut != 0) {
-		snprintf(why, whylen, "the capture kept %zu of its %zu bytes", p->len, p->len + p->a.cut);
-		return R_CUT;
-	}
-	if (v == 4) {
-		hl = p->len >= 20 ? (size_t)(ip[0] & 15) * 4 : 0;
-		if (hl < 20 || hl > p->len) {
-			snprintf(why, whylen, "a %zu-byte packet with an IPv4 header of %zu", p->len, hl);
-			return R_MALFORMED;
-		}
-		n = get16(ip + 2);
-		if (n >= hl && n < p->len)
-			p->len = n;
-		if (p->len > 65535) {
-			snprintf(why, whylen, "%zu bytes, more than IPv4's 65535", p->len);
-			return R_TOOLONG;
-		}
-		put16(ip + 2, (uint16_t)p->len);
-		put16(ip + 10, 0);
-		put16(ip + 10, csum(ip, hl));
-	} else {
-		if (p->len < 40) {
-			snprintf(why, whylen, "%zu bytes, shorter than an IPv6 header", p->len);
-			return R_MALFORMED;
-		}
-		n = get16(ip + 4);
-		if (n > 0 && 40 + n < p->len)
-			p->len = 40 + n;
-		if (p->len - 40 > 65535) {
-			snprintf(why, whylen, "an IPv6 payload of %zu bytes (jumbograms are not "
-			    "injected)", p->len - 40);
-			return R_TOOLONG;
-		}
-		put16(ip + 4, (uint16_t)(p->len - 40));
-	}
-	return -1;
-}
-
-/* Each fragment of an oversized packet goes out at once, and to -w. */
-static int
-send_fragment(const uint8_t *frag, size_t len, void *arg)
+static void
+reported(const struct divert_report *r, void *arg)
 {
 	struct injector *ij = arg;
-	struct pkt piece = *ij->splitting, *f = &piece;
+	struct pkt p = { .a = *r->to, .data = (uint8_t *)r->pkt, .len = r->len };
+	char why[256];
 
-	f->data = (uint8_t *)frag;
-	f->len = len;
-	f->a.cut = 0;
-
-	if ((ij->frag_err = raw_send(ij->raw, f)) != 0)
-		return 1;
-	copy_out(ij, f);
-	return 0;
-}
-
-/* The kernel said EMSGSIZE: fragment to the route's MTU, unless DF forbids it. */
-static void
-too_big(struct injector *ij, const struct pkt *p)
-{
-	char why[128];
-	int mtu, n;
-
-	if ((mtu = raw_route_mtu(ij->raw, p)) < 0) {
-		snprintf(why, sizeof(why), "over the interface MTU, and the route MTU is "
-		    "unknown: %s", strerror(-mtu));
-		refuse(ij, p, R_KERNEL, why);
+	switch (r->result) {
+	case DIVERT_SENT:
+		injected(ij, &p, r->fragments);
 		return;
+	case DIVERT_E_SYSTEM:
+		warnx("%s", r->why);
+		ij->fatal = 1;
+		return;
+	case DIVERT_E_NOTIP: case DIVERT_E_MALFORMED: case DIVERT_E_CUT: case DIVERT_E_TOOLONG:
+		p.a = ij->record;
+		break;
 	}
-	ij->frag_err = 0;
-	ij->splitting = p;
-	n = frag_split(p->data, p->len, (size_t)mtu, ij->ident++, send_fragment, ij);
-	if (n > 1) {
-		injected(ij, p, n);
-	} else if (n == 1) {
-		injected(ij, p, 1);	/* it fit the probed MTU after all: sent whole */
-	} else if (n == FRAG_E_DF) {
-		snprintf(why, sizeof(why), "Don't Fragment set, %zu bytes > route MTU %d",
-		    p->len, mtu);
-		refuse(ij, p, R_DF, why);
-	} else if (n == FRAG_E_STOP) {
-		snprintf(why, sizeof(why), "sending a fragment: %s",
-		    strerror(ij->frag_err ? ij->frag_err : EMSGSIZE));
-		refuse(ij, p, ij->frag_err == EAGAIN ? R_SNDBUF : R_KERNEL, why);
-	} else {
-		snprintf(why, sizeof(why), "%s (route MTU %d)", frag_strerror(n), mtu);
-		refuse(ij, p, R_NOFRAG, why);
-	}
-}
-
-/* raw.c's report on each outbound packet, in order. */
-static void
-sent(const struct pkt *p, int err, void *arg)
-{
-	struct injector *ij = arg;
-	char why[128];
-
-	if (err == 0) {
-		injected(ij, p, 0);
-	} else if (err == EMSGSIZE) {
-		too_big(ij, p);
-	} else if (err == EAGAIN) {
-		/*
-		 * This destination's socket is full of packets the kernel
-		 * holds: waiting would hold up every other destination.
-		 */
-		refuse(ij, p, R_SNDBUF, "its socket's send buffer is full (the neighbour does "
-		    "not answer, or its device is slower than the stream)");
-	} else {
-		snprintf(why, sizeof(why), "%s%s", strerror(err), err == EPERM ?
-		    " (a firewall rule dropped it)" : err == EAFNOSUPPORT ?
-		    " (no IPv6 in this kernel)" : "");
-		refuse(ij, p, R_KERNEL, why);
-	}
+	if (r->result == DIVERT_E_NOIF && r->error == EDESTADDRREQ)
+		refuse(ij, &p, r->result, "inbound, but the record names no interface: use --in IFACE");
+	else if (r->result == DIVERT_E_NOIF && r->error == ENXIO && snprintf(why, sizeof(why),
+	    "%s (a capture from elsewhere? --in IFACE names the interface to arrive on)",
+	    r->why) > 0)
+		refuse(ij, &p, r->result, why);
+	else
+		refuse(ij, &p, r->result, r->why);
 }
 
 /* Which way a record goes and by which interface, after --in / --out. */
@@ -513,119 +410,44 @@ aim(struct injector *ij, struct pkt *p)
 	else if (dir != p->a.dir)
 		p->a.ifindex = 0;		/* the record's interface meant the other way */
 	p->a.dir = dir;
-	p->dlt = 0;			/* metadata changed: -w builds the SLL2 header anew */
 }
 
 /*
  * Packets counted injected that the kernel dropped as their interface went
- * down or away (tun_losses): counted again as refused, so that injected is
- * what arrived.
+ * down or away (divert_inbound_losses): counted again as refused, so that
+ * injected is what arrived.
  */
 static void
 take_back(struct injector *ij, int final)
 {
 	uint64_t down, gone, k;
 
-	tun_losses(ij->tun, final, &down, &gone);
+	divert_inbound_losses(ij->h, final, &down, &gone);
 	if ((k = down + gone) == 0)
 		return;
 	ij->injected -= k;
 	ij->in_n -= k;
 	ij->refused += k;
-	ij->reason[R_IFDOWN] += down;
-	ij->reason[R_NOIF] += gone;
-	if (ij->verbose || !ij->warned[R_IFDOWN]) {
-		ij->warned[R_IFDOWN] = 1;
+	ij->reason[DIVERT_E_IFDOWN] += down;
+	ij->reason[DIVERT_E_NOIF] += gone;
+	if (ij->verbose || !ij->warned[DIVERT_E_IFDOWN]) {
+		ij->warned[DIVERT_E_IFDOWN] = 1;
 		warnx("%ju packets shown injected were dropped by the kernel: their interface "
 		    "went down or away as they were written (counted refused)", (uintmax_t)k);
 	}
 }
 
-static void
-inject_inbound(struct injector *ij, struct pkt *p)
-{
-	char why[512];
-
-	if (p->a.ifindex == 0) {
-		refuse(ij, p, R_NOIF, "inbound, but the record names no interface: use --in IFACE");
-		return;
-	}
-	switch (tun_inject(ij->tun, &p->a.ifindex, p->data, p->len, why, sizeof(why))) {
-	case TUN_OK:
-		injected(ij, p, 0);
-		break;
-	case TUN_E_NOIF:
-		refuse(ij, p, R_NOIF, why);
-		break;
-	case TUN_E_DOWN:
-		refuse(ij, p, R_IFDOWN, why);
-		break;
-	case TUN_E_WRITE:
-		refuse(ij, p, R_KERNEL, why);
-		break;
-	default:
-		warnx("%s", why);
-		ij->fatal = 1;
-	}
-	take_back(ij, 0);
-}
-
-/*
- * An outgoing IPv4 packet with ID 0 and DF clear would get its ID from the
- * kernel after -w saw it: give it one here (with its header checksum), so
- * that -w holds what went on the wire.  ident is also the fragments' counter.
- */
-static void
-fill_ipv4_id(struct injector *ij, struct pkt *p)
-{
-	uint8_t *ip = p->data;
-	uint16_t id;
-
-	if (ip[0] >> 4 != 4 || get16(ip + 4) != 0 || (get16(ip + 6) & 0x4000) != 0)
-		return;
-	if ((id = (uint16_t)ij->ident++) == 0)
-		id = (uint16_t)ij->ident++;
-	put16(ip + 4, id);
-	put16(ip + 10, 0);
-	put16(ip + 10, csum(ip, (size_t)(ip[0] & 15) * 4));
-}
-
+/* One record: sent (outbound ones batched), its fate reported. */
 static void
 inject(struct injector *ij, struct pkt *p)
 {
-	char why[256];
-	int r;
-
 	ij->read++;
-	if ((r = fix_packet(p, why, sizeof(why))) >= 0) {
-		refuse(ij, p, (enum reason)r, why);
-		return;
-	}
+	ij->record = p->a;
+	ij->pkttype = p->pkttype;
 	aim(ij, p);
-	if (p->a.dir == DIVERT_OUT) {
-		fill_ipv4_id(ij, p);
-		raw_queue(ij->raw, p);
-		return;
-	}
-	raw_flush(ij->raw);		/* keep the stream's order */
-	inject_inbound(ij, p);
-}
-
-/*
- * Whether the input has nothing ready.  A signal (SIGIO: a link changed)
- * can cut the check short; ask again, or a pending batch would wait for
- * the next packet.
- */
-static int
-input_idle(struct stream_in *in)
-{
-	int idle;
-
-	do {
-		errno = 0;
-		idle = stream_in_idle(in);
-	} while (!idle && errno == EINTR && !divert_stop);
-	return idle;
+	divert_send(ij->h, p->data, p->len, &p->a);	/* every fate comes as a report */
+	if (p->a.dir == DIVERT_IN)
+		take_back(ij, 0);
 }
 
 /*
@@ -643,7 +465,7 @@ inject_loop(struct injector *ij, struct stream_in *in)
 		if ((rc = stream_in_read(in, &p)) == 0)
 			break;
 		if (rc < 0) {
-			raw_flush(ij->raw);
+			divert_flush(ij->h);
 			if (divert_stop)
 				break;
 			warnx("%s after %ju records: stopped there", stream_in_error(in),
@@ -651,13 +473,13 @@ inject_loop(struct injector *ij, struct stream_in *in)
 			return EX_RUNTIME;
 		}
 		inject(ij, &p);
-		if (input_idle(in)) {
-			raw_flush(ij->raw);
+		if (stream_in_idle(in)) {
+			divert_flush(ij->h);
 			if (ij->out != NULL && ij->out_errno == 0 && stream_out_flush(ij->out) < 0)
 				ij->out_errno = errno;
 		}
 	}
-	raw_flush(ij->raw);
+	divert_flush(ij->h);
 	return ij->fatal ? EX_RUNTIME : 0;
 }
 
@@ -670,7 +492,7 @@ report(const struct injector *ij)
 	    "into %ju, %ju refused", program_invocation_short_name, (uintmax_t)ij->read,
 	    (uintmax_t)ij->injected, (uintmax_t)ij->out_n, (uintmax_t)ij->in_n,
 	    (uintmax_t)ij->fragmented, (uintmax_t)ij->fragments, (uintmax_t)ij->refused);
-	for (r = 0; r < R_COUNT; r++) {
+	for (r = DIVERT_E_NOTIP; r < R_COUNT; r++) {
 		if (ij->reason[r] == 0)
 			continue;
 		fprintf(stderr, "%s%ju %s", first ? " (" : ", ", (uintmax_t)ij->reason[r],
@@ -695,16 +517,15 @@ main(int argc, char **argv)
 	check_args(&a, ij);
 	mark = divert_mark();
 	catch_stop_signals();
-	if (getrandom(&ij->ident, sizeof(ij->ident), GRND_NONBLOCK) != sizeof(ij->ident))
-		ij->ident = (uint32_t)time(NULL) ^ (uint32_t)getpid();
 
-	if ((ij->raw = raw_open(mark, sent, ij, why, sizeof(why))) == NULL)
+	if ((ij->h = divert_open(DIVERT_PORT_NONE, mark, 0, why)) == NULL)
 		errx(EX_RUNTIME, "%s", why);
-	if ((ij->tun = tun_open(mark, why, sizeof(why))) == NULL)
-		errx(EX_RUNTIME, "%s", why);
+	divert_set_report(ij->h, reported, ij);
+	if (a.wfile != NULL)
+		divert_set_tap(ij->h, copy_out, ij);
 	/* With --in the one inbound path is built now: a kernel that lacks it fails at once. */
-	if (ij->in_ifindex != 0 && tun_prepare(ij->tun, ij->in_ifindex, why, sizeof(why)) != TUN_OK)
-		errx(EX_RUNTIME, "%s", why);
+	if (ij->in_ifindex != 0 && divert_prepare_in(ij->h, ij->in_ifindex) < 0)
+		errx(EX_RUNTIME, "%s", divert_geterr(ij->h));
 	if ((in = stream_in_open(a.rfile, why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 	if (a.wfile != NULL && (ij->out = stream_out_open(a.wfile, DLT_SLL2, why,
@@ -723,7 +544,6 @@ main(int argc, char **argv)
 		status = EX_RUNTIME;
 	}
 	stream_in_close(in);
-	tun_close(ij->tun);
-	raw_close(ij->raw);
+	divert_close(ij->h);
 	return status;
 }

@@ -1,9 +1,9 @@
 /*
  * divert-listen - take packets from a divert port and stream them as pcap.
  *
- * Binds NFQUEUE PORT, writes every packet to stdout as an SLL2 pcap record
- * and takes it out of the stack (batched drop verdicts), or lets it go on
- * (--tee).  Packets that miss the -f filter are let through untouched.
+ * Binds PORT (libdivert), writes every packet to stdout as an SLL2 pcap
+ * record and takes it out of the stack (batched drop verdicts), or lets it
+ * go on (--tee).  Packets that miss the -f filter are let through untouched.
  */
 #include <argp.h>
 #include <err.h>
@@ -16,11 +16,10 @@
 #include <unistd.h>
 
 #include <pcap/pcap.h>
-#include <linux/netfilter.h>	/* after libc's netinet/in.h, which pcap.h pulls in */
 
+#include "divert.h"
 #include "tool.h"
 #include "owner.h"
-#include "queue.h"
 #include "rule.h"
 #include "stream.h"
 
@@ -53,13 +52,13 @@ struct args {
 };
 
 struct listener {
-	struct queue		*q;
+	struct divert		*h;
 	struct stream_out	*out;
 	struct bpf_program	 prog;
 	int			 filtered, tee;
 	int			 draining;	/* at exit: let everything through */
 	uint64_t		 limit;		/* 0: no -c */
-	uint64_t		 received, written, passed, enobufs;
+	uint64_t		 received, written, passed;
 	uint64_t		 taken;		/* records given to the stream */
 	uint32_t		 pend[PEND_MAX];	/* ids of records not yet written */
 	size_t			 npend;
@@ -213,40 +212,39 @@ warn_if_unfed(long port)
 		    "CHAIN %ld)", port, port);
 }
 
-/* Let a packet go on untouched. */
-static void
-let_through(struct listener *l, uint32_t id)
+/* Let a packet go on untouched: its verdict. */
+static int
+let_through(struct listener *l)
 {
-	queue_verdict(l->q, id, NF_ACCEPT);
 	l->passed++;
+	return DIVERT_ACCEPT;
 }
 
-static void
-on_packet(uint32_t id, struct pkt *p, void *arg)
+/* A packet from the port: streamed and held until its record is written, or let through. */
+static int
+on_packet(const struct divert_addr *from, uint8_t *data, size_t len, void *arg)
 {
 	struct listener *l = arg;
+	struct pkt p = { .a = *from, .data = data, .len = len };
 	struct pcap_pkthdr h;
 
 	l->received++;
+	p.pkttype = from->dir == DIVERT_OUT ? SLL_OUTGOING : SLL_HOST;
 	if (l->draining || (l->limit != 0 && l->taken >= l->limit) || l->out_errno != 0 ||
-	    l->npend == PEND_MAX || pkt_make_sll2(p, l->rec, sizeof(l->rec)) < 0) {
-		let_through(l, id);
-		return;
-	}
+	    l->npend == PEND_MAX || pkt_make_sll2(&p, l->rec, sizeof(l->rec)) < 0)
+		return let_through(l);
 	if (l->filtered) {
-		h.caplen = h.len = (bpf_u_int32)(SLL2_HDRLEN + p->len);
-		if (!pcap_offline_filter(&l->prog, &h, p->rec)) {
-			let_through(l, id);
-			return;
-		}
+		h.caplen = h.len = (bpf_u_int32)(SLL2_HDRLEN + p.len);
+		if (!pcap_offline_filter(&l->prog, &h, p.rec))
+			return let_through(l);
 	}
-	if (stream_out_write(l->out, p) < 0) {
+	if (stream_out_write(l->out, &p) < 0) {
 		l->out_errno = errno;
-		let_through(l, id);
-		return;
+		return let_through(l);
 	}
 	l->taken++;
-	l->pend[l->npend++] = id;
+	l->pend[l->npend++] = from->id;
+	return DIVERT_HOLD_IT;
 }
 
 /*
@@ -261,7 +259,7 @@ settle_written(struct listener *l)
 
 	if (done == 0)
 		return;
-	queue_verdict_upto(l->q, l->pend[done - 1], l->tee ? NF_ACCEPT : NF_DROP);
+	divert_verdict_upto(l->h, l->pend[done - 1], l->tee ? DIVERT_ACCEPT : DIVERT_DROP);
 	memmove(l->pend, l->pend + done, (l->npend - done) * sizeof(l->pend[0]));
 	l->npend -= done;
 	l->written += done;
@@ -282,10 +280,10 @@ let_pending_through(struct listener *l)
 	gone = (size_t)stream_out_discard(l->out);
 	keep = gone < l->npend ? l->npend - gone : 0;	/* 0, or 1: the torn one */
 	if (keep == 0)
-		queue_verdict_upto(l->q, l->pend[l->npend - 1], NF_ACCEPT);
+		divert_verdict_upto(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT);
 	else
 		for (i = keep; i < l->npend; i++)
-			queue_verdict(l->q, l->pend[i], NF_ACCEPT);
+			divert_verdict(l->h, l->pend[i], DIVERT_ACCEPT, NULL, 0);
 	l->passed += l->npend - keep;
 	l->taken -= l->npend - keep;
 	l->npend = keep;
@@ -304,8 +302,8 @@ settle_torn(struct listener *l)
 		l->out_errno = errno;
 	settle_written(l);
 	for (; l->npend > 0; l->npend--, l->passed++, l->taken--)
-		queue_verdict(l->q, l->pend[l->npend - 1], NF_ACCEPT);
-	if (queue_send(l->q) < 0)
+		divert_verdict(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT, NULL, 0);
+	if (divert_flush(l->h) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
 }
 
@@ -316,7 +314,7 @@ answer(struct listener *l)
 	settle_written(l);
 	if (l->out_errno != 0 || divert_stop)
 		let_pending_through(l);
-	if (queue_send(l->q) < 0)
+	if (divert_flush(l->h) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
 }
 
@@ -335,18 +333,17 @@ take_ready(struct listener *l)
 {
 	int n;
 
-	while ((n = queue_recv(l->q, on_packet, l)) != 0) {
+	while ((n = divert_dispatch(l->h, on_packet, l)) != 0) {
 		if (n < 0) {
 			if (errno != ENOBUFS)
 				err(EX_RUNTIME, "receive from divert port");
-			l->enobufs++;	/* the kernel dropped some: /proc counts them */
-			continue;
+			continue;	/* the kernel dropped some: counted, /proc too */
 		}
 		/*
 		 * A short batch drained the queue: the reader gets it now.  A
 		 * long one waits for more, unless the ids to hold run short.
 		 */
-		if (n < QUEUE_BATCH || l->npend > PEND_MAX - QUEUE_BATCH)
+		if (n < DIVERT_BATCH || l->npend > PEND_MAX - DIVERT_BATCH)
 			flush_stream(l);
 		else
 			answer(l);
@@ -367,7 +364,7 @@ static void
 listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 {
 	struct pollfd pfd[2] = {
-		{ .fd = queue_fd(l->q), .events = POLLIN },
+		{ .fd = divert_fd(l->h), .events = POLLIN },
 		{ .fd = outfd, .events = 0 },
 	};
 	sigset_t during_poll;
@@ -396,11 +393,10 @@ drain(struct listener *l)
 	int i, n;
 
 	l->draining = 1;
-	for (i = 0; i < 2 * QUEUE_MAXLEN / QUEUE_BATCH; i++) {
-		n = queue_recv(l->q, on_packet, l);
+	for (i = 0; i < 2 * DIVERT_QUEUE_MAXLEN / DIVERT_BATCH; i++) {
+		n = divert_dispatch(l->h, on_packet, l);
 		if (n == 0 || (n < 0 && errno != ENOBUFS))
 			break;
-		queue_send(l->q);
 	}
 }
 
@@ -411,25 +407,29 @@ main(int argc, char **argv)
 	struct listener *l = &listener;
 	struct args a = { 0 };
 	static struct rule_spec r;	/* static: remove_rule() may run from exit() */
+	struct divert_stats st;
 	sigset_t stopsigs;
 	char why[256];
 	long port;
+	uint32_t mark;
 	int rc, status = 0;
 
 	rule_init(&r);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
+	mark = divert_mark();
 	catch_signals(&stopsigs);
 
-	if ((l->q = queue_open((uint16_t)port)) == NULL)
+	/* Packets are held until their records are written: the callback says so. */
+	if ((l->h = divert_open((int)port, mark, 0, NULL)) == NULL)
 		bind_failed(port, errno);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
-		queue_close(l->q);
+		divert_close(l->h);
 		errx(EX_RUNTIME, "%s", why);
 	}
 	if (a.rule != NULL) {
 		if ((rc = rule_add(&r)) < 0) {
-			queue_close(l->q);
+			divert_close(l->h);
 			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
 		}
 		added_rule = &r, added_spec = a.rule;
@@ -444,14 +444,15 @@ main(int argc, char **argv)
 
 	remove_rule();
 	drain(l);
+	divert_stats(l->h, &st);
 	fprintf(stderr, "%s: %ju received, %ju written, %ju let through, "
 	    "%ju dropped by kernel", program_invocation_short_name,
 	    (uintmax_t)l->received, (uintmax_t)l->written, (uintmax_t)l->passed,
-	    (uintmax_t)queue_kernel_drops(l->q));
-	if (l->enobufs)
-		fprintf(stderr, " (%ju overruns)", (uintmax_t)l->enobufs);
+	    (uintmax_t)st.kernel_drops);
+	if (st.overruns)
+		fprintf(stderr, " (%ju overruns)", (uintmax_t)st.overruns);
 	fputc('\n', stderr);
-	queue_close(l->q);
+	divert_close(l->h);
 	if (stream_out_close(l->out) < 0 && l->out_errno == 0)
 		l->out_errno = errno;
 	if (l->out_errno != 0 && !reader_gone(l->out_errno)) {

@@ -17,9 +17,9 @@
 static unsigned long
 queue_portid(uint16_t num)
 {
-	struct queue_info qi;
+	struct divert_port_info pi;
 
-	return queue_bound_in(num, num, &qi) == 1 ? qi.portid : 0;
+	return divert_port_bound(num, num, &pi) == 1 ? pi.portid : 0;
 }
 
 /* The inode of the NETLINK_NETFILTER socket with that portid; 0 if none. */

@@ -7,14 +7,18 @@
  * notifications (RTNLGRP_LINK): a packet for a target that is down or
  * deleted is refused, and a deleted target is picked up again when an
  * interface of the same name appears (its records keep naming the old
- * index).  The notification socket is O_ASYNC: the kernel raises SIGIO as
- * it queues a notification, and the socket is read only then, before the
- * next inbound packet.  Reading it before every packet instead costs a
- * system call each, about 40% of the inbound rate (measured).
+ * index).  The notification socket is read, without waiting, at most once
+ * per tick of the coarse clock (a few milliseconds), when a write fails,
+ * and at the end: reading it before every packet costs a system call each,
+ * about 40% of the inbound rate (measured).  A change noticed a tick late
+ * costs nothing in the accounting: packets written meanwhile to a target
+ * that stopped are failed by its redirect, whose count is read as the
+ * change is noticed (settle), and reported lost (tun_losses).
+ *
+ * Every request that waits for the kernel's answer goes through nl_talk.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +42,14 @@
 #include <linux/rtnetlink.h>
 #include <linux/tc_act/tc_mirred.h>
 
+#include "nl.h"
 #include "tun.h"
 
 #define FILTER_PRIO	1
 #define FILTER_HANDLE	1
 #define PROG_NAME	"divert_mark"
-#define NL_BUF		8192	/* a request or an ack with extended-ack text */
+#define NL_BUF		8192	/* an answer: an ack with extended-ack text, a filter */
+#define REQ_BUF		1024	/* a request */
 
 /* What a target interface is now. */
 enum link { L_UP, L_DOWN, L_GONE };
@@ -60,9 +66,10 @@ struct tun {
 };
 
 struct tun_set {
-	struct mnl_socket	*nl;		/* requests */
+	struct nl		 nl;		/* requests */
 	struct mnl_socket	*ev;		/* link notifications, non-blocking */
-	uint32_t		 seq, mark;
+	struct timespec		 looked;	/* when ev was last read (coarse clock) */
+	uint32_t		 mark;
 	int			 prog;		/* the classifier, loaded on first use; -1 */
 	int			 built;		/* a path was built: the kernel has what we need */
 	uint64_t		 late_down, late_gone;	/* see tun_losses */
@@ -72,35 +79,20 @@ struct tun_set {
 	char			 evbuf[4 * NL_BUF];
 };
 
-/* Set by SIGIO: link notifications are waiting (1 at first: read them once). */
-static volatile sig_atomic_t links_changed = 1;
-
-static void
-on_sigio(int sig)
-{
-	(void)sig;
-	links_changed = 1;
-}
-
 /*
  * Subscribe to link notifications (made before any target is looked at:
- * none missed), with SIGIO on each.  SA_RESTART: the signal must not cut
- * short the reads and writes of the stream.
+ * none missed).  Non-blocking: follow_links reads what has come.
  */
 static struct mnl_socket *
 watch_links(void)
 {
 	struct mnl_socket *ev = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	struct sigaction sa = { .sa_handler = on_sigio, .sa_flags = SA_RESTART };
-	int fd;
+	int e;
 
-	if (ev == NULL)
-		return NULL;
-	fd = mnl_socket_get_fd(ev);
-	if (mnl_socket_bind(ev, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0 ||
-	    sigaction(SIGIO, &sa, NULL) < 0 || fcntl(fd, F_SETOWN, getpid()) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0) {
+	if (ev != NULL && mnl_socket_bind(ev, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
+		e = errno;
 		mnl_socket_close(ev);
+		errno = e;
 		return NULL;
 	}
 	return ev;
@@ -110,7 +102,7 @@ struct tun_set *
 tun_open(uint32_t mark, char *why, size_t whylen)
 {
 	struct tun_set *ts = calloc(1, sizeof(*ts));
-	int one = 1;
+	int rc;
 
 	if (ts == NULL) {
 		snprintf(why, whylen, "out of memory");
@@ -118,71 +110,25 @@ tun_open(uint32_t mark, char *why, size_t whylen)
 	}
 	ts->mark = mark;
 	ts->prog = -1;
-	ts->seq = (uint32_t)time(NULL);
-	if ((ts->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) == NULL ||
-	    mnl_socket_bind(ts->nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    (ts->ev = watch_links()) == NULL) {
-		snprintf(why, whylen, "cannot open rtnetlink: %s", strerror(errno));
+	if ((rc = nl_open(&ts->nl, NETLINK_ROUTE)) < 0 || (ts->ev = watch_links()) == NULL) {
+		snprintf(why, whylen, "cannot open rtnetlink: %s", strerror(rc < 0 ? -rc : errno));
 		tun_close(ts);
 		return NULL;
 	}
-	/* Extended acks: the kernel says which part of a request it refused. */
-	mnl_socket_setsockopt(ts->nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(ts->nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	return ts;
-}
-
-/* The kernel's extended-ack message in an error reply, or NULL. */
-static const char *
-extack_message(const struct nlmsghdr *nlh, const struct nlmsgerr *e)
-{
-	const struct nlattr *a;
-	size_t off = sizeof(*e);
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return NULL;
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	mnl_attr_for_each(a, nlh, off)
-		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
-		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
-			return mnl_attr_get_str(a);
-	return NULL;
 }
 
 /* Send one request and wait for its ack: 0, or -errno with the kernel's words in why. */
 static int
-nl_request(struct tun_set *ts, struct nlmsghdr *req, char *why, size_t whylen)
+request(struct tun_set *ts, struct nlmsghdr *req, char *why, size_t whylen)
 {
-	const struct nlmsghdr *nlh;
-	const struct nlmsgerr *e;
-	const char *msg;
-	ssize_t got;
-	int n;
+	char kernel[256];
+	int rc;
 
-	req->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-	req->nlmsg_seq = ++ts->seq;
-	if (mnl_socket_sendto(ts->nl, req, req->nlmsg_len) < 0)
-		goto syserr;
-	for (;;) {
-		if ((got = mnl_socket_recvfrom(ts->nl, ts->buf, sizeof(ts->buf))) < 0)
-			goto syserr;
-		n = (int)got;
-		for (nlh = (void *)ts->buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-			if (nlh->nlmsg_seq != ts->seq || nlh->nlmsg_type != NLMSG_ERROR)
-				continue;
-			e = mnl_nlmsg_get_payload(nlh);
-			if (e->error == 0)
-				return 0;
-			msg = extack_message(nlh, e);
-			snprintf(why, whylen, "%s%s%s", strerror(-e->error),
-			    msg ? ": " : "", msg ? msg : "");
-			return e->error;
-		}
-	}
-syserr:
-	snprintf(why, whylen, "rtnetlink: %s", strerror(errno));
-	return -errno;
+	rc = nl_talk(&ts->nl, req, NULL, NULL, ts->buf, sizeof(ts->buf), kernel, sizeof(kernel));
+	if (rc < 0)
+		snprintf(why, whylen, "%s%s%s", strerror(-rc), kernel[0] ? ": " : "", kernel);
+	return rc;
 }
 
 /*
@@ -200,7 +146,7 @@ load_program(uint32_t mark, char *why, size_t whylen)
 		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
 		{ .code = BPF_JMP | BPF_EXIT },
 	};
-	static char log[4096];
+	char log[4096];
 	union bpf_attr attr;
 	int fd;
 
@@ -268,8 +214,8 @@ create_tun(char *name, char *why, size_t whylen)
 static int
 link_up(struct tun_set *ts, int ifindex, char *why, size_t whylen)
 {
-	char buf[NL_BUF];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	union { char buf[REQ_BUF]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
 	struct ifinfomsg *ifi;
 
 	nlh->nlmsg_type = RTM_NEWLINK;
@@ -278,7 +224,7 @@ link_up(struct tun_set *ts, int ifindex, char *why, size_t whylen)
 	ifi->ifi_index = ifindex;
 	ifi->ifi_flags = IFF_UP;
 	ifi->ifi_change = IFF_UP;
-	return nl_request(ts, nlh, why, whylen);
+	return request(ts, nlh, why, whylen);
 }
 
 static struct tcmsg *
@@ -299,13 +245,13 @@ tc_header(struct nlmsghdr *nlh, int type, int ifindex, uint32_t parent)
 static int
 add_clsact(struct tun_set *ts, int ifindex, char *why, size_t whylen)
 {
-	char buf[NL_BUF];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	union { char buf[REQ_BUF]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
 	struct tcmsg *tcm = tc_header(nlh, RTM_NEWQDISC, ifindex, TC_H_CLSACT);
 
 	tcm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
 	mnl_attr_put_strz(nlh, TCA_KIND, "clsact");
-	return nl_request(ts, nlh, why, whylen);
+	return request(ts, nlh, why, whylen);
 }
 
 /*
@@ -315,8 +261,8 @@ add_clsact(struct tun_set *ts, int ifindex, char *why, size_t whylen)
 static int
 add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t whylen)
 {
-	char buf[NL_BUF];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	union { char buf[REQ_BUF]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
 	struct tcmsg *tcm = tc_header(nlh, RTM_NEWTFILTER, ifindex,
 	    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
 	struct tc_mirred parms = { .action = TC_ACT_STOLEN, .eaction = TCA_INGRESS_REDIR,
@@ -338,7 +284,7 @@ add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t
 	mnl_attr_nest_end(nlh, act);
 	mnl_attr_nest_end(nlh, acts);
 	mnl_attr_nest_end(nlh, opts);
-	return nl_request(ts, nlh, why, whylen);
+	return request(ts, nlh, why, whylen);
 }
 
 /* Prefix why with what was being done and the kernel option it needs. */
@@ -385,6 +331,29 @@ nested(const struct nlattr *a, uint16_t type)
 	return NULL;
 }
 
+/* The mirred action's overlimits in the filter nl_talk was answered with. */
+static int
+filter_stats(const struct nlmsghdr *nlh, void *data)
+{
+	int64_t *failed = data;
+	const struct nlattr *a, *opts = NULL, *q;
+	struct gnet_stats_queue stats;
+
+	if (nlh->nlmsg_type != RTM_NEWTFILTER)
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(struct tcmsg))
+		if (mnl_attr_get_type(a) == TCA_OPTIONS)
+			opts = a;
+	/* options { bpf actions { 1 { stats { queue } } } } */
+	q = nested(nested(nested(nested(opts, TCA_BPF_ACT), 1), TCA_ACT_STATS),
+	    TCA_STATS_QUEUE);
+	if (q != NULL && mnl_attr_get_payload_len(q) >= sizeof(stats)) {
+		memcpy(&stats, mnl_attr_get_payload(q), sizeof(stats));
+		*failed = stats.overlimits;
+	}
+	return MNL_CB_OK;
+}
+
 /*
  * How many packets t's redirect could not deliver (the mirred action's
  * overlimits: target down or gone), from the kernel; -1 if it cannot say.
@@ -392,42 +361,19 @@ nested(const struct nlattr *a, uint16_t type)
 static int64_t
 redirect_failures(struct tun_set *ts, const struct tun *t)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(ts->buf);
-	const struct nlattr *a, *opts = NULL, *q;
+	union { char buf[REQ_BUF]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
 	struct tcmsg *tcm = tc_header(nlh, RTM_GETTFILTER, t->index,
 	    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
-	struct gnet_stats_queue stats;
-	ssize_t got;
-	int n;
+	int64_t failed = -1;
 
-	nlh->nlmsg_flags = NLM_F_REQUEST;
-	nlh->nlmsg_seq = ++ts->seq;
+	nlh->nlmsg_flags = 0;
 	tcm->tcm_info = TC_H_MAKE(FILTER_PRIO << 16, htons(ETH_P_ALL));
 	tcm->tcm_handle = FILTER_HANDLE;
 	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
-	if (mnl_socket_sendto(ts->nl, nlh, nlh->nlmsg_len) < 0)
+	if (nl_talk(&ts->nl, nlh, filter_stats, &failed, ts->buf, sizeof(ts->buf), NULL, 0) < 0)
 		return -1;
-	for (;;) {
-		if ((got = mnl_socket_recvfrom(ts->nl, ts->buf, sizeof(ts->buf))) < 0)
-			return -1;
-		n = (int)got;
-		for (nlh = (void *)ts->buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-			if (nlh->nlmsg_seq != ts->seq)
-				continue;
-			if (nlh->nlmsg_type != RTM_NEWTFILTER)
-				return -1;
-			mnl_attr_for_each(a, nlh, sizeof(struct tcmsg))
-				if (mnl_attr_get_type(a) == TCA_OPTIONS)
-					opts = a;
-			/* options { bpf actions { 1 { stats { queue } } } } */
-			q = nested(nested(nested(nested(opts, TCA_BPF_ACT), 1), TCA_ACT_STATS),
-			    TCA_STATS_QUEUE);
-			if (q == NULL || mnl_attr_get_payload_len(q) < sizeof(stats))
-				return -1;
-			memcpy(&stats, mnl_attr_get_payload(q), sizeof(stats));
-			return stats.overlimits;
-		}
-	}
+	return failed;
 }
 
 /*
@@ -518,17 +464,32 @@ resync(struct tun_set *ts)
 	}
 }
 
-/* Apply every link notification that has come since the last packet. */
+/* Whether the coarse clock has moved since the notifications were last read. */
+static int
+tick_passed(struct tun_set *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (now.tv_sec == ts->looked.tv_sec && now.tv_nsec == ts->looked.tv_nsec)
+		return 0;
+	ts->looked = now;
+	return 1;
+}
+
+/*
+ * Apply every link notification that has come: when forced, or once a
+ * tick (the first call always reads).
+ */
 static void
-follow_links(struct tun_set *ts)
+follow_links(struct tun_set *ts, int force)
 {
 	const struct nlmsghdr *nlh;
 	ssize_t got;
 	int n;
 
-	if (!links_changed)
+	if (!tick_passed(ts) && !force)
 		return;
-	links_changed = 0;		/* first: one that comes while reading raises it again */
 	for (;;) {
 		got = mnl_socket_recvfrom(ts->ev, ts->evbuf, sizeof(ts->evbuf));
 		if (got < 0 && errno == ENOBUFS) {
@@ -600,8 +561,10 @@ fail:
 	 * The target left while we set it up, or other targets work (so the
 	 * kernel has what we need): only this packet is refused.
 	 */
-	if (ts->built || if_indextoname(t->target, t->name) == NULL)
+	if (ts->built || if_indextoname(t->target, t->name) == NULL) {
+		errno = ENODEV;
 		return TUN_E_NOIF;
+	}
 	return TUN_E_SYSTEM;
 }
 
@@ -613,11 +576,12 @@ add_target(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
 
 	if (ts->n == TUN_MAX) {
 		snprintf(why, whylen, "more than %d inbound interfaces", TUN_MAX);
+		errno = ENOSPC;
 		return NULL;
 	}
 	if (ifindex == 0 || if_indextoname(ifindex, t->target_name) == NULL) {
-		snprintf(why, whylen, "no interface with index %u here (a capture from "
-		    "elsewhere? --in IFACE names the interface to arrive on)", ifindex);
+		snprintf(why, whylen, "no interface with index %u here", ifindex);
+		errno = ENXIO;
 		return NULL;
 	}
 	t->ifindex = t->target = ifindex;
@@ -634,13 +598,14 @@ ready(struct tun_set *ts, uint32_t ifindex, struct tun **tp, char *why, size_t w
 	struct tun *t;
 	int rc;
 
-	follow_links(ts);
+	follow_links(ts, 0);
 	if ((t = find(ts, ifindex)) == NULL && (t = add_target(ts, ifindex, why, whylen)) == NULL)
 		return TUN_E_NOIF;
 	*tp = t;
 	if (t->link == L_GONE) {
 		snprintf(why, whylen, "%s (index %u) is gone; refused until an interface of "
 		    "that name comes back", t->target_name, t->target);
+		errno = ENODEV;
 		return TUN_E_NOIF;
 	}
 	if (t->link == L_DOWN) {
@@ -669,7 +634,7 @@ tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t le
 	struct tun *t;
 	uint64_t down, gone;
 	ssize_t n;
-	int rc;
+	int rc, e;
 
 	if ((rc = ready(ts, *ifindex, &t, why, whylen)) != TUN_OK)
 		return rc;
@@ -677,23 +642,27 @@ tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t le
 	while ((n = write(t->fd, data, len)) < 0 && errno == EINTR)
 		;
 	if (n < 0) {
-		snprintf(why, whylen, "write to %s: %s", t->name, strerror(errno));
+		e = errno;
+		snprintf(why, whylen, "write to %s: %s", t->name, strerror(e));
+		follow_links(ts, 1);	/* a link change may be why */
+		errno = e;
 		return TUN_E_WRITE;
 	}
 	/*
 	 * The write ran the redirect to its end (ingress redirects are
-	 * synchronous); SIGIO, delivered as it returned, says whether a link
-	 * changed meanwhile.  If the target stopped and its redirect failed
-	 * packets, this one is the likeliest of them.
+	 * synchronous).  If a link change has been told meanwhile, and the
+	 * target stopped and its redirect failed packets, this one is the
+	 * likeliest of them.
 	 */
 	down = ts->late_down;
 	gone = ts->late_gone;
-	follow_links(ts);
+	follow_links(ts, 0);
 	if (ts->late_down > down || ts->late_gone > gone) {
 		snprintf(why, whylen, "%s went %s as the packet was written", t->target_name,
 		    ts->late_gone > gone ? "away" : "down");
 		if (ts->late_gone > gone) {
 			ts->late_gone--;
+			errno = ENODEV;
 			return TUN_E_NOIF;
 		}
 		ts->late_down--;
@@ -708,7 +677,7 @@ tun_losses(struct tun_set *ts, int final, uint64_t *down, uint64_t *gone)
 	struct tun *t;
 
 	if (final) {
-		follow_links(ts);
+		follow_links(ts, 1);
 		for (t = ts->t; t < ts->t + ts->n; t++)
 			if (t->link == L_UP)
 				settle(ts, t, L_DOWN);	/* carrier lost, not yet told */
@@ -730,8 +699,7 @@ tun_close(struct tun_set *ts)
 			close(ts->t[i].fd);
 	if (ts->prog >= 0)
 		close(ts->prog);
-	if (ts->nl != NULL)
-		mnl_socket_close(ts->nl);
+	nl_close(&ts->nl);
 	if (ts->ev != NULL)
 		mnl_socket_close(ts->ev);
 	free(ts);

@@ -44,7 +44,6 @@
 #include "frag.h"
 #include "raw.h"
 
-#define BATCH	32		/* packets a sendmmsg() carries at most */
 #define POOL	64		/* destinations with a socket of their own */
 #define LOOPBACK_INDEX	1	/* the loopback device's, in every namespace (since Linux 3.x) */
 #define DRAIN_MS	20	/* a full socket's wait for progress */
@@ -85,15 +84,15 @@ struct raw {
 	} scope;
 	int		 n;			/* packets queued */
 	int		 fd;			/* the socket the queued ones go to */
-	struct mmsghdr	 msg[BATCH];
-	struct iovec	 iov[BATCH];
-	union addr	 dst[BATCH];
+	struct mmsghdr	 msg[RAW_BATCH];
+	struct iovec	 iov[RAW_BATCH];
+	union addr	 dst[RAW_BATCH];
 	union {					/* IP_PKTINFO: the interface to leave by */
 		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
 		struct cmsghdr	 align;
-	}		 ctl[BATCH];
-	struct pkt	 meta[BATCH];
-	uint8_t		*slot;			/* BATCH buffers of FRAG_MAX bytes */
+	}		 ctl[RAW_BATCH];
+	struct raw_pkt	 meta[RAW_BATCH];
+	uint8_t		*slot;			/* RAW_BATCH buffers of FRAG_MAX bytes */
 };
 
 /* A socket of type, protocol and family, marked; -1 with errno. */
@@ -141,7 +140,7 @@ raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen)
 	socklen_t olen;
 	int sndbuf;
 
-	if (r == NULL || (r->slot = malloc((size_t)BATCH * FRAG_MAX)) == NULL) {
+	if (r == NULL || (r->slot = malloc((size_t)RAW_BATCH * FRAG_MAX)) == NULL) {
 		free(r);
 		snprintf(why, whylen, "out of memory");
 		return NULL;
@@ -210,7 +209,7 @@ cached_owner(struct raw *r, const struct in6_addr *a)
  * the destination, or else the source, address.
  */
 static uint32_t
-link_scope(struct raw *r, const struct pkt *p, const struct in6_addr *dst)
+link_scope(struct raw *r, const struct raw_pkt *p, const struct in6_addr *dst)
 {
 	struct in6_addr src;
 	uint32_t index;
@@ -227,7 +226,7 @@ link_scope(struct raw *r, const struct pkt *p, const struct in6_addr *dst)
 
 /* p's destination as a socket address (a link-scoped IPv6 one with its interface). */
 static socklen_t
-address_of(struct raw *r, const struct pkt *p, union addr *a)
+address_of(struct raw *r, const struct raw_pkt *p, union addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (p->data[0] >> 4 == 4) {
@@ -291,7 +290,7 @@ socket_for(struct raw *r, const union addr *a, socklen_t alen)
 
 /* The socket for p's destination, whose address goes to a; -1 (errno) if none. */
 static int
-destination(struct raw *r, const struct pkt *p, union addr *a, socklen_t *alen)
+destination(struct raw *r, const struct raw_pkt *p, union addr *a, socklen_t *alen)
 {
 	*alen = address_of(r, p, a);
 	return socket_for(r, a, *alen);
@@ -385,7 +384,7 @@ tidy(struct raw *r)
  * interface.  Other packets are routed by their destination.
  */
 static void
-leave_by(struct msghdr *m, char *buf, size_t size, const struct pkt *p)
+leave_by(struct msghdr *m, char *buf, size_t size, const struct raw_pkt *p)
 {
 	const uint8_t *dst = p->data + 16;
 	struct in_pktinfo info = { .ipi_ifindex = (int)p->a.ifindex };
@@ -406,7 +405,7 @@ leave_by(struct msghdr *m, char *buf, size_t size, const struct pkt *p)
 }
 
 void
-raw_queue(struct raw *r, const struct pkt *p)
+raw_queue(struct raw *r, const struct raw_pkt *p)
 {
 	union addr a;
 	socklen_t alen;
@@ -428,15 +427,12 @@ raw_queue(struct raw *r, const struct pkt *p)
 	buf = r->slot + (size_t)i * FRAG_MAX;
 	memcpy(buf, p->data, p->len);
 	r->meta[i] = *p;
-	r->meta[i].data = buf;
-	r->meta[i].rec = NULL;		/* the stream's buffer is reused: keep only metadata */
-	r->meta[i].l2len = 0;
-	r->meta[i].dlt = 0;
+	r->meta[i].data = buf;		/* the caller's buffer is reused: keep a copy */
 	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
 	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
 		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
 	leave_by(&r->msg[i].msg_hdr, r->ctl[i].buf, sizeof(r->ctl[i].buf), p);
-	if (r->n == BATCH)
+	if (r->n == RAW_BATCH)
 		raw_flush(r);
 }
 
@@ -470,7 +466,7 @@ raw_flush(struct raw *r)
 }
 
 int
-raw_send(struct raw *r, const struct pkt *p)
+raw_send(struct raw *r, const struct raw_pkt *p)
 {
 	union { char buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; struct cmsghdr align; } ctl;
 	struct iovec iov = { .iov_base = p->data, .iov_len = p->len };
@@ -491,7 +487,7 @@ raw_send(struct raw *r, const struct pkt *p)
 }
 
 int
-raw_route_mtu(struct raw *r, const struct pkt *p)
+raw_route_mtu(struct raw *r, const struct raw_pkt *p)
 {
 	union addr a;
 	socklen_t alen, olen;

@@ -1,5 +1,5 @@
 /*
- * tun.h - inbound injection "as if it arrived on interface X" (divert(4),
+ * tun.h - inbound sending (internal) "as if it arrived on interface X" (divert(4),
  * WinDivert's IfIdx): one TUN device per target interface, created on first
  * use, whose ingress runs a cls_bpf classifier that sets the loop-avoidance
  * mark and a mirred action that redirects the packet to X's ingress.  The
@@ -11,13 +11,13 @@
  * is down or deleted has its packets refused, and a deleted one is picked
  * up again when an interface of the same name appears.
  */
-#ifndef DIVERT_INJECT_TUN_H
-#define DIVERT_INJECT_TUN_H
+#ifndef DIVERT_TUN_H
+#define DIVERT_TUN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define TUN_MAX		64	/* target interfaces one injector serves */
+#define TUN_MAX		64	/* target interfaces one handle serves */
 
 enum tun_result {
 	TUN_OK = 0,
@@ -41,7 +41,9 @@ int tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen);
 /*
  * Inject a whole IP packet as arriving on *ifindex; an enum tun_result,
  * words in why.  *ifindex becomes the index it went to (a target deleted
- * and made again under its name has a new one).
+ * and made again under its name has a new one).  With TUN_E_NOIF, errno
+ * says which: ENXIO no such interface here, ENODEV it went away, ENOSPC
+ * too many; with TUN_E_WRITE, the write's.
  */
 int tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t len,
     char *why, size_t whylen);

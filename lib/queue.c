@@ -1,0 +1,637 @@
+/*
+ * queue.c - a handle's receive side: bind the divert port (an NFQUEUE),
+ * receive with recvmmsg, hand each packet out with its divert address, and
+ * answer them with as few verdict messages as is safe.
+ *
+ * A batch verdict (NFQNL_MSG_VERDICT_BATCH) answers every packet the
+ * kernel still queues with an id up to N.  Ids grow in the order packets
+ * are queued, and so handed out; so consecutive packets given the same
+ * verdict (a run) take one batch message, unless a packet the program
+ * holds is older than the run's last: then each takes its own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "handle.h"
+#include "nl.h"
+
+#define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
+#define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
+#define VERDICT_SIZE	64		/* bytes one verdict message takes, rounded up */
+#define NAMES		16		/* interface names remembered */
+#define NAME_TTL	1		/* seconds a remembered name is trusted (renames) */
+
+/*
+ * The ids of held packets, oldest first: appended as packets are held,
+ * answered ones left as holes until the oldest is answered (or the end
+ * is reached, when the holes are squeezed out).  The kernel queues at most
+ * DIVERT_QUEUE_MAXLEN packets, so that many ids are room enough.
+ */
+struct held {
+	uint32_t	id[DIVERT_QUEUE_MAXLEN];
+	uint8_t		gone[DIVERT_QUEUE_MAXLEN];	/* answered: a hole */
+	unsigned	head, tail;		/* the ids are in [head, tail) */
+	int		lost;			/* one found no room: batch no more */
+};
+
+/* An interface's name, as last looked up. */
+struct name {
+	uint32_t	index;
+	time_t		when;
+	char		name[IF_NAMESIZE];	/* "": none */
+};
+
+/* Consecutive packets given the same verdict, not yet in the buffer. */
+struct run {
+	uint32_t	id[DIVERT_BATCH];
+	int		n;
+	int		verdict;		/* NF_DROP, NF_ACCEPT */
+};
+
+struct queue {
+	struct nl	 nl;
+	int		 fd;
+	uint16_t	 port;
+	int		 nmsg, next;		/* datagrams received, the next to read */
+	int		 off;			/* where in it */
+	int		 in_cb, answered;	/* in dispatch's callback; it gave cur a verdict */
+	uint32_t	 cur;			/* the packet the callback has */
+	uint64_t	 received, overruns;
+	time_t		 now;			/* coarse clock, read at each receive */
+	struct name	 names[NAMES];		/* by ifindex, direct-mapped */
+	struct run	 run;
+	struct held	 held;
+	size_t		 vlen;			/* bytes of verdicts waiting in vbuf */
+	uint8_t		 vbuf[(DIVERT_BATCH * 2 + 1) * VERDICT_SIZE] __attribute__((aligned(8)));
+	struct mmsghdr	 msgs[DIVERT_BATCH];
+	struct iovec	 iov[DIVERT_BATCH];
+	/* Netlink attributes assume 4-byte alignment from the buffer's start. */
+	uint8_t		 bufs[DIVERT_BATCH][MSG_SIZE] __attribute__((aligned(8)));
+};
+
+/* Whether packet id a was queued before b (ids wrap). */
+static int
+before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+static void
+held_squeeze(struct held *s)
+{
+	unsigned i, k = 0;
+
+	for (i = s->head; i < s->tail; i++)
+		if (!s->gone[i]) {
+			s->id[k] = s->id[i];
+			s->gone[k++] = 0;
+		}
+	s->head = 0;
+	s->tail = k;
+}
+
+static void
+held_add(struct held *s, uint32_t id)
+{
+	if (s->tail == DIVERT_QUEUE_MAXLEN)
+		held_squeeze(s);
+	if (s->tail == DIVERT_QUEUE_MAXLEN) {
+		s->lost = 1;
+		return;
+	}
+	s->id[s->tail] = id;
+	s->gone[s->tail++] = 0;
+}
+
+/* Skip the answered ones at the front. */
+static void
+held_trim(struct held *s)
+{
+	while (s->head < s->tail && s->gone[s->head])
+		s->head++;
+	if (s->head == s->tail)
+		s->head = s->tail = 0;
+}
+
+static void
+held_remove(struct held *s, uint32_t id)
+{
+	unsigned lo = s->head, hi = s->tail, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (s->id[mid] == id) {
+			s->gone[mid] = 1;
+			held_trim(s);
+			return;
+		}
+		if (before(s->id[mid], id))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+}
+
+/* Forget every held id up to id; 1 and the newest of them in *last, 0 if none. */
+static int
+held_upto(struct held *s, uint32_t id, uint32_t *last)
+{
+	int any = 0;
+
+	while (s->head < s->tail && !before(id, s->id[s->head])) {
+		if (!s->gone[s->head]) {
+			*last = s->id[s->head];
+			any = 1;
+		}
+		s->head++;
+	}
+	held_trim(s);
+	return any;
+}
+
+/* Whether a batch verdict up to id would answer a held packet too. */
+static int
+held_covers(const struct held *s, uint32_t id)
+{
+	return s->lost || (s->head < s->tail && !before(id, s->id[s->head]));
+}
+
+static int
+send_verdicts(struct queue *q)
+{
+	size_t len = q->vlen;
+
+	q->vlen = 0;
+	if (len == 0)
+		return 0;
+	return mnl_socket_sendto(q->nl.sock, q->vbuf, len) < 0 ? -1 : 0;
+}
+
+static int
+put_verdict(struct queue *q, int type, uint32_t id, int verdict)
+{
+	struct nlmsghdr *nlh;
+
+	if (q->vlen + VERDICT_SIZE > sizeof(q->vbuf) && send_verdicts(q) < 0)
+		return -1;
+	nlh = nfq_nlmsg_put((char *)q->vbuf + q->vlen, type, q->port);
+	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+	q->vlen += NLMSG_ALIGN(nlh->nlmsg_len);
+	return 0;
+}
+
+/* Put the run's verdicts in the buffer: one batch message when nothing held is older. */
+static int
+end_run(struct queue *q)
+{
+	struct run *r = &q->run;
+	int i, rc = 0;
+
+	if (r->n > 1 && !held_covers(&q->held, r->id[r->n - 1]))
+		rc = put_verdict(q, NFQNL_MSG_VERDICT_BATCH, r->id[r->n - 1], r->verdict);
+	else
+		for (i = 0; i < r->n && rc == 0; i++)
+			rc = put_verdict(q, NFQNL_MSG_VERDICT, r->id[i], r->verdict);
+	r->n = 0;
+	return rc;
+}
+
+/*
+ * Packet id's verdict, as the program gave it.  A held packet ends the run
+ * (a batch past it would answer it), so held ids are all older than the run.
+ */
+static int
+answer(struct queue *q, uint32_t id, int verdict)
+{
+	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT;
+
+	if (verdict == DIVERT_HOLD_IT) {
+		if (q->run.n > 0 && end_run(q) < 0)
+			return -1;
+		held_add(&q->held, id);
+		return 0;
+	}
+	if (q->run.n > 0 && (q->run.verdict != nf || q->run.n == DIVERT_BATCH) && end_run(q) < 0)
+		return -1;
+	q->run.verdict = nf;
+	q->run.id[q->run.n++] = id;
+	return 0;
+}
+
+int
+queue_flush(struct queue *q)
+{
+	if (q->run.n > 0 && end_run(q) < 0)
+		return -1;
+	return send_verdicts(q);
+}
+
+/* ifindex's name, remembered for NAME_TTL seconds; "" when it has none. */
+static void
+name_of(struct queue *q, uint32_t index, char *name)
+{
+	struct ifreq ifr;
+	struct name *n = &q->names[index % NAMES];
+
+	if (n->index != index || q->now - n->when >= NAME_TTL) {
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_ifindex = (int)index;
+		/* Any socket takes the interface ioctls: ours saves opening one. */
+		if (ioctl(q->fd, SIOCGIFNAME, &ifr) == 0)
+			memcpy(n->name, ifr.ifr_name, IF_NAMESIZE);
+		else
+			n->name[0] = '\0';
+		n->name[IF_NAMESIZE - 1] = '\0';
+		n->index = index;
+		n->when = q->now;
+	}
+	memcpy(name, n->name, IF_NAMESIZE);
+}
+
+/* The divert address of a queued packet from its attributes. */
+static void
+fill_addr(struct queue *q, struct nlattr **attr, const uint8_t *data, size_t len,
+    struct divert_addr *a)
+{
+	struct nfqnl_msg_packet_hdr *ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	struct nfqnl_msg_packet_timestamp ts;
+	struct nfqnl_msg_packet_hw *hw;
+	struct timespec now;
+	uint32_t in = 0, out = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->id = ntohl(ph->packet_id);
+	a->port = q->port;
+	a->hook = ph->hook;
+	/* Forwarded packets count as outgoing, on their out-interface (DESIGN). */
+	a->dir = ph->hook <= NF_INET_LOCAL_IN ? DIVERT_IN : DIVERT_OUT;
+	if (attr[NFQA_IFINDEX_INDEV] != NULL)
+		in = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV]));
+	if (attr[NFQA_IFINDEX_OUTDEV] != NULL)
+		out = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_OUTDEV]));
+	a->ifindex = a->dir == DIVERT_IN ? in : out;
+	a->other_ifindex = a->dir == DIVERT_OUT ? in : 0;
+	if (attr[NFQA_MARK] != NULL)
+		a->mark = ntohl(mnl_attr_get_u32(attr[NFQA_MARK]));
+	a->proto = ntohs(ph->hw_protocol);
+	if (a->proto == 0 && len > 0)
+		a->proto = data[0] >> 4 == 4 ? ETH_P_IP : data[0] >> 4 == 6 ? ETH_P_IPV6 : 0;
+	if (attr[NFQA_HWADDR] != NULL && a->dir == DIVERT_IN) {
+		hw = mnl_attr_get_payload(attr[NFQA_HWADDR]);
+		a->halen = ntohs(hw->hw_addrlen) > 8 ? 8 : (uint8_t)ntohs(hw->hw_addrlen);
+		memcpy(a->haddr, hw->hw_addr, a->halen);
+	}
+	/* Longer than the copy range (a 64 KiB IPv6 packet on lo): say so. */
+	if (attr[NFQA_CAP_LEN] != NULL && ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) > len)
+		a->cut = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) - (uint32_t)len;
+	if (attr[NFQA_TIMESTAMP] != NULL) {
+		/* Attributes are only 4-byte aligned: copy the 64-bit fields out. */
+		memcpy(&ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
+		a->ts.tv_sec = (time_t)be64toh(ts.sec);
+		a->ts.tv_usec = (suseconds_t)be64toh(ts.usec);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		a->ts.tv_sec = now.tv_sec;
+		a->ts.tv_usec = now.tv_nsec / 1000;
+	}
+	if (a->ifindex != 0)
+		name_of(q, a->ifindex, a->ifname);
+}
+
+/*
+ * The next packet of the last receive, its bytes and address; 0 when none
+ * is left.  A truncated datagram cannot be answered safely, and messages
+ * that are not packets (the kernel's errors for verdicts) need no answer:
+ * both are skipped.
+ */
+static int
+next_packet(struct queue *q, struct divert_addr *a, uint8_t **data, size_t *len)
+{
+	struct nlattr *attr[NFQA_MAX + 1];
+	const struct nlmsghdr *nlh;
+	struct mmsghdr *m;
+	int left;
+
+	while (q->next < q->nmsg) {
+		m = &q->msgs[q->next];
+		left = (int)m->msg_len - q->off;
+		nlh = (const void *)(q->bufs[q->next] + q->off);
+		if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !mnl_nlmsg_ok(nlh, left)) {
+			q->next++;
+			q->off = 0;
+			continue;
+		}
+		q->off += (int)NLMSG_ALIGN(nlh->nlmsg_len);
+		memset(attr, 0, sizeof(attr));
+		if (nlh->nlmsg_type != (NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_PACKET) ||
+		    nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL)
+			continue;
+		*data = NULL;
+		*len = 0;
+		if (attr[NFQA_PAYLOAD] != NULL) {
+			*data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+			*len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+		}
+		fill_addr(q, attr, *data, *len, a);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Read up to vlen datagrams that are ready; when none is and wait is set,
+ * send the verdicts buffered and wait for one (unless the fd is
+ * non-blocking): 0, or -1 with errno (EAGAIN: nothing ready).
+ */
+static int
+receive(struct queue *q, unsigned vlen, int wait)
+{
+	struct timespec now;
+	int n;
+
+	n = recvmmsg(q->fd, q->msgs, vlen, MSG_DONTWAIT, NULL);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait) {
+		if (queue_flush(q) < 0)
+			return -1;
+		n = recvmmsg(q->fd, q->msgs, vlen, 0, NULL);
+	}
+	if (n < 0) {
+		if (errno == ENOBUFS)
+			q->overruns++;
+		return -1;
+	}
+	q->nmsg = n;
+	q->next = 0;
+	q->off = 0;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	q->now = now.tv_sec;
+	return 0;
+}
+
+/* Words for a failed receive. */
+static int
+receive_failed(struct divert *h)
+{
+	if (errno == ENOBUFS)
+		return handle_fail(h, ENOBUFS, "divert port %d: the kernel dropped packets "
+		    "for want of room in the socket", h->port);
+	return handle_fail(h, errno, "receive from divert port %d: %s", h->port,
+	    strerror(errno));
+}
+
+static int
+no_port(struct divert *h)
+{
+	return handle_fail(h, EINVAL, "a send-only handle has no divert port");
+}
+
+int
+divert_dispatch(struct divert *h, divert_cb cb, void *arg)
+{
+	struct queue *q = h->q;
+	struct divert_addr a;
+	uint8_t *data;
+	size_t len;
+	int n = 0, verdict;
+
+	if (q == NULL)
+		return no_port(h);
+	/*
+	 * What a divert_recv left is handed out first; what is read here is
+	 * handed out whole (a datagram is a packet: at most DIVERT_BATCH), so
+	 * nothing ready waits in the handle where poll() cannot see it.
+	 */
+	if (q->next >= q->nmsg && receive(q, DIVERT_BATCH, 0) < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : receive_failed(h);
+	while (next_packet(q, &a, &data, &len)) {
+		n++;
+		q->received++;
+		q->cur = a.id;
+		q->in_cb = 1;
+		q->answered = 0;
+		verdict = cb(&a, data, len, arg);
+		q->in_cb = 0;
+		if (!q->answered && answer(q, a.id, verdict) < 0)
+			return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+			    strerror(errno));
+	}
+	if (queue_flush(q) < 0)
+		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+		    strerror(errno));
+	return n;
+}
+
+ssize_t
+divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from)
+{
+	struct queue *q = h->q;
+	struct divert_addr a;
+	uint8_t *data;
+	size_t len;
+
+	if (q == NULL)
+		return no_port(h);
+	/* One datagram at a time: what poll() says is ready is all there is. */
+	while (!next_packet(q, &a, &data, &len))
+		if (receive(q, 1, 1) < 0)
+			return receive_failed(h);
+	q->received++;
+	if (len > 0)
+		memcpy(buf, data, len < size ? len : size);
+	if (from != NULL)
+		*from = a;
+	if (answer(q, a.id, h->flags & DIVERT_HOLD ? DIVERT_HOLD_IT : DIVERT_DROP) < 0)
+		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+		    strerror(errno));
+	return (ssize_t)len;
+}
+
+/* A verdict carrying the packet's new contents, sent at once without copying them. */
+static int
+send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t len)
+{
+	static const uint8_t pad[NLA_ALIGNTO];
+	union { char buf[128]; struct nlmsghdr align; } hdr;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct nlmsghdr *nlh = nfq_nlmsg_put(hdr.buf, NFQNL_MSG_VERDICT, q->port);
+	struct nlattr *payload;
+	struct iovec iov[3];
+	struct msghdr msg = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
+		.msg_iov = iov, .msg_iovlen = 3 };
+	size_t hlen;
+
+	if (len > UINT16_MAX - NLA_HDRLEN)
+		return errno = EMSGSIZE, -1;
+	nfq_nlmsg_verdict_put(nlh, (int)id, nf);
+	payload = (struct nlattr *)(hdr.buf + NLMSG_ALIGN(nlh->nlmsg_len));
+	payload->nla_type = NFQA_PAYLOAD;
+	payload->nla_len = (uint16_t)(NLA_HDRLEN + len);
+	hlen = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_HDRLEN;
+	nlh->nlmsg_len = (uint32_t)(hlen + NLA_ALIGN(len));
+	iov[0] = (struct iovec){ hdr.buf, hlen };
+	iov[1] = (struct iovec){ (void *)pkt, len };
+	iov[2] = (struct iovec){ (void *)pad, NLA_ALIGN(len) - len };
+	return sendmsg(q->fd, &msg, 0) < 0 ? -1 : 0;
+}
+
+int
+divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size_t len)
+{
+	struct queue *q = h->q;
+	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, rc;
+
+	if (q == NULL)
+		return no_port(h);
+	if (verdict != DIVERT_DROP && verdict != DIVERT_ACCEPT)
+		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
+	if (q->in_cb && id == q->cur)
+		q->answered = 1;	/* the callback's return value no longer counts */
+	else
+		held_remove(&q->held, id);
+	if (pkt == NULL)
+		rc = put_verdict(q, NFQNL_MSG_VERDICT, id, nf);
+	else
+		rc = send_verdicts(q) < 0 ? -1 : send_with_payload(q, id, nf, pkt, len);
+	if (rc < 0)
+		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+		    strerror(errno));
+	return 0;
+}
+
+int
+divert_verdict_upto(struct divert *h, uint32_t id, int verdict)
+{
+	struct queue *q = h->q;
+	uint32_t last;
+
+	if (q == NULL)
+		return no_port(h);
+	if (verdict != DIVERT_DROP && verdict != DIVERT_ACCEPT)
+		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
+	/*
+	 * Up to the newest held id, not past it: every packet up to there is
+	 * held or answered (a run is younger than what is held).
+	 */
+	if (!held_upto(&q->held, id, &last))
+		return 0;
+	if (put_verdict(q, NFQNL_MSG_VERDICT_BATCH, last,
+	    verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT) < 0)
+		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+		    strerror(errno));
+	return 0;
+}
+
+/* Packets that arrive while we bind are let through; only the ack matters here. */
+static int
+config_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
+	struct nfqnl_msg_packet_hdr *ph;
+
+	if (nfq_nlmsg_parse(nlh, attr) == 0 && attr[NFQA_PACKET_HDR] != NULL) {
+		ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+		put_verdict(data, NFQNL_MSG_VERDICT, ntohl(ph->packet_id), NF_ACCEPT);
+	}
+	return MNL_CB_OK;
+}
+
+/* Bind the port, copying whole packets, in one request; 0 or -1 with errno. */
+static int
+bind_port(struct queue *q, char *why, size_t whylen)
+{
+	union { char buf[256]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
+	int rc;
+
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, DIVERT_QUEUE_MAXLEN);
+	if ((rc = nl_talk(&q->nl, nlh, config_cb, q, q->bufs[0], MSG_SIZE, why, whylen)) < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return send_verdicts(q);
+}
+
+struct queue *
+queue_open(uint16_t port, char *why, size_t whylen)
+{
+	char kernel[128];
+	struct queue *q;
+	int size = QUEUE_RCVBUF, i, rc, saved;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	q->port = port;
+	if ((rc = nl_open(&q->nl, NETLINK_NETFILTER)) < 0) {
+		errno = -rc;
+		snprintf(why, whylen, "cannot open a netfilter socket: %s", strerror(errno));
+		goto fail;
+	}
+	q->fd = mnl_socket_get_fd(q->nl.sock);
+	/* Root may go past rmem_max; others get what the sysctl allows. */
+	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	for (i = 0; i < DIVERT_BATCH; i++) {
+		q->iov[i] = (struct iovec){ q->bufs[i], MSG_SIZE };
+		q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+		q->msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	if (bind_port(q, kernel, sizeof(kernel)) < 0) {
+		snprintf(why, whylen, "cannot bind divert port %u: %s%s%s", port, strerror(errno),
+		    kernel[0] ? ": " : "", kernel);
+		goto fail;
+	}
+	return q;
+fail:
+	saved = errno;
+	nl_close(&q->nl);
+	free(q);
+	errno = saved;
+	return NULL;
+}
+
+int
+queue_fd(const struct queue *q)
+{
+	return q->fd;
+}
+
+void
+queue_counts(const struct queue *q, uint64_t *received, uint64_t *overruns)
+{
+	*received = q->received;
+	*overruns = q->overruns;
+}
+
+void
+queue_close(struct queue *q)
+{
+	union { char buf[128]; struct nlmsghdr align; } req;
+	struct nlmsghdr *nlh;
+
+	if (q == NULL)
+		return;
+	queue_flush(q);
+	nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);
+	mnl_socket_sendto(q->nl.sock, nlh, nlh->nlmsg_len);
+	nl_close(&q->nl);
+	free(q);
+}

@@ -1,0 +1,154 @@
+/*
+ * verdict_test - libdivert's verdict messages: runs of equal verdicts go as
+ * one batch message only when no held packet is older (a batch answers
+ * every queued id up to its own); held packets are answered one by one or
+ * up to the newest held id.  lib/queue.c is compiled in; the messages are
+ * read from its buffer before they would be sent.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/queue.c"
+#include "tap.h"
+
+/* One verdict message: type, id, verdict. */
+struct msg {
+	int		type;		/* NFQNL_MSG_VERDICT, NFQNL_MSG_VERDICT_BATCH */
+	uint32_t	id;
+	uint32_t	verdict;
+};
+
+/* The messages buffered, as text ("B5d V7a": batch up to 5 drop, 7 accept); emptied. */
+static const char *
+taken(struct queue *q)
+{
+	static char text[512];
+	const struct nlmsghdr *nlh;
+	const struct nlattr *a;
+	struct nfqnl_msg_verdict_hdr vh;
+	int left = (int)q->vlen, n = 0;
+
+	end_run(q);
+	left = (int)q->vlen;
+	text[0] = '\0';
+	for (nlh = (const void *)q->vbuf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+			if (mnl_attr_get_type(a) == NFQA_VERDICT_HDR) {
+				memcpy(&vh, mnl_attr_get_payload(a), sizeof(vh));
+				n += snprintf(text + n, sizeof(text) - (size_t)n, "%s%c%u%c",
+				    n ? " " : "",
+				    (nlh->nlmsg_type & 0xff) == NFQNL_MSG_VERDICT_BATCH ? 'B' : 'V',
+				    ntohl(vh.id), ntohl(vh.verdict) == NF_DROP ? 'd' : 'a');
+			}
+	q->vlen = 0;
+	return text;
+}
+
+/* The same verdict for ids from..to, as dispatch's callback would return it. */
+static void
+give(struct queue *q, uint32_t from, uint32_t to, int verdict)
+{
+	uint32_t n = to - from + 1;	/* ids wrap */
+
+	for (; n > 0; n--, from++)
+		answer(q, from, verdict);
+}
+
+int
+main(void)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	struct divert h = { .q = q, .port = 1 };
+	uint32_t id;
+	const char *t;
+
+	q->port = 1;
+
+	give(q, 1, 5, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "B5d") == 0, "five drops, nothing held: one batch (%s)", t);
+
+	give(q, 6, 7, DIVERT_DROP);
+	give(q, 8, 9, DIVERT_ACCEPT);
+	give(q, 10, 10, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "B7d B9a V10d") == 0, "a run ends where the verdict changes (%s)", t);
+
+	give(q, 11, 12, DIVERT_DROP);
+	give(q, 13, 13, DIVERT_HOLD_IT);
+	give(q, 14, 15, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "B12d V14d V15d") == 0,
+	    "a held packet ends the run; after it each goes alone (%s)", t);
+
+	ok(divert_verdict_upto(&h, 100, DIVERT_ACCEPT) == 0, "verdict_upto succeeds");
+	t = taken(q);
+	ok(strcmp(t, "B13a") == 0, "verdict_upto stops at the newest held id (%s)", t);
+
+	give(q, 16, 17, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "B17d") == 0, "nothing held any more: batches again (%s)", t);
+
+	ok(divert_verdict_upto(&h, 100, DIVERT_DROP) == 0 && strcmp(taken(q), "") == 0,
+	    "verdict_upto with nothing held sends nothing");
+
+	give(q, 18, 18, DIVERT_HOLD_IT);
+	give(q, 19, 19, DIVERT_HOLD_IT);
+	give(q, 20, 21, DIVERT_ACCEPT);
+	divert_verdict(&h, 18, DIVERT_ACCEPT, NULL, 0);
+	give(q, 22, 23, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V18a V20a V21a V22d V23d") == 0,
+	    "one held packet left (19) keeps the later runs apart (%s)", t);
+	divert_verdict(&h, 19, DIVERT_DROP, NULL, 0);
+	give(q, 24, 25, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V19d B25d") == 0, "once it is answered, runs batch again (%s)", t);
+
+	give(q, 26, 26, DIVERT_HOLD_IT);
+	give(q, 27, 28, DIVERT_HOLD_IT);
+	ok(divert_verdict_upto(&h, 27, DIVERT_DROP) == 0 && strcmp(taken(q), "B27d") == 0,
+	    "verdict_upto 27 answers 26 and 27");
+	give(q, 29, 30, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V29d V30d") == 0, "28 is still held (%s)", t);
+	divert_verdict(&h, 28, DIVERT_ACCEPT, NULL, 0);
+	taken(q);
+
+	/* In dispatch's callback, a verdict for the packet in hand replaces the return value. */
+	q->in_cb = 1;
+	q->cur = 31;
+	divert_verdict(&h, 31, DIVERT_ACCEPT, NULL, 0);
+	q->in_cb = 0;
+	ok(q->answered && strcmp(taken(q), "V31a") == 0,
+	    "a verdict from the callback answers the packet in hand");
+
+	ok(divert_verdict(&h, 32, DIVERT_HOLD_IT, NULL, 0) < 0 && errno == EINVAL,
+	    "DIVERT_HOLD_IT is no verdict to give");
+
+	/* Ids wrap: a run across 2^32 still batches, and a held one before it still counts. */
+	give(q, 0xfffffffe, 0xffffffff, DIVERT_DROP);
+	give(q, 0, 1, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "B1d") == 0, "a run across the wrap of ids is one batch (%s)", t);
+	give(q, 0xfffffff0, 0xfffffff0, DIVERT_HOLD_IT);
+	give(q, 2, 3, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V2d V3d") == 0, "a held id from before the wrap is older (%s)", t);
+	ok(divert_verdict_upto(&h, 3, DIVERT_DROP) == 0 && strcmp(taken(q), "B4294967280d") == 0,
+	    "verdict_upto after the wrap finds it");
+
+	/* A full queue's worth held, all but the first answered: room for more, none lost. */
+	for (id = 1000; id < 1000 + DIVERT_QUEUE_MAXLEN; id++)
+		held_add(&q->held, id);
+	for (id = 1001; id < 1000 + DIVERT_QUEUE_MAXLEN; id++)
+		held_remove(&q->held, id);
+	held_add(&q->held, 1000 + DIVERT_QUEUE_MAXLEN);
+	ok(!q->held.lost && q->held.tail - q->held.head == 2,
+	    "answered ids leave room: %u held", q->held.tail - q->held.head);
+	ok(held_covers(&q->held, 1000) && !held_covers(&q->held, 999),
+	    "the oldest held id still bounds batches");
+
+	free(q);
+	return tap_done();
+}
