@@ -29,8 +29,8 @@ struct stream_in {
 	FILE		*fp;
 	int		 fd;		/* fp's */
 	int		 dlt;
+	size_t		 caplen;	/* of the record last read */
 	char		 error[PCAP_ERRBUF_SIZE + 64];
-	uint8_t		 buf[STREAM_SNAPLEN + 256];	/* record, room to grow */
 	char		 iobuf[STREAM_BUF];		/* stdio's buffer for fp */
 };
 
@@ -215,8 +215,13 @@ stream_in_read(struct stream_in *in, struct pkt *p)
 	p->a.cut = h->len > h->caplen ? h->len - h->caplen : 0;
 	p->pkttype = 0;
 	p->dlt = in->dlt;
-	p->rec = in->buf;
-	memcpy(in->buf, data, h->caplen);
+	/*
+	 * pcap_next_ex is zero-copy: the record stays in libpcap's buffer,
+	 * which it fills anew on the next read and never looks at again
+	 * before; it is edited there.
+	 */
+	p->rec = (uint8_t *)data;
+	in->caplen = h->caplen;
 	if (parse_link(in->dlt, p, h->caplen) < 0) {
 		p->l2len = h->caplen;		/* unparseable: all of it is "header" */
 		p->a.proto = 0;
@@ -229,7 +234,7 @@ stream_in_read(struct stream_in *in, struct pkt *p)
 size_t
 stream_in_room(const struct stream_in *in, const struct pkt *p)
 {
-	return sizeof(in->buf) - (size_t)(p->data - in->buf);
+	return in->caplen - (size_t)(p->data - p->rec);
 }
 
 const char *
