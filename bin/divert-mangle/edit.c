@@ -658,7 +658,7 @@ mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skippe
 		ip[6] = (uint8_t)(e->df ? ip[6] | 0x40 : ip[6] & ~0x40);
 	if (e->ipid >= 0)
 		put16(ip + 4, (uint16_t)e->ipid);
-	if (e->nsrc != 0 || e->ndst != 0) {	/* a call costs as much as the TTL edit */
+	if (e->nsrc != 0 || e->ndst != 0) {	/* no maps: not two calls a packet */
 		map_addr(e->src, e->nsrc, 0, ip + 12);
 		map_addr(e->dst, e->ndst, 0, ip + 16);
 	}
