@@ -1,6 +1,8 @@
 /* csum.c - RFC 1071 sums and RFC 1624 incremental updates. */
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "csum.h"
 
 uint32_t
@@ -59,38 +61,35 @@ csum_update16(uint16_t check, uint16_t old, uint16_t new)
 	return csum_fold(sum);
 }
 
-/* ~old + new for the 16-bit words of one 4-byte chunk. */
-static uint32_t
-chunk_delta(const uint8_t *o, const uint8_t *n, size_t len)
-{
-	uint32_t sum = 0;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2) {
-		sum += (uint16_t)~(o[i] << 8 | o[i + 1]);
-		sum += (uint32_t)(n[i] << 8 | n[i + 1]);
-	}
-	return sum;
-}
-
+/*
+ * csum_update adds the words as the machine loads them: a one's complement
+ * sum is the same in either byte order, byte-swapped (RFC 1071 2.(B)), and
+ * so are its zero and its all-ones.  Unchanged 4-byte chunks add ~m + m =
+ * -0 and are skipped; a 2-byte tail is always added (as the word-by-word
+ * sum always did).  An odd last byte is ignored: len is even.
+ */
 uint16_t
 csum_update(uint16_t check, const void *old, const void *new, size_t len)
 {
 	const uint8_t *o = old, *n = new;
-	uint32_t sum = (uint16_t)~check, a, b;
+	uint64_t sum = (uint16_t)~htons(check);
+	uint32_t a, b;
+	uint16_t x, y;
 	size_t i;
 
-	/* Unchanged words add ~m + m = -0: skip them, four bytes at a time. */
-	for (i = 0; i < len; i += 4) {
-		size_t k = len - i < 4 ? len - i : 4;
-
-		if (k == 4) {
-			memcpy(&a, o + i, 4);
-			memcpy(&b, n + i, 4);
-			if (a == b)
-				continue;
-		}
-		sum += chunk_delta(o + i, n + i, k);
+	for (i = 0; i + 4 <= len; i += 4) {
+		memcpy(&a, o + i, 4);
+		memcpy(&b, n + i, 4);
+		if (a != b)
+			sum += (uint64_t)(uint32_t)~a + b;
 	}
-	return csum_fold(sum);
+	if (i + 2 <= len) {
+		memcpy(&x, o + i, 2);
+		memcpy(&y, n + i, 2);
+		sum += (uint32_t)(uint16_t)~x + y;
+	}
+	/* 2^32 = 1 in this arithmetic: fold to 32 bits, never to zero from non-zero. */
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return ntohs(csum_fold((uint32_t)sum));
 }

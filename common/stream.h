@@ -57,13 +57,14 @@ int stream_in_linktype(const struct stream_in *in);
 
 /*
  * Read the next record into p (valid until the next call; p->data may be
- * edited in place and grown up to stream_in_room bytes).  Returns 1 for a
- * record, 0 at a clean end, -1 for a broken stream (stream_in_error says why).
- * A record whose link header does not parse still returns 1, with proto 0.
+ * edited in place, up to stream_in_room bytes: the record is libpcap's,
+ * not copied).  Returns 1 for a record, 0 at a clean end, -1 for a broken
+ * stream (stream_in_error says why).  A record whose link header does not
+ * parse still returns 1, with proto 0.
  */
 int stream_in_read(struct stream_in *in, struct pkt *p);
 
-/* Bytes p->data may grow to in place. */
+/* Bytes p->data may be edited in place: the record's, from p->data on. */
 size_t stream_in_room(const struct stream_in *in, const struct pkt *p);
 
 /* Why the last read failed. */

@@ -658,8 +658,10 @@ mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skippe
 		ip[6] = (uint8_t)(e->df ? ip[6] | 0x40 : ip[6] & ~0x40);
 	if (e->ipid >= 0)
 		put16(ip + 4, (uint16_t)e->ipid);
-	map_addr(e->src, e->nsrc, 0, ip + 12);
-	map_addr(e->dst, e->ndst, 0, ip + 16);
+	if (e->nsrc != 0 || e->ndst != 0) {	/* no maps: not two calls a packet */
+		map_addr(e->src, e->nsrc, 0, ip + 12);
+		map_addr(e->dst, e->ndst, 0, ip + 16);
+	}
 	l3 = memcmp(old, ip, 20) != 0;
 
 	/*
@@ -695,8 +697,10 @@ mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skippe
 		ip[1] = (uint8_t)((ip[1] & 0xf0) | (e->flowlabel >> 16));
 		put16(ip + 2, (uint16_t)e->flowlabel);
 	}
-	map_addr(e->src, e->nsrc, 1, ip + 8);
-	map_addr(e->dst, e->ndst, 1, ip + 24);
+	if (e->nsrc != 0 || e->ndst != 0) {
+		map_addr(e->src, e->nsrc, 1, ip + 8);
+		map_addr(e->dst, e->ndst, 1, ip + 24);
+	}
 	l3 = memcmp(old, ip, 40) != 0;
 
 	/* With hops left in a routing header, the pseudo-header's destination is not ip6_dst. */
