@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "num.h"
+
 #define DIVERT_VERSION	"0.1"
 #define DIVERT_TABLE	"divert"	/* the only nftables table we own */
 
@@ -33,12 +35,6 @@ void usage_errx(const char *fmt, ...)
 
 /* Turn a netlink/socket errno into a hint for the user ("run as root"). */
 const char *errno_hint(int err);
-
-/* Parse an unsigned decimal or 0x hex number in [min,max]; -1 when it is not one. */
-long parse_ulong(const char *s, long min, long max);
-
-/* Parse "N" or "N-M" within [0,max] into *lo,*hi; -1 when malformed. */
-int parse_range(const char *s, long max, long *lo, long *hi);
 
 /*
  * Whether writing out would destroy the input in (NULL or "-": stdin, and

@@ -21,7 +21,7 @@
 #include "tool.h"
 #include "owner.h"
 #include "queue.h"
-#include "rule.h"
+#include "divert.h"
 #include "stream.h"
 
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
@@ -98,7 +98,7 @@ static const struct argp argp = { options, parse_opt, "PORT",
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
-check_args(const struct args *a, struct listener *l, struct rule_spec *r,
+check_args(const struct args *a, struct listener *l, struct divert_rule *r,
     long *port)
 {
 	char why[256];
@@ -123,10 +123,8 @@ check_args(const struct args *a, struct listener *l, struct rule_spec *r,
 		l->filtered = 1;
 	}
 	if (a->rule != NULL) {
-		if (rule_parse_string(r, a->rule, why, sizeof(why)) < 0)
-			usage_errx("--rule '%s': %s", a->rule, why);
 		r->port_lo = r->port_hi = *port;
-		if (rule_check(r, why, sizeof(why)) < 0)
+		if (divert_rule_parse(r, a->rule, DIVERT_RULE_NOPORT, why) < 0)
 			usage_errx("--rule '%s': %s", a->rule, why);
 	}
 	/* Binary on a screen helps nobody (gzip refuses the same way). */
@@ -149,19 +147,19 @@ catch_signals(sigset_t *stopsigs)
 }
 
 /* The --rule we added, removed at any exit (err() included) by remove_rule. */
-static struct rule_spec *added_rule;
+static struct divert_rule *added_rule;
 static const char *added_spec;
 
 static void
 remove_rule(void)
 {
-	int rc;
+	char why[DIVERT_ERRBUF_SIZE];
 
 	if (added_rule == NULL)
 		return;
-	if ((rc = rule_del(added_rule)) < 0)
+	if (divert_rule_del(added_rule, why) < 0)
 		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
-		    (uintmax_t)added_rule->handle, errno_hint(-rc));
+		    (uintmax_t)added_rule->handle, errno_hint(errno));
 	added_rule = NULL;
 }
 
@@ -192,12 +190,14 @@ bind_failed(long port, int err)
 	errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(err));
 }
 
+/* A divert rule of ours (our DIVERT_MARK) for the port. */
 static int
-feeds_port(const struct rule_spec *r, void *arg)
+feeds_port(const struct divert_rule *r, void *arg)
 {
 	long port = *(long *)arg;
 
-	return r->chain != CHAIN_NONE && r->port_lo <= port && port <= r->port_hi;
+	return r->chain != DIVERT_CHAIN_NONE && r->mark == divert_mark() &&
+	    r->port_lo <= port && port <= r->port_hi;
 }
 
 /*
@@ -208,7 +208,9 @@ feeds_port(const struct rule_spec *r, void *arg)
 static void
 warn_if_unfed(long port)
 {
-	if (rule_list(feeds_port, &port) == 0)
+	char why[DIVERT_ERRBUF_SIZE];
+
+	if (divert_rule_list(feeds_port, &port, why) == 0)
 		warnx("no divert rule feeds port %ld (add one with: divert-rule add "
 		    "CHAIN %ld)", port, port);
 }
@@ -410,13 +412,13 @@ main(int argc, char **argv)
 	static struct listener listener;	/* large: not on the stack */
 	struct listener *l = &listener;
 	struct args a = { 0 };
-	static struct rule_spec r;	/* static: remove_rule() may run from exit() */
+	static struct divert_rule r;	/* static: remove_rule() may run from exit() */
 	sigset_t stopsigs;
 	char why[256];
 	long port;
 	int rc, status = 0;
 
-	rule_init(&r);
+	divert_rule_init(&r);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
 	catch_signals(&stopsigs);
@@ -428,9 +430,11 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 	}
 	if (a.rule != NULL) {
-		if ((rc = rule_add(&r)) < 0) {
+		r.mark = divert_mark();
+		if (divert_rule_add(&r, why) < 0) {
+			rc = errno;
 			queue_close(l->q);
-			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
+			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(rc));
 		}
 		added_rule = &r, added_spec = a.rule;
 		atexit(remove_rule);
