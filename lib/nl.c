@@ -72,25 +72,34 @@ extack_message(const struct nlmsghdr *nlh, const struct nlmsgerr *e)
 	return NULL;
 }
 
+/*
+ * An error answer: its error (0 for an ack), noted in t when it is the
+ * first refusal, with the kernel's words.
+ */
+static int
+note_error(const struct nlmsghdr *nlh, struct talk *t)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const char *msg;
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
+		if (t->error == 0)
+			t->error = -EBADMSG;
+		return -EBADMSG;
+	}
+	if (e->error == 0 || t->error != 0)
+		return e->error;
+	t->error = e->error;
+	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
+		snprintf(t->why, t->whylen, "%s", msg);
+	return e->error;
+}
+
 /* An ack (error 0) ends the conversation; a refusal too, with its words. */
 static int
 on_error(const struct nlmsghdr *nlh, void *data)
 {
-	struct talk *t = data;
-	const struct nlmsgerr *e;
-	const char *msg;
-
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
-		t->error = -EBADMSG;
-		return MNL_CB_ERROR;
-	}
-	e = mnl_nlmsg_get_payload(nlh);
-	t->error = e->error;
-	if (e->error == 0)
-		return MNL_CB_STOP;
-	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
-		snprintf(t->why, t->whylen, "%s", msg);
-	return MNL_CB_ERROR;
+	return note_error(nlh, data) == 0 ? MNL_CB_STOP : MNL_CB_ERROR;
 }
 
 /*
@@ -126,7 +135,9 @@ int
 nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
     void *buf, size_t size, char *why, size_t whylen)
 {
-	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = on_error, [NLMSG_DONE] = on_done };
+	mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
+		[NLMSG_ERROR] = on_error, [NLMSG_DONE] = on_done,
+	};
 	struct talk t = { cb, arg, 0, why, whylen };
 	ssize_t n;
 	int rc;
@@ -148,26 +159,11 @@ nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
 	return 0;
 }
 
-/* In a batch, an ack or a refusal is one answer of many: note the first
- * refusal, with its words, and read on. */
+/* In a batch, an ack or a refusal is one answer of many: read on. */
 static int
 on_batch_error(const struct nlmsghdr *nlh, void *data)
 {
-	struct talk *t = data;
-	const struct nlmsgerr *e;
-	const char *msg;
-
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
-		if (t->error == 0)
-			t->error = -EBADMSG;
-		return MNL_CB_OK;
-	}
-	e = mnl_nlmsg_get_payload(nlh);
-	if (e->error == 0 || t->error != 0)
-		return MNL_CB_OK;
-	t->error = e->error;
-	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
-		snprintf(t->why, t->whylen, "%s", msg);
+	note_error(nlh, data);
 	return MNL_CB_OK;
 }
 

@@ -23,8 +23,8 @@ enum rule_verdict {
 
 /*
  * The base chain called name in table inet divert that r's rules go in:
- * r's hook and priority, type filter, policy accept.  NULL with errno
- * (ENOMEM).
+ * r's hook and priority, type filter, policy accept (r passes
+ * divert_rule_check).  NULL with errno (ENOMEM).
  */
 struct nftnl_chain *rule_expr_chain(const struct divert_rule *r, const char *name);
 

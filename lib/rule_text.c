@@ -524,8 +524,11 @@ divert_rule_check(const struct divert_rule *r, char *errbuf)
 
 	if (r->chain < 0 || (size_t)r->chain >= NCHAINS)
 		return rule_seterr(errbuf, EINVAL, "missing CHAIN");
-	if (r->port_lo < 0 || r->port_hi < r->port_lo || r->port_hi > 65535)
+	if (r->port_lo < 0)
 		return rule_seterr(errbuf, EINVAL, "missing PORT");
+	if (r->port_hi < r->port_lo || r->port_hi > 65535)
+		return rule_seterr(errbuf, EINVAL, "bad port range %ld-%ld: want "
+		    "0..65535", r->port_lo, r->port_hi);
 	/* The kernel counts queues in 16 bits: 0-65535 is one too many. */
 	if (r->port_hi - r->port_lo + 1 > 65535)
 		return rule_seterr(errbuf, EINVAL, "port range %ld-%ld spans "

@@ -351,6 +351,10 @@ test_parts(void)
 	r.mark = 0;
 	ok(divert_rule_check(&r, err) < 0 && strstr(err, "mark 0") != NULL,
 	    "mark 0 is refused");
+	r.mark = DIVERT_MARK_DEFAULT;
+	r.port_hi = 70000;
+	ok(divert_rule_check(&r, err) < 0 && strstr(err, "bad port range 1-70000")
+	    != NULL, "ports beyond 65535 set by hand are refused (%s)", err);
 }
 
 /* The decoder takes only its own shape: anything else is left alone. */
