@@ -59,7 +59,7 @@ TOOLS	:= $(notdir $(wildcard bin/*))
 # lib/divert.h declares is exported (lib/divert.map versions it).
 LIB_VERSION = 0.1.0
 LIB_SONAME  = libdivert.so.0
-LIB_COMMON  = common/csum.c common/frag.c
+LIB_COMMON  = common/csum.c common/frag.c common/num.c
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard lib/*.c) $(LIB_COMMON))
 LIBDIVERT_A  = $(BUILD)/libdivert.a
 LIBDIVERT_SO = $(BUILD)/libdivert.so.$(LIB_VERSION)

@@ -580,7 +580,7 @@ built_hdrlen(int dlt)
 /*
  * Wait until fd may take more (POLLOUT), or nap ms when with_fd is 0: a
  * pipe with some room but less than the next record needs (poll cannot say
- * how much).  The stop signals are blocked from the check of divert_stop
+ * how much).  The stop signals are blocked from the check of stop_signalled
  * until ppoll sleeps, so none is missed.  -1 with errno EINTR on a stop.
  */
 static int
@@ -596,7 +596,7 @@ wait_writable(struct stream_out *out, int with_fd, int ms, int ignore_stop)
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop, &old);
-	if (divert_stop && !ignore_stop) {
+	if (stop_signalled && !ignore_stop) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return errno = EINTR, -1;
 	}
@@ -604,7 +604,7 @@ wait_writable(struct stream_out *out, int with_fd, int ms, int ignore_stop)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (rc < 0 && errno != EINTR)
 		return -1;
-	if (divert_stop && !ignore_stop)
+	if (stop_signalled && !ignore_stop)
 		return errno = EINTR, -1;
 	return 0;
 }
@@ -742,9 +742,9 @@ push(struct stream_out *out)
 				return -1;
 			with_fd = 1;
 		}
-		if (divert_stop && !out->torn)
+		if (stop_signalled && !out->torn)
 			return errno = EAGAIN, -1;
-		if (divert_stop) {
+		if (stop_signalled) {
 			/* Finishing a begun record: a little patience, then give up. */
 			if ((patience -= nap) < 0)
 				return errno = EAGAIN, -1;

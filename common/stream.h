@@ -93,7 +93,7 @@ struct stream_out *stream_out_open(const char *path, int dlt, char *err,
  * wait for the reader.  -1 when the output failed (errno set: EPIPE, or
  * EAGAIN after a stop signal); the record is then not taken.
  *
- * Records reach the output whole: a stop signal (divert_stop) ends the
+ * Records reach the output whole: a stop signal (stop_signalled) ends the
  * stream after the last record the reader could take at once, never inside
  * one.  stream_out_records_out says how many went out.
  */

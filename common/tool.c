@@ -1,5 +1,4 @@
 /* divert.c - defaults and error reporting shared by every tool. */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,7 +10,7 @@
 #include "tool.h"
 
 const char *argp_program_bug_address = "the divert issue tracker";
-volatile sig_atomic_t divert_stop;
+volatile sig_atomic_t stop_signalled;
 static volatile int unblock_fd = -1;
 
 /*
@@ -26,7 +25,7 @@ on_stop_signal(int sig)
 	int saved = errno, flags;
 
 	(void)sig;
-	divert_stop = 1;
+	stop_signalled = 1;
 	if (unblock_fd >= 0 && (flags = fcntl(unblock_fd, F_GETFL)) >= 0)
 		fcntl(unblock_fd, F_SETFL, flags | O_NONBLOCK);
 	errno = saved;
@@ -41,7 +40,7 @@ stop_unblocks(int fd)
 int
 reader_gone(int err)
 {
-	return err == EPIPE || (divert_stop && (err == EINTR || err == EAGAIN));
+	return err == EPIPE || (stop_signalled && (err == EINTR || err == EAGAIN));
 }
 
 void
@@ -60,7 +59,7 @@ catch_stop_signals(void)
  * bound or written, so a bad value is a usage error with nothing to undo.
  */
 uint32_t
-divert_mark(void)
+mark_in_force(void)
 {
 	static uint32_t mark;
 	const char *s;
@@ -108,48 +107,6 @@ errno_hint(int err)
 	default:
 		return strerror(err);
 	}
-}
-
-/* Decimal, or C-style hex with 0x; never octal: "010" is ten, as users mean it. */
-long
-parse_ulong(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-	int base = 10;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-		if (!isxdigit((unsigned char)*s))
-			return -1;
-	}
-	errno = 0;
-	v = strtol(s, &end, base);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	return v;
-}
-
-int
-parse_range(const char *s, long max, long *lo, long *hi)
-{
-	char buf[32];
-	char *dash;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	strcpy(buf, s);
-	dash = strchr(buf, '-');
-	if (dash != NULL)
-		*dash++ = '\0';
-	*lo = parse_ulong(buf, 0, max);
-	*hi = dash != NULL ? parse_ulong(dash, 0, max) : *lo;
-	if (*lo < 0 || *hi < 0 || *lo > *hi)
-		return -1;
-	return 0;
 }
 
 int

@@ -9,16 +9,7 @@
 #include <stdint.h>
 
 #include "divert.h"	/* the tools are libdivert's clients: divert_port_bound, ... */
-
-#define DIVERT_VERSION	"0.1"
-#define DIVERT_TABLE	"divert"	/* the only nftables table we own */
-
-/*
- * Loop avoidance: injected packets carry this mark bit, divert rules only
- * take packets that lack it.  DIVERT_MARK in the environment overrides it
- * for every tool at once.
- */
-#define DIVERT_MARK_DEFAULT	0x20000000u
+#include "num.h"
 
 #define EX_USAGE_ERR	64	/* bad command line or bad request (sysexits EX_USAGE) */
 #define EX_RUNTIME	1	/* the system said no; the message says why */
@@ -27,7 +18,7 @@
  * The loop-avoidance mark bit in force (DIVERT_MARK or the default), read
  * once; call it among main()'s option checks so a bad value exits 64 early.
  */
-uint32_t divert_mark(void);
+uint32_t mark_in_force(void);
 
 /* Print "tool: message" and exit 64, after the usage hint (like errx). */
 void usage_errx(const char *fmt, ...)
@@ -35,12 +26,6 @@ void usage_errx(const char *fmt, ...)
 
 /* Turn a netlink/socket errno into a hint for the user ("run as root"). */
 const char *errno_hint(int err);
-
-/* Parse an unsigned decimal or 0x hex number in [min,max]; -1 when it is not one. */
-long parse_ulong(const char *s, long min, long max);
-
-/* Parse "N" or "N-M" within [0,max] into *lo,*hi; -1 when malformed. */
-int parse_range(const char *s, long max, long *lo, long *hi);
 
 /*
  * Whether writing out would destroy the input in (NULL or "-": stdin, and
@@ -50,10 +35,10 @@ int parse_range(const char *s, long max, long *lo, long *hi);
 int same_file(const char *in, const char *out);
 
 /* Set by SIGINT, SIGTERM or SIGHUP once catch_stop_signals() has run. */
-extern volatile sig_atomic_t divert_stop;
+extern volatile sig_atomic_t stop_signalled;
 
 /*
- * SIGINT, SIGTERM and SIGHUP set divert_stop and interrupt blocking calls
+ * SIGINT, SIGTERM and SIGHUP set stop_signalled and interrupt blocking calls
  * (no SA_RESTART), so a tool ends its loop and still reports; SIGPIPE is
  * ignored, so a reader that leaves shows up as EPIPE on the next write.
  */

@@ -269,7 +269,7 @@ struct divert_rule_addr {
 struct divert_rule {
 	int		chain;		/* enum divert_chain */
 	int		proto;		/* IPPROTO_*, -1: any protocol */
-	int		family;		/* 0: both, AF_INET, AF_INET6 */
+	int		family;		/* 0: both (or the addresses'), AF_INET, AF_INET6 */
 	struct divert_rule_addr src, dst;
 	long		sport_lo, sport_hi;	/* -1: any */
 	long		dport_lo, dport_hi;	/* -1: any */
@@ -279,38 +279,89 @@ struct divert_rule {
 	int		priority_set;	/* priority given */
 	int		fanout;		/* balance by CPU over port_lo..port_hi */
 	long		port_lo, port_hi;	/* divert port(s) */
-	uint32_t	mark;		/* loop-avoidance bit the rule skips */
+	uint32_t	mark;		/* loop-avoidance bit the rule skips (non-zero) */
 	uint64_t	handle;		/* kernel handle once added or listed; 0 unknown */
-	uint64_t	tag;		/* the rule's own tag (in its comment); 0 none */
+	/*
+	 * The rule's own tag: a random number divert_rule_add puts in the
+	 * rule's comment and divert_rule_list reads back; 0 none.  A handle
+	 * may be reused after a flush; a tag names one rule only.
+	 */
+	uint64_t	tag;
 	uint64_t	packets, bytes;	/* the rule's counter, as listed */
 };
 
-/* A rule with nothing chosen yet: no chain, any protocol, no port, the default mark. */
+/*
+ * A rule with nothing chosen yet: no chain, any protocol, no port, the
+ * mark DIVERT_MARK_DEFAULT (set r->mark to the one the program uses).
+ */
 void divert_rule_init(struct divert_rule *r);
 
 /*
  * A rule from text: "CHAIN [PROTO] PORT [options]", the syntax of
- * divert-rule(1) add and list.  0, or -1 with words in errbuf.
+ * divert-rule(1) add and list, words separated by blanks; options as
+ * getopt_long reads them (-s ADDR, -sADDR, --src=ADDR, a unique prefix of
+ * a long name), before, between or after the words; "--" ends them.  What
+ * the text says is added to r, as divert_rule_init left it (r->mark may be
+ * set).  DIVERT_RULE_NOPORT: the text has no PORT, r->port_lo..port_hi are
+ * set already (a program that chose its port).  The whole rule is checked
+ * (divert_rule_check).  0, or -1 with errno (EINVAL, ENOMEM) and words in
+ * errbuf.
  */
-int divert_rule_parse(struct divert_rule *r, const char *text, char *errbuf);
+#define DIVERT_RULE_NOPORT	0x1
+int divert_rule_parse(struct divert_rule *r, const char *text, unsigned flags,
+    char *errbuf);
 
-/* The rule in that syntax (no handle); snprintf's return. */
+/*
+ * The parts of divert_rule_parse, for a program with its own command-line
+ * parser.  divert_rule_words takes the positional words "CHAIN [PROTO]
+ * PORT" (flags as above; PROTO is there when a word is left for it).
+ * divert_rule_option takes one option spelt as in the text, short or long
+ * ("-s", "--src", "--dport", "--fanout"), with its value (NULL for an
+ * option without one).  divert_rule_check checks the rule as a whole
+ * (CHAIN and PORT given, ports only with a protocol that has them, ...)
+ * once all is set.  0, or -1 with EINVAL and words in errbuf.
+ */
+int divert_rule_words(struct divert_rule *r, char *const *words, int n,
+    unsigned flags, char *errbuf);
+int divert_rule_option(struct divert_rule *r, const char *opt, const char *arg,
+    char *errbuf);
+int divert_rule_check(const struct divert_rule *r, char *errbuf);
+
+/*
+ * The rule in that syntax, as divert_rule_parse takes it back (no handle,
+ * no mark); snprintf's return.  A rule with no chain renders its options
+ * alone ("" when none was given).
+ */
 #define DIVERT_RULE_TEXT_MAX	512
 int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
 
 /*
- * Kernel operations: 0 or -1 with errno and words in errbuf (EPERM: not
- * root; ENOENT: no such rule; EEXIST: the same rule is there, r->handle is
- * its handle).  add sets r->handle and r->tag; del removes by handle if
- * set, else the first rule of the same spec, and with a tag only the rule
- * carrying it.  list calls cb for every rule in order (a foreign rule comes
- * with chain DIVERT_CHAIN_NONE and only its handle); cb returning non-zero
- * stops the walk.  flush removes the whole table.
+ * Kernel operations: 0, or -1 with errno and words in errbuf (EPERM: not
+ * root; EINVAL: a rule divert_rule_check refuses).  Rules are the same
+ * when their text and their mark are.
+ *
+ * add sets r->handle and r->tag; EEXIST: the same rule is there, r->handle
+ * is its handle; ENOENT: the kernel has neither the nft queue expression
+ * nor the xt NFQUEUE target.
+ *
+ * del removes by handle if set (a handle alone, chain DIVERT_CHAIN_NONE,
+ * removes whatever rule of the table has it), else the first rule of the
+ * same spec; with a tag only the rule carrying it; ENOENT: no such rule.
+ * A chain (or the table) that it leaves empty goes too.
+ *
+ * list calls cb for every rule of the table, in order, with its handle,
+ * tag, counter and mark: a rule of another program (another mark) is one
+ * to leave alone; a rule that is not a divert rule comes with chain
+ * DIVERT_CHAIN_NONE and only its handle.  cb returns 0 to go on, or a
+ * value (best positive) that stops the walk and that list returns.  No
+ * table: no calls.
+ *
+ * flush removes the whole table (there was none: 0).
  */
 int divert_rule_add(struct divert_rule *r, char *errbuf);
 int divert_rule_del(const struct divert_rule *r, char *errbuf);
-int divert_rule_list(int (*cb)(const struct divert_rule *r, void *arg), void *arg,
-    char *errbuf);
+typedef int (*divert_rule_cb)(const struct divert_rule *r, void *arg);
+int divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf);
 int divert_rule_flush(char *errbuf);
 
 #pragma GCC visibility pop

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <linux/netlink.h>
@@ -71,25 +72,55 @@ extack_message(const struct nlmsghdr *nlh, const struct nlmsgerr *e)
 	return NULL;
 }
 
+/*
+ * An error answer: its error (0 for an ack), noted in t when it is the
+ * first refusal, with the kernel's words.
+ */
+static int
+note_error(const struct nlmsghdr *nlh, struct talk *t)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const char *msg;
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
+		if (t->error == 0)
+			t->error = -EBADMSG;
+		return -EBADMSG;
+	}
+	if (e->error == 0 || t->error != 0)
+		return e->error;
+	t->error = e->error;
+	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
+		snprintf(t->why, t->whylen, "%s", msg);
+	return e->error;
+}
+
 /* An ack (error 0) ends the conversation; a refusal too, with its words. */
 static int
 on_error(const struct nlmsghdr *nlh, void *data)
 {
-	struct talk *t = data;
-	const struct nlmsgerr *e;
-	const char *msg;
+	return note_error(nlh, data) == 0 ? MNL_CB_STOP : MNL_CB_ERROR;
+}
 
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
-		t->error = -EBADMSG;
-		return MNL_CB_ERROR;
+/*
+ * The end of a dump.  With its own control callbacks libmnl has no default
+ * for it: without this one a dump never ends.  A dump the kernel could not
+ * finish says why in the message.
+ */
+static int
+on_done(const struct nlmsghdr *nlh, void *data)
+{
+	struct talk *t = data;
+	int error;
+
+	if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(error)) {
+		memcpy(&error, mnl_nlmsg_get_payload(nlh), sizeof(error));
+		if (error < 0) {
+			t->error = error;
+			return MNL_CB_ERROR;
+		}
 	}
-	e = mnl_nlmsg_get_payload(nlh);
-	t->error = e->error;
-	if (e->error == 0)
-		return MNL_CB_STOP;
-	if ((msg = extack_message(nlh, e)) != NULL && t->why != NULL)
-		snprintf(t->why, t->whylen, "%s", msg);
-	return MNL_CB_ERROR;
+	return MNL_CB_STOP;
 }
 
 static int
@@ -104,7 +135,9 @@ int
 nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
     void *buf, size_t size, char *why, size_t whylen)
 {
-	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = on_error };
+	mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
+		[NLMSG_ERROR] = on_error, [NLMSG_DONE] = on_done,
+	};
 	struct talk t = { cb, arg, 0, why, whylen };
 	ssize_t n;
 	int rc;
@@ -124,4 +157,39 @@ nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
 	if (rc == MNL_CB_ERROR)
 		return t.error != 0 ? t.error : errno != 0 ? -errno : -EPROTO;
 	return 0;
+}
+
+/* In a batch, an ack or a refusal is one answer of many: read on. */
+static int
+on_batch_error(const struct nlmsghdr *nlh, void *data)
+{
+	note_error(nlh, data);
+	return MNL_CB_OK;
+}
+
+/*
+ * nfnetlink processes a batch inside sendmsg(), so every answer is queued
+ * when it returns: read until the socket is empty rather than count acks
+ * (a batch refused whole, as for EPERM, gets a single answer).
+ */
+int
+nl_talk_batch(struct nl *nl, const void *batch, size_t len, mnl_cb_t cb,
+    void *arg, void *buf, size_t size, char *why, size_t whylen)
+{
+	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = on_batch_error };
+	struct talk t = { cb, arg, 0, why, whylen };
+	int cb_error = 0;
+	ssize_t n;
+
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (mnl_socket_sendto(nl->sock, batch, len) < 0)
+		return -errno;
+	while ((n = recv(mnl_socket_get_fd(nl->sock), buf, size, MSG_DONTWAIT)) > 0)
+		if (mnl_cb_run2(buf, (size_t)n, 0, nl->portid, on_data, &t, ctl,
+		    NLMSG_MIN_TYPE) == MNL_CB_ERROR && cb_error == 0)
+			cb_error = errno != 0 ? -errno : -EPROTO;
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		return -errno;
+	return t.error != 0 ? t.error : cb_error;
 }

@@ -36,4 +36,14 @@ uint32_t nl_next_seq(struct nl *nl);
 int nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
     void *buf, size_t size, char *why, size_t whylen);
 
+/*
+ * Send a batch (len bytes of messages, each with its own flags and sequence
+ * number from nl_next_seq) and hand every answer but the acks to cb (NULL:
+ * none wanted).  Every answer is read, so the socket is clean for the next
+ * request.  Returns 0, the kernel's first refusal as -errno with its words
+ * in why, or cb's error.
+ */
+int nl_talk_batch(struct nl *nl, const void *batch, size_t len, mnl_cb_t cb,
+    void *arg, void *buf, size_t size, char *why, size_t whylen);
+
 #endif

@@ -269,14 +269,14 @@ defrag_loop(struct defrag *g)
 	struct pkt p;
 	int rc;
 
-	while (g->out_errno == 0 && !divert_stop) {
+	while (g->out_errno == 0 && !stop_signalled) {
 		if (stream_in_idle(g->in)) {
 			flush_out(g);		/* the reader sees everything so far */
 			wait_input(g);
 			continue;
 		}
 		if ((rc = stream_in_read(g->in, &p)) <= 0) {
-			g->broken = rc < 0 && !divert_stop;	/* a signal cuts the read short */
+			g->broken = rc < 0 && !stop_signalled;	/* a signal cuts the read short */
 			break;
 		}
 		g->read++;
@@ -325,9 +325,9 @@ fragment_loop(struct defrag *g)
 	struct pkt p;
 	int rc;
 
-	while (g->out_errno == 0 && !divert_stop && (rc = stream_in_read(g->in, &p)) != 0) {
+	while (g->out_errno == 0 && !stop_signalled && (rc = stream_in_read(g->in, &p)) != 0) {
 		if (rc < 0) {
-			g->broken = !divert_stop;	/* a signal cuts the read short */
+			g->broken = !stop_signalled;	/* a signal cuts the read short */
 			break;
 		}
 		g->read++;

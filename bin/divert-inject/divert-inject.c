@@ -461,12 +461,12 @@ inject_loop(struct injector *ij, struct stream_in *in)
 	struct pkt p;
 	int rc;
 
-	while (!divert_stop && !ij->fatal) {
+	while (!stop_signalled && !ij->fatal) {
 		if ((rc = stream_in_read(in, &p)) == 0)
 			break;
 		if (rc < 0) {
 			divert_flush(ij->h);
-			if (divert_stop)
+			if (stop_signalled)
 				break;
 			warnx("%s after %ju records: stopped there", stream_in_error(in),
 			    (uintmax_t)ij->read);
@@ -515,7 +515,7 @@ main(int argc, char **argv)
 
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, ij);
-	mark = divert_mark();
+	mark = mark_in_force();
 	catch_stop_signals();
 
 	if ((ij->h = divert_open(DIVERT_PORT_NONE, mark, 0, why)) == NULL)

@@ -20,7 +20,6 @@
 #include "divert.h"
 #include "tool.h"
 #include "owner.h"
-#include "rule.h"
 #include "stream.h"
 
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
@@ -97,7 +96,7 @@ static const struct argp argp = { options, parse_opt, "PORT",
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
-check_args(const struct args *a, struct listener *l, struct rule_spec *r,
+check_args(const struct args *a, struct listener *l, struct divert_rule *r,
     long *port)
 {
 	char why[256];
@@ -122,10 +121,8 @@ check_args(const struct args *a, struct listener *l, struct rule_spec *r,
 		l->filtered = 1;
 	}
 	if (a->rule != NULL) {
-		if (rule_parse_string(r, a->rule, why, sizeof(why)) < 0)
-			usage_errx("--rule '%s': %s", a->rule, why);
 		r->port_lo = r->port_hi = *port;
-		if (rule_check(r, why, sizeof(why)) < 0)
+		if (divert_rule_parse(r, a->rule, DIVERT_RULE_NOPORT, why) < 0)
 			usage_errx("--rule '%s': %s", a->rule, why);
 	}
 	/* Binary on a screen helps nobody (gzip refuses the same way). */
@@ -133,10 +130,10 @@ check_args(const struct args *a, struct listener *l, struct rule_spec *r,
 		usage_errx("will not write a binary pcap stream to a terminal: "
 		    "read it with '| tcpdump -n -r -', or write it with -w FILE");
 	l->tee = a->tee;
-	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before the bind */
+	(void)mark_in_force();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
-/* The stop signals, blocked only between checking divert_stop and ppoll(). */
+/* The stop signals, blocked only between checking stop_signalled and ppoll(). */
 static void
 catch_signals(sigset_t *stopsigs)
 {
@@ -148,19 +145,19 @@ catch_signals(sigset_t *stopsigs)
 }
 
 /* The --rule we added, removed at any exit (err() included) by remove_rule. */
-static struct rule_spec *added_rule;
+static struct divert_rule *added_rule;
 static const char *added_spec;
 
 static void
 remove_rule(void)
 {
-	int rc;
+	char why[DIVERT_ERRBUF_SIZE];
 
 	if (added_rule == NULL)
 		return;
-	if ((rc = rule_del(added_rule)) < 0)
+	if (divert_rule_del(added_rule, why) < 0)
 		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
-		    (uintmax_t)added_rule->handle, errno_hint(-rc));
+		    (uintmax_t)added_rule->handle, errno_hint(errno));
 	added_rule = NULL;
 }
 
@@ -191,12 +188,14 @@ bind_failed(long port, int err)
 	errx(EX_RUNTIME, "cannot bind divert port %ld: %s", port, errno_hint(err));
 }
 
+/* A divert rule of ours (our DIVERT_MARK) for the port. */
 static int
-feeds_port(const struct rule_spec *r, void *arg)
+feeds_port(const struct divert_rule *r, void *arg)
 {
 	long port = *(long *)arg;
 
-	return r->chain != CHAIN_NONE && r->port_lo <= port && port <= r->port_hi;
+	return r->chain != DIVERT_CHAIN_NONE && r->mark == mark_in_force() &&
+	    r->port_lo <= port && port <= r->port_hi;
 }
 
 /*
@@ -207,7 +206,9 @@ feeds_port(const struct rule_spec *r, void *arg)
 static void
 warn_if_unfed(long port)
 {
-	if (rule_list(feeds_port, &port) == 0)
+	char why[DIVERT_ERRBUF_SIZE];
+
+	if (divert_rule_list(feeds_port, &port, why) == 0)
 		warnx("no divert rule feeds port %ld (add one with: divert-rule add "
 		    "CHAIN %ld)", port, port);
 }
@@ -312,7 +313,7 @@ static void
 answer(struct listener *l)
 {
 	settle_written(l);
-	if (l->out_errno != 0 || divert_stop)
+	if (l->out_errno != 0 || stop_signalled)
 		let_pending_through(l);
 	if (divert_flush(l->h) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
@@ -347,7 +348,7 @@ take_ready(struct listener *l)
 			flush_stream(l);
 		else
 			answer(l);
-		if (divert_stop || l->out_errno || (l->limit && l->taken >= l->limit))
+		if (stop_signalled || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
 	}
 	return 0;
@@ -357,7 +358,7 @@ take_ready(struct listener *l)
  * The tight loop: take what is ready, flush the stream once the queue is
  * idle (so one lone packet reaches the reader at once), then sleep.
  * POLLERR on a pipe means its reader has gone.  The stop signals are
- * blocked from the last check of divert_stop until ppoll() sleeps, so none
+ * blocked from the last check of stop_signalled until ppoll() sleeps, so none
  * is missed; elsewhere they interrupt even a write blocked on a full pipe.
  */
 static void
@@ -370,14 +371,14 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 	sigset_t during_poll;
 	int rc;
 
-	while (!divert_stop && !l->out_errno && (!l->limit || l->taken < l->limit)) {
+	while (!stop_signalled && !l->out_errno && (!l->limit || l->taken < l->limit)) {
 		if (take_ready(l))
 			continue;
 		flush_stream(l);
 		if (l->out_errno)
 			break;
 		sigprocmask(SIG_BLOCK, stopsigs, &during_poll);
-		rc = divert_stop ? 0 : ppoll(pfd, 2, NULL, &during_poll);
+		rc = stop_signalled ? 0 : ppoll(pfd, 2, NULL, &during_poll);
 		sigprocmask(SIG_SETMASK, &during_poll, NULL);
 		if (rc < 0 && errno != EINTR)
 			err(EX_RUNTIME, "poll");
@@ -406,7 +407,7 @@ main(int argc, char **argv)
 	static struct listener listener;	/* large: not on the stack */
 	struct listener *l = &listener;
 	struct args a = { 0 };
-	static struct rule_spec r;	/* static: remove_rule() may run from exit() */
+	static struct divert_rule r;	/* static: remove_rule() may run from exit() */
 	struct divert_stats st;
 	sigset_t stopsigs;
 	char why[256];
@@ -414,10 +415,10 @@ main(int argc, char **argv)
 	uint32_t mark;
 	int rc, status = 0;
 
-	rule_init(&r);
+	divert_rule_init(&r);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
-	mark = divert_mark();
+	mark = mark_in_force();
 	catch_signals(&stopsigs);
 
 	/* Packets are held until their records are written: the callback says so. */
@@ -428,9 +429,11 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 	}
 	if (a.rule != NULL) {
-		if ((rc = rule_add(&r)) < 0) {
+		r.mark = mark;
+		if (divert_rule_add(&r, why) < 0) {
+			rc = errno;
 			divert_close(l->h);
-			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(-rc));
+			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(rc));
 		}
 		added_rule = &r, added_spec = a.rule;
 		atexit(remove_rule);

@@ -344,7 +344,7 @@ mangle_stream(struct mangler *m)
 	struct pkt p;
 	int rc = 0;
 
-	while (!divert_stop && (rc = stream_in_read(m->in, &p)) == 1) {
+	while (!stop_signalled && (rc = stream_in_read(m->in, &p)) == 1) {
 		m->read++;
 		if (handle(m, &p) && stream_out_write(m->out, &p) < 0) {
 			m->unwritten++;		/* counted above, but not taken */
@@ -353,7 +353,7 @@ mangle_stream(struct mangler *m)
 		if (stream_in_idle(m->in) && stream_out_flush(m->out) < 0)
 			goto out_failed;
 	}
-	if (divert_stop || rc == 0)
+	if (stop_signalled || rc == 0)
 		return 0;
 	warnx("%s after %ju records: the stream ends here", stream_in_error(m->in),
 	    (uintmax_t)m->read);

@@ -17,8 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "divert.h"
+#include "rule_argp.h"
 #include "tool.h"
-#include "rule.h"
 
 const char *argp_program_version = "divert-rule (divert) " DIVERT_VERSION;
 
@@ -29,7 +30,7 @@ struct args {
 	char			**words;	/* CHAIN [PROTO] PORT */
 	int			 nwords;
 	int			 in_comment;	/* after a word "#" */
-	struct rule_spec	 rule;
+	struct divert_rule	 rule;
 };
 
 static const struct argp_option options[] = {
@@ -84,7 +85,7 @@ parse_arg(int key, char *arg, struct argp_state *state)
 }
 
 static const struct argp_child children[] = {
-	{ &rule_options_argp, 0, NULL, 0 },
+	{ &rule_argp, 0, NULL, 0 },
 	{ 0 }
 };
 
@@ -112,9 +113,9 @@ static const struct argp argp = {
 
 /* "CHAIN [PROTO] PORT [options]", or "--handle N", as it was asked for. */
 static void
-describe(const struct rule_spec *r, char *buf, size_t len)
+describe(const struct divert_rule *r, char *buf, size_t len)
 {
-	int n = rule_format(r, buf, len);
+	int n = divert_rule_format(r, buf, len);
 
 	if (r->handle != 0 && n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, "%s--handle %" PRIu64,
@@ -123,53 +124,53 @@ describe(const struct rule_spec *r, char *buf, size_t len)
 
 /* Rule options were given: a blank rule renders as nothing at all. */
 static int
-has_rule_options(const struct rule_spec *r)
+has_rule_options(const struct divert_rule *r)
 {
-	char text[RULE_TEXT_MAX];
+	char text[DIVERT_RULE_TEXT_MAX];
 
-	return rule_format(r, text, sizeof(text)) > 0;
+	return divert_rule_format(r, text, sizeof(text)) > 0;
 }
 
 static void
 parse_rule_words(struct args *a)
 {
-	char why[RULE_TEXT_MAX];
+	char why[DIVERT_ERRBUF_SIZE];
 
-	if (rule_parse_words(&a->rule, a->words, a->nwords, 1, why,
-	    sizeof(why)) < 0 || rule_check(&a->rule, why, sizeof(why)) < 0)
+	if (divert_rule_words(&a->rule, a->words, a->nwords, 0, why) < 0 ||
+	    divert_rule_check(&a->rule, why) < 0)
 		usage_errx("%s: %s", a->command, why);
 }
 
+/* The library's errno, in the words the tools use. */
 static void
-fail(const char *command, int ret)
+fail(const char *command)
 {
-	errx(EX_RUNTIME, "%s: %s", command, errno_hint(-ret));
+	errx(EX_RUNTIME, "%s: %s", command, errno_hint(errno));
 }
 
 static void
 do_add(struct args *a)
 {
-	int ret;
+	char why[DIVERT_ERRBUF_SIZE];
 
 	parse_rule_words(a);
 	a->rule.handle = 0;	/* a listed line's handle means nothing here */
-	ret = rule_add(&a->rule);
-	if (ret == -EEXIST)
+	if (divert_rule_add(&a->rule, why) == 0)
+		return;
+	if (errno == EEXIST)
 		errx(EX_USAGE_ERR, "add: that rule exists already (handle %"
 		    PRIu64 ")", a->rule.handle);
-	if (ret == -ENOENT)
+	if (errno == ENOENT)
 		errx(EX_RUNTIME, "add: the kernel has neither the nft queue "
 		    "expression nor the xt NFQUEUE target (modprobe nft_queue "
 		    "or xt_NFQUEUE)");
-	if (ret < 0)
-		fail("add", ret);
+	fail("add");
 }
 
 static void
 do_del(struct args *a)
 {
-	char text[RULE_TEXT_MAX];
-	int ret;
+	char text[DIVERT_RULE_TEXT_MAX], why[DIVERT_ERRBUF_SIZE];
 
 	if (a->nwords > 0)
 		parse_rule_words(a);
@@ -178,19 +179,22 @@ do_del(struct args *a)
 		    "--handle N");
 	else if (has_rule_options(&a->rule))
 		usage_errx("del: rule options need CHAIN [PROTO] PORT");
-	ret = rule_del(&a->rule);
-	if (ret == -ENOENT) {
+	if (divert_rule_del(&a->rule, why) == 0)
+		return;
+	if (errno == ENOENT) {
 		describe(&a->rule, text, sizeof(text));
 		errx(EX_USAGE_ERR, "no such rule: %s", text);
 	}
-	if (ret < 0)
-		fail("del", ret);
+	fail("del");
 }
 
+/* Whether a listener holds one of the rule's ports now (/proc says). */
 static const char *
-listener_text(const struct rule_spec *r)
+listener_text(const struct divert_rule *r)
 {
-	switch (rule_has_listener(r)) {
+	struct divert_port_info pi;
+
+	switch (divert_port_bound(r->port_lo, r->port_hi, &pi)) {
 	case 1:
 		return "yes";
 	case 0:
@@ -200,14 +204,16 @@ listener_text(const struct rule_spec *r)
 	}
 }
 
-/* The rule as `add' takes it, then a comment that add and del skip. */
+/*
+ * The rule as `add' takes it, then a comment that add and del skip.  A rule
+ * made under another DIVERT_MARK (arg: ours) would be re-added wrong.
+ */
 static int
-print_rule(const struct rule_spec *r, void *arg)
+print_rule(const struct divert_rule *r, void *arg)
 {
-	char text[RULE_TEXT_MAX];
+	char text[DIVERT_RULE_TEXT_MAX];
 
-	(void)arg;
-	if (r->chain == CHAIN_NONE) {
+	if (r->chain == DIVERT_CHAIN_NONE || r->mark != *(const uint32_t *)arg) {
 		printf("# handle %" PRIu64 ": not a divert rule, left alone\n",
 		    r->handle);
 		return 0;
@@ -228,12 +234,11 @@ no_arguments(const struct args *a)
 static void
 do_list(struct args *a)
 {
-	int ret;
+	char why[DIVERT_ERRBUF_SIZE];
 
 	no_arguments(a);
-	ret = rule_list(print_rule, NULL);
-	if (ret < 0)
-		fail("list", ret);
+	if (divert_rule_list(print_rule, &a->rule.mark, why) < 0)
+		fail("list");
 	if (fflush(stdout) == EOF)
 		err(EX_RUNTIME, "list: stdout");
 }
@@ -241,12 +246,11 @@ do_list(struct args *a)
 static void
 do_flush(struct args *a)
 {
-	int ret;
+	char why[DIVERT_ERRBUF_SIZE];
 
 	no_arguments(a);
-	ret = rule_flush();
-	if (ret < 0 && ret != -ENOENT)	/* no table: nothing to flush */
-		fail("flush", ret);
+	if (divert_rule_flush(why) < 0)	/* no table is no error */
+		fail("flush");
 }
 
 static const struct {
@@ -264,9 +268,10 @@ main(int argc, char **argv)
 	size_t i;
 
 	argp_err_exit_status = EX_USAGE_ERR;
-	rule_init(&a.rule);
+	divert_rule_init(&a.rule);
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
-	(void)divert_mark();	/* a bad DIVERT_MARK is a usage error, before any request */
+	/* A bad DIVERT_MARK is a usage error, before any request. */
+	a.rule.mark = mark_in_force();
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcasecmp(a.command, commands[i].name) == 0) {

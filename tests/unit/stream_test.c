@@ -263,7 +263,7 @@ test_stop_on_record_boundary(void)
 		}
 		/* Some rounds read part of the pipe first: a head page half read. */
 		got = 0;
-		divert_stop = 1;	/* from here on, only what the pipe takes at once */
+		stop_signalled = 1;	/* from here on, only what the pipe takes at once */
 		taken = 0;
 		for (wrote_all = 1; wrote_all; ) {
 			/* Sizes from tiny to larger than a page, mixed. */
@@ -289,7 +289,7 @@ test_stop_on_record_boundary(void)
 		else if (count_records(img, got) != n || n == 0 || (uint64_t)n >= taken)
 			short_count++;
 	}
-	divert_stop = 0;
+	stop_signalled = 0;
 	ok(round == 24, "24 pipes set up");
 	ok(broken == 0, "a stopped writer never leaves half a record in the pipe (%d broken)",
 	    broken);

@@ -1,0 +1,713 @@
+/*
+ * rule.c - divert rules in the kernel: add, delete, list and flush the
+ * rules of table inet divert, making the table and its base chains as
+ * rules need them and removing them when they empty.  Every change is one
+ * nf_tables batch, made against the generation of the ruleset it was
+ * decided on (and tried again when that moved), over lib/nl.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#include "nl.h"
+#include "rule_expr.h"
+#include "rule_text.h"
+
+#define BATCH_LIMIT	8192	/* our batches are a few hundred bytes */
+#define REQ_SIZE	512	/* a get or dump request */
+#define READ_SIZE	32768	/* what a dump answers at once */
+#define RETRIES		10	/* rereads when the ruleset changes under us */
+
+/* One conversation with nf_tables, and room for what it sends and reads. */
+struct conn {
+	struct nl	nl;
+	char		why[128];		/* the kernel's words for a refusal */
+	char		answers[READ_SIZE];
+	/* A message may run past the limit before mnl_nlmsg_batch_next()
+	 * notices, hence twice the room. */
+	char		batch[2 * BATCH_LIMIT];
+};
+
+/* --- the conversation ------------------------------------------------- */
+
+static int
+conn_open(struct conn **cp)
+{
+	struct conn *c;
+	int ret;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return -ENOMEM;
+	c->why[0] = '\0';
+	if ((ret = nl_open(&c->nl, NETLINK_NETFILTER)) < 0) {
+		free(c);
+		return ret;
+	}
+	*cp = c;
+	return 0;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	nl_close(&c->nl);
+	free(c);
+}
+
+/* A dump (or get) and its answers, each to cb. */
+static int
+query(struct conn *c, struct nlmsghdr *req, mnl_cb_t cb, void *arg)
+{
+	return nl_talk(&c->nl, req, cb, arg, c->answers, sizeof(c->answers),
+	    c->why, sizeof(c->why));
+}
+
+/* -1 with errno = -ret, and words in errbuf: what failed, and why. */
+static int
+failed(const struct conn *c, int ret, const char *what, char *errbuf)
+{
+	const char *why = c != NULL && c->why[0] != '\0' ? c->why : strerror(-ret);
+
+	return rule_seterr(errbuf, -ret, "%s: %s", what, why);
+}
+
+/* The end of an operation: close c, then 0, or -1 with errno = -ret. */
+static int
+finish(struct conn *c, int ret)
+{
+	conn_close(c);
+	if (ret >= 0)
+		return 0;
+	errno = -ret;
+	return -1;
+}
+
+/* --- batches ---------------------------------------------------------- */
+
+/*
+ * A batch in c->batch; the kernel refuses it (ERESTART) if the ruleset
+ * changed since generation *genid (NULL: whatever it is).
+ */
+static struct mnl_nlmsg_batch *
+batch_start(struct conn *c, const uint32_t *genid)
+{
+	struct mnl_nlmsg_batch *b;
+	struct nlmsghdr *nlh;
+
+	if ((b = mnl_nlmsg_batch_start(c->batch, BATCH_LIMIT)) == NULL)
+		return NULL;
+	nlh = nftnl_batch_begin(mnl_nlmsg_batch_current(b), nl_next_seq(&c->nl));
+	if (genid != NULL)
+		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(*genid));
+	mnl_nlmsg_batch_next(b);
+	return b;
+}
+
+static struct nlmsghdr *
+batch_msg(struct conn *c, struct mnl_nlmsg_batch *b, uint16_t type,
+    uint16_t flags)
+{
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type,
+	    NFPROTO_INET, flags | NLM_F_ACK, nl_next_seq(&c->nl));
+}
+
+static int
+put_table(struct conn *c, struct mnl_nlmsg_batch *b, uint16_t type,
+    uint16_t flags)
+{
+	struct nftnl_table *t;
+
+	if ((t = nftnl_table_alloc()) == NULL ||
+	    nftnl_table_set_str(t, NFTNL_TABLE_NAME, DIVERT_TABLE) < 0) {
+		nftnl_table_free(t);
+		return -ENOMEM;
+	}
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_nlmsg_build_payload(batch_msg(c, b, type, flags), t);
+	nftnl_table_free(t);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+/* One chain per hook and priority: "output" at the hook's default
+ * priority, "prerouting_-450" at another. */
+static void
+chain_name(const struct divert_rule *r, char *buf, size_t len)
+{
+	if (r->priority == rule_default_priority(r->chain))
+		snprintf(buf, len, "%s", rule_chain_name(r->chain));
+	else
+		snprintf(buf, len, "%s_%d", rule_chain_name(r->chain), r->priority);
+}
+
+static int
+put_new_chain(struct conn *c, struct mnl_nlmsg_batch *b,
+    const struct divert_rule *r, const char *name)
+{
+	struct nftnl_chain *ch;
+
+	if ((ch = rule_expr_chain(r, name)) == NULL)
+		return -ENOMEM;
+	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWCHAIN,
+	    NLM_F_CREATE), ch);
+	nftnl_chain_free(ch);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+static int
+put_del_chain(struct conn *c, struct mnl_nlmsg_batch *b, const char *name)
+{
+	struct nftnl_chain *ch;
+
+	if ((ch = nftnl_chain_alloc()) == NULL ||
+	    nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, name) < 0) {
+		nftnl_chain_free(ch);
+		return -ENOMEM;
+	}
+	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_DELCHAIN, 0), ch);
+	nftnl_chain_free(ch);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+static int
+put_new_rule(struct conn *c, struct mnl_nlmsg_batch *b,
+    const struct divert_rule *r, const char *chain, enum rule_verdict kind)
+{
+	struct nftnl_rule *nr;
+
+	if ((nr = rule_expr_build(r, chain, kind)) == NULL)
+		return -ENOMEM;
+	/* NLM_F_ECHO: the kernel sends the rule back, with its handle. */
+	nftnl_rule_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWRULE,
+	    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO), nr);
+	nftnl_rule_free(nr);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+static int
+put_del_rule(struct conn *c, struct mnl_nlmsg_batch *b, const char *chain,
+    uint64_t handle)
+{
+	struct nftnl_rule *nr;
+
+	/* Always with the chain: a DELRULE without one empties the table. */
+	if ((nr = nftnl_rule_alloc()) == NULL ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain) < 0) {
+		nftnl_rule_free(nr);
+		return -ENOMEM;
+	}
+	nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
+	nftnl_rule_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_DELRULE, 0), nr);
+	nftnl_rule_free(nr);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+/* The handle of the rule the kernel echoes back. */
+static int
+echo_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_rule *nr;
+
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
+		return MNL_CB_OK;
+	if ((nr = nftnl_rule_alloc()) == NULL) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_rule_nlmsg_parse(nlh, nr) == 0)
+		*(uint64_t *)data = nftnl_rule_get_u64(nr, NFTNL_RULE_HANDLE);
+	nftnl_rule_free(nr);
+	return MNL_CB_OK;
+}
+
+/* Close the batch and send it: 0 or the first error; *handle (unless NULL)
+ * gets the handle of the rule it added. */
+static int
+batch_send(struct conn *c, struct mnl_nlmsg_batch *b, uint64_t *handle)
+{
+	nftnl_batch_end(mnl_nlmsg_batch_current(b), nl_next_seq(&c->nl));
+	if (!mnl_nlmsg_batch_next(b))
+		return -EMSGSIZE;
+	return nl_talk_batch(&c->nl, mnl_nlmsg_batch_head(b),
+	    mnl_nlmsg_batch_size(b), handle != NULL ? echo_cb : NULL, handle,
+	    c->answers, sizeof(c->answers), c->why, sizeof(c->why));
+}
+
+/*
+ * Table, chain and rule in one batch, so nothing is left half made; the
+ * kernel refuses it (ERESTART) if the ruleset is no longer generation
+ * genid, the one in which no copy of the rule was found.
+ */
+static int
+send_add(struct conn *c, struct divert_rule *r, const char *chain,
+    enum rule_verdict kind, uint32_t genid)
+{
+	struct mnl_nlmsg_batch *b;
+	int ret;
+
+	if ((b = batch_start(c, &genid)) == NULL)
+		return -ENOMEM;
+	if ((ret = put_table(c, b, NFT_MSG_NEWTABLE, NLM_F_CREATE)) == 0 &&
+	    (ret = put_new_chain(c, b, r, chain)) == 0 &&
+	    (ret = put_new_rule(c, b, r, chain, kind)) == 0)
+		ret = batch_send(c, b, &r->handle);
+	mnl_nlmsg_batch_stop(b);
+	return ret;
+}
+
+/* A tag no other rule has: random, never 0 (which means "no tag"). */
+static uint64_t
+new_tag(void)
+{
+	uint64_t tag = 0;
+
+	while (tag == 0)
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
+			    (uint64_t)(uintptr_t)&tag;
+	return tag;
+}
+
+/* --- reading the table back ------------------------------------------- */
+
+struct chain_info {
+	char	name[NFT_CHAIN_MAXNAMELEN];
+	int	chain;		/* enum divert_chain; NONE: not ours */
+	int	priority;
+	size_t	nrules;
+};
+
+struct rule_info {
+	struct divert_rule	 rule;	/* chain NONE: not decodable */
+	struct chain_info	*chain;	/* NULL: chain unknown */
+};
+
+struct ruleset {
+	struct chain_info	*chains;
+	size_t			 nchains;
+	struct rule_info	*rules;
+	size_t			 nrules;
+	uint32_t		 genid;
+};
+
+static void
+ruleset_free(struct ruleset *rs)
+{
+	free(rs->chains);
+	free(rs->rules);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* For a callback that runs out of memory: libmnl passes errno on. */
+static int
+cb_nomem(void)
+{
+	errno = ENOMEM;
+	return MNL_CB_ERROR;
+}
+
+static int
+genid_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_gen *gen;
+
+	if ((gen = nftnl_gen_alloc()) == NULL)
+		return cb_nomem();
+	if (nftnl_gen_nlmsg_parse(nlh, gen) == 0)
+		*(uint32_t *)data = nftnl_gen_get_u32(gen, NFTNL_GEN_ID);
+	nftnl_gen_free(gen);
+	return MNL_CB_OK;
+}
+
+static int
+get_genid(struct conn *c, uint32_t *genid)
+{
+	char buf[REQ_SIZE];
+
+	return query(c, nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0,
+	    0), genid_cb, genid);
+}
+
+static bool
+in_our_table(const char *table, uint32_t family)
+{
+	return str_is(table, DIVERT_TABLE) && family == NFPROTO_INET;
+}
+
+static int
+chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ruleset *rs = data;
+	struct nftnl_chain *c;
+	struct chain_info *ci, *more;
+
+	if ((c = nftnl_chain_alloc()) == NULL)
+		return cb_nomem();
+	if (nftnl_chain_nlmsg_parse(nlh, c) < 0 ||
+	    !in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE),
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY))) {
+		nftnl_chain_free(c);
+		return MNL_CB_OK;
+	}
+	if ((more = reallocarray(rs->chains, rs->nchains + 1,
+	    sizeof(*rs->chains))) == NULL) {
+		nftnl_chain_free(c);
+		return cb_nomem();
+	}
+	rs->chains = more;
+	ci = &rs->chains[rs->nchains++];
+	memset(ci, 0, sizeof(*ci));
+	snprintf(ci->name, sizeof(ci->name), "%s",
+	    nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
+	ci->chain = rule_expr_read_chain(c, &ci->priority);
+	nftnl_chain_free(c);
+	return MNL_CB_OK;
+}
+
+static struct chain_info *
+find_chain(struct ruleset *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (str_is(name, rs->chains[i].name))
+			return &rs->chains[i];
+	return NULL;
+}
+
+static int
+rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ruleset *rs = data;
+	struct rule_info *ri, *more;
+	struct nftnl_rule *nr;
+	struct chain_info *ci;
+
+	if ((nr = nftnl_rule_alloc()) == NULL)
+		return cb_nomem();
+	if (nftnl_rule_nlmsg_parse(nlh, nr) < 0 ||
+	    !in_our_table(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE),
+	    nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY))) {
+		nftnl_rule_free(nr);
+		return MNL_CB_OK;
+	}
+	if ((more = reallocarray(rs->rules, rs->nrules + 1,
+	    sizeof(*rs->rules))) == NULL) {
+		nftnl_rule_free(nr);
+		return cb_nomem();
+	}
+	rs->rules = more;
+	ri = &rs->rules[rs->nrules++];
+	ri->chain = ci = find_chain(rs, nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN));
+	if (ci != NULL)
+		ci->nrules++;
+	rule_expr_read(nr, ci != NULL ? ci->chain : DIVERT_CHAIN_NONE,
+	    ci != NULL ? ci->priority : 0, &ri->rule);
+	nftnl_rule_free(nr);
+	return MNL_CB_OK;
+}
+
+static int
+dump_chains(struct conn *c, struct ruleset *rs)
+{
+	char buf[REQ_SIZE];
+
+	return query(c, nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN,
+	    NFPROTO_INET, NLM_F_DUMP, 0), chain_cb, rs);
+}
+
+static int
+dump_rules(struct conn *c, struct ruleset *rs)
+{
+	char buf[REQ_SIZE];
+	struct nftnl_rule *nr;
+	struct nlmsghdr *nlh;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
+	    NLM_F_DUMP, 0);
+	if ((nr = nftnl_rule_alloc()) == NULL ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0) {
+		nftnl_rule_free(nr);
+		return -ENOMEM;
+	}
+	nftnl_rule_nlmsg_build_payload(nlh, nr);
+	nftnl_rule_free(nr);
+	return query(c, nlh, rule_cb, rs);
+}
+
+/*
+ * Chains, then rules, as one consistent picture: if the generation moved
+ * between the two dumps (someone added or deleted meanwhile), read again.
+ */
+static int
+read_ruleset(struct conn *c, struct ruleset *rs)
+{
+	uint32_t after;
+	int ret, tries;
+
+	for (tries = 0; tries < RETRIES; tries++) {
+		memset(rs, 0, sizeof(*rs));
+		if ((ret = get_genid(c, &rs->genid)) < 0 ||
+		    (ret = dump_chains(c, rs)) < 0 ||
+		    (ret = dump_rules(c, rs)) < 0 ||
+		    (ret = get_genid(c, &after)) < 0) {
+			ruleset_free(rs);
+			if (ret != -EINTR)
+				return ret;
+			/* A dump cut short by a change leaves its tail
+			 * queued: go on with a fresh socket. */
+			nl_close(&c->nl);
+			if ((ret = nl_open(&c->nl, NETLINK_NETFILTER)) < 0)
+				return ret;
+			continue;
+		}
+		if (after == rs->genid)
+			return 0;
+		ruleset_free(rs);
+	}
+	return -EAGAIN;
+}
+
+/* --- the operations --------------------------------------------------- */
+
+int
+divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf)
+{
+	struct ruleset rs;
+	struct conn *c;
+	size_t i;
+	int ret;
+
+	if ((ret = conn_open(&c)) < 0)
+		return failed(NULL, ret, "cannot list rules", errbuf);
+	if ((ret = read_ruleset(c, &rs)) < 0) {
+		failed(c, ret, "cannot list rules", errbuf);
+		return finish(c, ret);
+	}
+	conn_close(c);
+	for (i = 0; ret == 0 && i < rs.nrules; i++)
+		ret = cb(&rs.rules[i].rule, arg);
+	ruleset_free(&rs);
+	return ret;
+}
+
+/*
+ * The rule r names: by handle (and then its spec too, if it has one), or
+ * else the first rule whose spec and mark are the same.
+ */
+static struct rule_info *
+find_rule(struct ruleset *rs, const struct divert_rule *r)
+{
+	char want[DIVERT_RULE_TEXT_MAX], have[DIVERT_RULE_TEXT_MAX];
+	struct rule_info *ri;
+	size_t i;
+
+	divert_rule_format(r, want, sizeof(want));
+	for (i = 0; i < rs->nrules; i++) {
+		ri = &rs->rules[i];
+		if (r->handle != 0 && ri->rule.handle != r->handle)
+			continue;
+		/* Tagged: that very rule, not one that reads the same. */
+		if (r->tag != 0 && ri->rule.tag != r->tag)
+			continue;
+		if (r->chain == DIVERT_CHAIN_NONE)
+			return ri->chain != NULL ? ri : NULL;
+		/* Another mark: another program's rule. */
+		if (ri->rule.chain == DIVERT_CHAIN_NONE || ri->rule.mark != r->mark)
+			continue;
+		divert_rule_format(&ri->rule, have, sizeof(have));
+		if (strcmp(want, have) == 0)
+			return ri;
+	}
+	return NULL;
+}
+
+/* Delete the rule, then what it leaves empty: its chain, or, when it was
+ * the last rule, the whole table.  Empty chains left by others go too. */
+static int
+send_del(struct conn *c, struct ruleset *rs, struct rule_info *victim)
+{
+	struct mnl_nlmsg_batch *b;
+	size_t i;
+	int ret;
+
+	if ((b = batch_start(c, &rs->genid)) == NULL)
+		return -ENOMEM;
+	ret = put_del_rule(c, b, victim->chain->name, victim->rule.handle);
+	victim->chain->nrules--;
+	if (ret == 0 && rs->nrules == 1)
+		ret = put_table(c, b, NFT_MSG_DELTABLE, 0);
+	else if (ret == 0)
+		for (i = 0; ret == 0 && i < rs->nchains; i++)
+			/* Base chains only: nothing can jump to them. */
+			if (rs->chains[i].nrules == 0 &&
+			    rs->chains[i].chain != DIVERT_CHAIN_NONE)
+				ret = put_del_chain(c, b, rs->chains[i].name);
+	if (ret == 0)
+		ret = batch_send(c, b, NULL);
+	mnl_nlmsg_batch_stop(b);
+	return ret;
+}
+
+int
+divert_rule_del(const struct divert_rule *r, char *errbuf)
+{
+	struct rule_info *victim;
+	struct ruleset rs;
+	struct conn *c;
+	int ret, tries;
+
+	if (r->chain == DIVERT_CHAIN_NONE && r->handle == 0)
+		return rule_seterr(errbuf, EINVAL, "del: want a rule or a handle");
+	if ((ret = conn_open(&c)) < 0)
+		return failed(NULL, ret, "cannot delete rule", errbuf);
+	/* ERESTART: the ruleset changed between reading and deleting. */
+	for (tries = 0, ret = -ERESTART; ret == -ERESTART && tries < RETRIES;
+	    tries++) {
+		if ((ret = read_ruleset(c, &rs)) < 0)
+			break;
+		victim = find_rule(&rs, r);
+		ret = victim != NULL ? send_del(c, &rs, victim) : -ENOENT;
+		ruleset_free(&rs);
+	}
+	if (ret == -ENOENT)
+		rule_seterr(errbuf, ENOENT, "no such rule");
+	else if (ret < 0)
+		failed(c, ret, "cannot delete rule", errbuf);
+	return finish(c, ret);
+}
+
+/* A rule of the same spec and mark as r (handle and tag aside), or NULL. */
+static struct rule_info *
+find_same(struct ruleset *rs, const struct divert_rule *r)
+{
+	struct divert_rule spec = *r;
+
+	spec.handle = 0;
+	spec.tag = 0;
+	return find_rule(rs, &spec);
+}
+
+/*
+ * The chain for r: the table's chain of r's hook and priority, whatever it
+ * is called, else a new one by chain_name() -- or "<hook>_<priority>" when
+ * that name is taken by a chain of another priority (a table made when the
+ * hook's default priority was another).
+ */
+static void
+pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].chain == r->chain &&
+		    rs->chains[i].priority == r->priority) {
+			snprintf(buf, len, "%s", rs->chains[i].name);
+			return;
+		}
+	chain_name(r, buf, len);
+	if (find_chain(rs, buf) != NULL)
+		snprintf(buf, len, "%s_%d", rule_chain_name(r->chain), r->priority);
+}
+
+/* One try: refuse a copy of a rule that is there, else add it. */
+static int
+add_unless_there(struct conn *c, struct divert_rule *r)
+{
+	char chain[NFT_CHAIN_MAXNAMELEN];
+	struct rule_info *same;
+	struct ruleset rs;
+	int ret;
+
+	if ((ret = read_ruleset(c, &rs)) < 0)
+		return ret;
+	if ((same = find_same(&rs, r)) != NULL) {
+		r->handle = same->rule.handle;
+		ret = -EEXIST;
+	} else {
+		pick_chain(&rs, r, chain, sizeof(chain));
+		ret = send_add(c, r, chain, RULE_QUEUE_NATIVE, rs.genid);
+		/* No nft queue expression in this kernel (CONFIG_NFT_QUEUE
+		 * unset): the xtables NFQUEUE target through nft_compat
+		 * does the same. */
+		if (ret == -ENOENT || ret == -EOPNOTSUPP)
+			ret = send_add(c, r, chain, RULE_QUEUE_COMPAT, rs.genid);
+	}
+	ruleset_free(&rs);
+	return ret;
+}
+
+int
+divert_rule_add(struct divert_rule *r, char *errbuf)
+{
+	struct conn *c;
+	int ret, tries;
+
+	if (divert_rule_check(r, errbuf) < 0)
+		return -1;
+	if ((ret = conn_open(&c)) < 0)
+		return failed(NULL, ret, "cannot add rule", errbuf);
+	r->handle = 0;
+	r->tag = new_tag();
+	/* ERESTART: the ruleset changed between reading and adding. */
+	for (tries = 0, ret = -ERESTART; ret == -ERESTART && tries < RETRIES;
+	    tries++)
+		ret = add_unless_there(c, r);
+	if (ret == -EEXIST)
+		rule_seterr(errbuf, EEXIST, "that rule exists already (handle %llu)",
+		    (unsigned long long)r->handle);
+	else if (ret == -ENOENT)
+		rule_seterr(errbuf, ENOENT, "the kernel has neither the nft queue "
+		    "expression nor the xt NFQUEUE target (modprobe nft_queue or "
+		    "xt_NFQUEUE)");
+	else if (ret < 0)
+		failed(c, ret, "cannot add rule", errbuf);
+	return finish(c, ret);
+}
+
+int
+divert_rule_flush(char *errbuf)
+{
+	struct mnl_nlmsg_batch *b;
+	struct conn *c;
+	int ret;
+
+	if ((ret = conn_open(&c)) < 0)
+		return failed(NULL, ret, "cannot flush rules", errbuf);
+	if ((b = batch_start(c, NULL)) == NULL)
+		ret = -ENOMEM;
+	else {
+		if ((ret = put_table(c, b, NFT_MSG_DELTABLE, 0)) == 0)
+			ret = batch_send(c, b, NULL);
+		mnl_nlmsg_batch_stop(b);
+	}
+	if (ret == -ENOENT)	/* no table: nothing to flush */
+		ret = 0;
+	if (ret < 0)
+		failed(c, ret, "cannot flush rules", errbuf);
+	return finish(c, ret);
+}

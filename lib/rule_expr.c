@@ -1,0 +1,657 @@
+/*
+ * rule_expr.c - a divert rule as nftables objects and back: its base
+ * chain, and its expressions.  Pure code over libnftnl.
+ *
+ * Every rule reads, in this order:
+ *   meta mark & MARK == 0			loop avoidance, always
+ *   meta nfproto == ipv4|ipv6		-4/-6, or implied by an address
+ *   meta l4proto == PROTO
+ *   network header saddr[/mask] == ADDR	-s
+ *   network header daddr[/mask] == ADDR	-d
+ *   transport header 0:2 == N or in N-M	--sport
+ *   transport header 2:2 == N or in N-M	--dport
+ *   meta iifname == IFACE, oifname		-i, -o
+ *   counter
+ *   queue (native) or target NFQUEUE v3	the divert port(s)
+ * The decoder accepts exactly this shape and nothing else.  The rule's
+ * comment (NFTNL_RULE_USERDATA) holds its tag.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+
+#include <libnftnl/expr.h>
+#include <libnftnl/udata.h>
+
+#include "rule_expr.h"
+#include "rule_text.h"
+
+#define MAX_EXPRS	32	/* a divert rule has at most 23 expressions */
+#define TAG_FORMAT	"divert tag %016" PRIx64	/* the rule's comment */
+
+/* The netfilter hook of each chain; enum divert_chain indexes it. */
+static const uint32_t hooks[] = {
+	[DIVERT_CHAIN_PREROUTING]	= NF_INET_PRE_ROUTING,
+	[DIVERT_CHAIN_INPUT]		= NF_INET_LOCAL_IN,
+	[DIVERT_CHAIN_FORWARD]		= NF_INET_FORWARD,
+	[DIVERT_CHAIN_OUTPUT]		= NF_INET_LOCAL_OUT,
+	[DIVERT_CHAIN_POSTROUTING]	= NF_INET_POST_ROUTING,
+};
+#define NHOOKS	(sizeof(hooks) / sizeof(hooks[0]))
+
+/* --- the chain -------------------------------------------------------- */
+
+struct nftnl_chain *
+rule_expr_chain(const struct divert_rule *r, const char *name)
+{
+	struct nftnl_chain *c;
+
+	if ((c = nftnl_chain_alloc()) == NULL)
+		return NULL;
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		nftnl_chain_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hooks[r->chain]);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, r->priority);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	return c;
+}
+
+int
+rule_expr_read_chain(const struct nftnl_chain *c, int *priority)
+{
+	uint32_t hook;
+	size_t i;
+
+	/* The real hook and priority, whatever the chain is called. */
+	if (!nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) ||
+	    !str_is(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE), "filter"))
+		return DIVERT_CHAIN_NONE;
+	hook = nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM);
+	*priority = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
+	for (i = 0; i < NHOOKS; i++)
+		if (hooks[i] == hook)
+			return (int)i;
+	return DIVERT_CHAIN_NONE;
+}
+
+/* --- rule -> expressions ---------------------------------------------- */
+
+static struct nftnl_expr *
+add_expr(struct nftnl_rule *nr, const char *name)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+	if (e != NULL)
+		nftnl_rule_add_expr(nr, e);
+	return e;
+}
+
+/* Everything works in register 1: each match loads, then compares. */
+static int
+add_meta(struct nftnl_rule *nr, uint32_t key)
+{
+	struct nftnl_expr *e = add_expr(nr, "meta");
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	return 0;
+}
+
+static int
+add_payload(struct nftnl_rule *nr, uint32_t base, uint32_t offset,
+    uint32_t len)
+{
+	struct nftnl_expr *e = add_expr(nr, "payload");
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	return 0;
+}
+
+static int
+add_mask(struct nftnl_rule *nr, const void *mask, uint32_t len)
+{
+	static const uint8_t zero[16];
+	struct nftnl_expr *e = add_expr(nr, "bitwise");
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len) < 0 ||
+	    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+add_cmp_eq(struct nftnl_rule *nr, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = add_expr(nr, "cmp");
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	return nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0 ? -1 : 0;
+}
+
+static int
+add_meta_cmp(struct nftnl_rule *nr, uint32_t key, const void *data,
+    uint32_t len)
+{
+	return add_meta(nr, key) < 0 || add_cmp_eq(nr, data, len) < 0 ? -1 : 0;
+}
+
+static int
+add_port_match(struct nftnl_rule *nr, uint32_t offset, long lo, long hi)
+{
+	uint16_t from = htons((uint16_t)lo), to = htons((uint16_t)hi);
+	struct nftnl_expr *e;
+
+	if (lo < 0)
+		return 0;
+	if (add_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2) < 0)
+		return -1;
+	if (lo == hi)
+		return add_cmp_eq(nr, &from, 2);
+	if ((e = add_expr(nr, "range")) == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+	if (nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, &from, 2) < 0 ||
+	    nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, &to, 2) < 0)
+		return -1;
+	return 0;
+}
+
+/* Where an address sits in the network header of its family. */
+static uint32_t
+addr_offset(int family, bool dst)
+{
+	if (family == AF_INET)
+		return dst ? 16 : 12;
+	return dst ? 24 : 8;
+}
+
+static int
+add_addr_match(struct nftnl_rule *nr, const struct divert_rule_addr *a, bool dst)
+{
+	uint32_t len = (uint32_t)rule_addr_len(a->family);
+	uint8_t mask[16];
+
+	if (a->family == 0)
+		return 0;
+	if (add_payload(nr, NFT_PAYLOAD_NETWORK_HEADER,
+	    addr_offset(a->family, dst), len) < 0)
+		return -1;
+	if ((uint32_t)a->prefix < len * 8) {
+		rule_prefix_mask(mask, len, a->prefix);
+		if (add_mask(nr, mask, len) < 0)
+			return -1;
+	}
+	return add_cmp_eq(nr, a->addr, len);
+}
+
+static int
+add_ifname_match(struct nftnl_rule *nr, uint32_t key, const char *name)
+{
+	char padded[IF_NAMESIZE] = { 0 };
+
+	if (name[0] == '\0')
+		return 0;
+	/* Zero-padded to IF_NAMESIZE: an exact match, not a prefix one. */
+	memcpy(padded, name, strnlen(name, sizeof(padded) - 1));
+	return add_meta_cmp(nr, key, padded, IF_NAMESIZE);
+}
+
+static int
+add_queue(struct nftnl_rule *nr, const struct divert_rule *r, uint16_t total)
+{
+	struct nftnl_expr *e = add_expr(nr, "queue");
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, (uint16_t)r->port_lo);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, total);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS,
+	    (r->pass_through ? NFT_QUEUE_FLAG_BYPASS : 0) |
+	    (r->fanout ? NFT_QUEUE_FLAG_CPU_FANOUT : 0));
+	return 0;
+}
+
+static int
+add_nfqueue_target(struct nftnl_rule *nr, const struct divert_rule *r,
+    uint16_t total)
+{
+	struct xt_NFQ_info_v3 *info;
+	struct nftnl_expr *e = add_expr(nr, "target");
+
+	if (e == NULL || nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE") < 0)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+	if ((info = calloc(1, XT_ALIGN(sizeof(*info)))) == NULL)
+		return -1;
+	info->queuenum = (uint16_t)r->port_lo;
+	info->queues_total = total;
+	info->flags = (r->pass_through ? NFQ_FLAG_BYPASS : 0) |
+	    (r->fanout ? NFQ_FLAG_CPU_FANOUT : 0);
+	/* libnftnl takes ownership of info and frees it with the expression. */
+	return nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info,
+	    XT_ALIGN(sizeof(*info))) < 0 ? -1 : 0;
+}
+
+static int
+add_matches(struct nftnl_rule *nr, const struct divert_rule *r,
+    enum rule_verdict kind)
+{
+	uint16_t total = (uint16_t)(r->port_hi - r->port_lo + 1);
+	int family = rule_family(r);
+	uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
+	uint8_t l4proto = (uint8_t)r->proto;
+	uint32_t zero = 0;
+
+	if (add_meta(nr, NFT_META_MARK) < 0 ||
+	    add_mask(nr, &r->mark, sizeof(r->mark)) < 0 ||
+	    add_cmp_eq(nr, &zero, sizeof(zero)) < 0 ||
+	    (family != 0 &&
+	    add_meta_cmp(nr, NFT_META_NFPROTO, &nfproto, 1) < 0) ||
+	    (r->proto >= 0 &&
+	    add_meta_cmp(nr, NFT_META_L4PROTO, &l4proto, 1) < 0) ||
+	    add_addr_match(nr, &r->src, false) < 0 ||
+	    add_addr_match(nr, &r->dst, true) < 0 ||
+	    add_port_match(nr, 0, r->sport_lo, r->sport_hi) < 0 ||
+	    add_port_match(nr, 2, r->dport_lo, r->dport_hi) < 0 ||
+	    add_ifname_match(nr, NFT_META_IIFNAME, r->iif) < 0 ||
+	    add_ifname_match(nr, NFT_META_OIFNAME, r->oif) < 0 ||
+	    /* So `nft list table inet divert` shows what each rule took. */
+	    add_expr(nr, "counter") == NULL)
+		return -1;
+	return kind == RULE_QUEUE_NATIVE ? add_queue(nr, r, total) :
+	    add_nfqueue_target(nr, r, total);
+}
+
+/* The tag as the rule's comment, in the layout nft reads and prints. */
+static int
+set_tag(struct nftnl_rule *nr, uint64_t tag)
+{
+	struct nftnl_udata_buf *ud;
+	char text[64];
+	int ret = -1;
+
+	if ((ud = nftnl_udata_buf_alloc(sizeof(text) + 8)) == NULL)
+		return -1;
+	snprintf(text, sizeof(text), TAG_FORMAT, tag);
+	if (nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, text) &&
+	    nftnl_rule_set_data(nr, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
+	    nftnl_udata_buf_len(ud)) == 0)
+		ret = 0;
+	nftnl_udata_buf_free(ud);
+	return ret;
+}
+
+struct nftnl_rule *
+rule_expr_build(const struct divert_rule *r, const char *chain,
+    enum rule_verdict kind)
+{
+	struct nftnl_rule *nr;
+
+	if ((nr = nftnl_rule_alloc()) == NULL)
+		return NULL;
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	if (nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain) < 0 ||
+	    add_matches(nr, r, kind) < 0 ||
+	    (r->tag != 0 && set_tag(nr, r->tag) < 0)) {
+		nftnl_rule_free(nr);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return nr;
+}
+
+/* --- expressions -> rule ---------------------------------------------- */
+
+struct cursor {
+	struct nftnl_expr	*e[MAX_EXPRS];
+	int			 n, i;
+};
+
+static int
+collect_expr(struct nftnl_expr *e, void *data)
+{
+	struct cursor *c = data;
+
+	if (c->n == MAX_EXPRS)
+		return -1;
+	c->e[c->n++] = e;
+	return 0;
+}
+
+/* The expression k places ahead if it is called name, else NULL. */
+static struct nftnl_expr *
+peek(const struct cursor *c, int k, const char *name)
+{
+	if (c->i + k >= c->n ||
+	    !str_is(nftnl_expr_get_str(c->e[c->i + k], NFTNL_EXPR_NAME), name))
+		return NULL;
+	return c->e[c->i + k];
+}
+
+static bool
+u32_is(const struct nftnl_expr *e, uint16_t attr, uint32_t want)
+{
+	return nftnl_expr_is_set(e, attr) && nftnl_expr_get_u32(e, attr) == want;
+}
+
+static bool
+is_meta(const struct nftnl_expr *e, uint32_t key)
+{
+	return e != NULL && u32_is(e, NFTNL_EXPR_META_KEY, key) &&
+	    u32_is(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+}
+
+static bool
+is_payload(const struct nftnl_expr *e, uint32_t base, uint32_t offset,
+    uint32_t len)
+{
+	return e != NULL && u32_is(e, NFTNL_EXPR_PAYLOAD_BASE, base) &&
+	    u32_is(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset) &&
+	    u32_is(e, NFTNL_EXPR_PAYLOAD_LEN, len) &&
+	    u32_is(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+}
+
+/* A "cmp eq reg 1" of len bytes: copies the operand to out. */
+static bool
+read_cmp_eq(const struct nftnl_expr *e, void *out, uint32_t len)
+{
+	const void *data;
+	uint32_t dlen;
+
+	if (e == NULL || !u32_is(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1) ||
+	    !u32_is(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ))
+		return false;
+	data = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &dlen);
+	if (data == NULL || dlen != len)
+		return false;
+	memcpy(out, data, len);
+	return true;
+}
+
+/* A "bitwise reg 1 = reg 1 & mask ^ 0" of len bytes: copies the mask. */
+static bool
+read_mask(const struct nftnl_expr *e, void *mask, uint32_t len)
+{
+	static const uint8_t zero[16];
+	const void *m, *x;
+	uint32_t mlen, xlen;
+
+	if (e == NULL || !u32_is(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1) ||
+	    !u32_is(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1) ||
+	    !u32_is(e, NFTNL_EXPR_BITWISE_LEN, len) ||
+	    (nftnl_expr_is_set(e, NFTNL_EXPR_BITWISE_OP) &&
+	    !u32_is(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL)))
+		return false;
+	m = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &mlen);
+	x = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_XOR, &xlen);
+	if (m == NULL || x == NULL || mlen != len || xlen != len ||
+	    memcmp(x, zero, len) != 0)
+		return false;
+	memcpy(mask, m, len);
+	return true;
+}
+
+/* "mark & MARK == 0": the rule's loop-avoidance bit, into *mark. */
+static bool
+take_mark(struct cursor *c, uint32_t *mark)
+{
+	uint32_t mask, value;
+
+	if (!is_meta(peek(c, 0, "meta"), NFT_META_MARK) ||
+	    !read_mask(peek(c, 1, "bitwise"), &mask, 4) ||
+	    !read_cmp_eq(peek(c, 2, "cmp"), &value, 4) || value != 0)
+		return false;
+	*mark = mask;
+	c->i += 3;
+	return true;
+}
+
+static bool
+take_meta_cmp(struct cursor *c, uint32_t key, void *out, uint32_t len)
+{
+	if (!is_meta(peek(c, 0, "meta"), key) ||
+	    !read_cmp_eq(peek(c, 1, "cmp"), out, len))
+		return false;
+	c->i += 2;
+	return true;
+}
+
+static bool
+take_addr(struct cursor *c, int family, bool dst, struct divert_rule_addr *a)
+{
+	uint32_t len = (uint32_t)rule_addr_len(family);
+	uint8_t mask[16], addr[16];
+	int k = 1, prefix = (int)len * 8;
+	uint32_t i;
+
+	if (!is_payload(peek(c, 0, "payload"), NFT_PAYLOAD_NETWORK_HEADER,
+	    addr_offset(family, dst), len))
+		return false;
+	memset(mask, 0xff, sizeof(mask));
+	if (peek(c, 1, "bitwise") != NULL) {
+		if (!read_mask(peek(c, 1, "bitwise"), mask, len) ||
+		    (prefix = rule_mask_prefix(mask, len)) < 0)
+			return false;
+		k = 2;
+	}
+	if (!read_cmp_eq(peek(c, k, "cmp"), addr, len))
+		return false;
+	for (i = 0; i < len; i++)
+		if (addr[i] & ~mask[i])
+			return false;	/* could never match: not ours */
+	a->family = family;
+	memcpy(a->addr, addr, len);
+	a->prefix = prefix;
+	c->i += k + 1;
+	return true;
+}
+
+static bool
+take_port(struct cursor *c, uint32_t offset, long *lo, long *hi)
+{
+	struct nftnl_expr *range = peek(c, 1, "range");
+	uint16_t from, to;
+	const void *f, *t;
+	uint32_t flen, tlen;
+
+	if (!is_payload(peek(c, 0, "payload"), NFT_PAYLOAD_TRANSPORT_HEADER,
+	    offset, 2))
+		return false;
+	if (read_cmp_eq(peek(c, 1, "cmp"), &from, 2)) {
+		to = from;
+	} else if (range != NULL &&
+	    u32_is(range, NFTNL_EXPR_RANGE_SREG, NFT_REG_1) &&
+	    u32_is(range, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ) &&
+	    (f = nftnl_expr_get(range, NFTNL_EXPR_RANGE_FROM_DATA, &flen)) &&
+	    (t = nftnl_expr_get(range, NFTNL_EXPR_RANGE_TO_DATA, &tlen)) &&
+	    flen == 2 && tlen == 2) {
+		memcpy(&from, f, 2);
+		memcpy(&to, t, 2);
+	} else {
+		return false;
+	}
+	*lo = ntohs(from);
+	*hi = ntohs(to);
+	c->i += 2;
+	return true;
+}
+
+static bool
+take_ifname(struct cursor *c, uint32_t key, char *name)
+{
+	char padded[IF_NAMESIZE];
+	struct cursor probe = *c;
+
+	if (!take_meta_cmp(&probe, key, padded, IF_NAMESIZE))
+		return false;
+	/* Only an exact, zero-padded name that we could have written. */
+	if (padded[IF_NAMESIZE - 1] != '\0' || !rule_ifname_ok(padded))
+		return false;
+	strcpy(name, padded);
+	*c = probe;
+	return true;
+}
+
+static bool
+take_verdict(struct cursor *c, struct divert_rule *r)
+{
+	struct nftnl_expr *e;
+	struct xt_NFQ_info_v3 info;
+	const void *data;
+	uint32_t len, total, flags;
+
+	if ((e = peek(c, 0, "queue")) != NULL) {
+		if (nftnl_expr_is_set(e, NFTNL_EXPR_QUEUE_SREG_QNUM))
+			return false;
+		r->port_lo = nftnl_expr_get_u16(e, NFTNL_EXPR_QUEUE_NUM);
+		total = nftnl_expr_is_set(e, NFTNL_EXPR_QUEUE_TOTAL) ?
+		    nftnl_expr_get_u16(e, NFTNL_EXPR_QUEUE_TOTAL) : 1;
+		flags = nftnl_expr_is_set(e, NFTNL_EXPR_QUEUE_FLAGS) ?
+		    nftnl_expr_get_u16(e, NFTNL_EXPR_QUEUE_FLAGS) : 0;
+	} else if ((e = peek(c, 0, "target")) != NULL &&
+	    str_is(nftnl_expr_get_str(e, NFTNL_EXPR_TG_NAME), "NFQUEUE") &&
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_TG_REV) == 3 &&
+	    (data = nftnl_expr_get(e, NFTNL_EXPR_TG_INFO, &len)) != NULL &&
+	    len >= sizeof(info)) {
+		memcpy(&info, data, sizeof(info));
+		r->port_lo = info.queuenum;
+		total = info.queues_total;
+		flags = info.flags;
+	} else {
+		return false;
+	}
+	/* Both flag sets have the same values. */
+	if (total == 0 || (flags & ~(uint32_t)NFQ_FLAG_MASK) != 0)
+		return false;
+	r->port_hi = r->port_lo + total - 1;
+	r->pass_through = (flags & NFQ_FLAG_BYPASS) != 0;
+	r->fanout = (flags & NFQ_FLAG_CPU_FANOUT) != 0;
+	c->i++;
+	return true;
+}
+
+/* Decode r from the expressions of nr; -1 when it is not our shape. */
+static int
+decode_exprs(struct nftnl_rule *nr, struct divert_rule *r)
+{
+	struct cursor c = { .n = 0, .i = 0 };
+	struct nftnl_expr *e;
+	uint8_t nfproto, l4proto;
+
+	if (nftnl_expr_foreach(nr, collect_expr, &c) < 0 ||
+	    !take_mark(&c, &r->mark))
+		return -1;
+	if (take_meta_cmp(&c, NFT_META_NFPROTO, &nfproto, 1)) {
+		if (nfproto != NFPROTO_IPV4 && nfproto != NFPROTO_IPV6)
+			return -1;
+		r->family = nfproto == NFPROTO_IPV4 ? AF_INET : AF_INET6;
+	}
+	if (take_meta_cmp(&c, NFT_META_L4PROTO, &l4proto, 1))
+		r->proto = l4proto;
+	if (r->family != 0) {
+		take_addr(&c, r->family, false, &r->src);
+		take_addr(&c, r->family, true, &r->dst);
+		/* An address says its family already: -4/-6 only without
+		 * one, as the text reads. */
+		if (r->src.family != 0 || r->dst.family != 0)
+			r->family = 0;
+	}
+	take_port(&c, 0, &r->sport_lo, &r->sport_hi);
+	take_port(&c, 2, &r->dport_lo, &r->dport_hi);
+	take_ifname(&c, NFT_META_IIFNAME, r->iif);
+	take_ifname(&c, NFT_META_OIFNAME, r->oif);
+	if ((e = peek(&c, 0, "counter")) != NULL) {
+		r->packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		r->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+		c.i++;
+	}
+	if (!take_verdict(&c, r) || c.i != c.n)
+		return -1;
+	return 0;
+}
+
+static int
+comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	const char **comment = data;
+	const char *s = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && len > 0 &&
+	    s[len - 1] == '\0')
+		*comment = s;
+	return 0;
+}
+
+/* The tag in the rule's comment; 0 when it has none of ours. */
+static uint64_t
+read_tag(const struct nftnl_rule *nr)
+{
+	const char *comment = NULL;
+	const void *data;
+	uint64_t tag;
+	uint32_t len;
+	char check[64];
+
+	if (!nftnl_rule_is_set(nr, NFTNL_RULE_USERDATA) ||
+	    (data = nftnl_rule_get_data(nr, NFTNL_RULE_USERDATA, &len)) == NULL ||
+	    nftnl_udata_parse(data, len, comment_cb, &comment) < 0 ||
+	    comment == NULL || sscanf(comment, "divert tag %" SCNx64, &tag) != 1)
+		return 0;
+	/* Exactly what set_tag() writes, nothing more. */
+	snprintf(check, sizeof(check), TAG_FORMAT, tag);
+	return strcmp(check, comment) == 0 ? tag : 0;
+}
+
+int
+rule_expr_read(struct nftnl_rule *nr, int chain, int priority,
+    struct divert_rule *r)
+{
+	struct divert_rule d;
+
+	divert_rule_init(r);
+	r->handle = nftnl_rule_get_u64(nr, NFTNL_RULE_HANDLE);
+	r->tag = read_tag(nr);
+	if (chain == DIVERT_CHAIN_NONE)
+		return -1;
+	d = *r;
+	d.chain = chain;
+	d.priority = priority;
+	/* Only what `add` would accept: never print a line that lies. */
+	if (decode_exprs(nr, &d) < 0 || divert_rule_check(&d, NULL) < 0)
+		return -1;
+	*r = d;
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * rule_expr.h - a divert rule as nftables objects (libnftnl) and back
+ * (internal): the base chain it lives in, and its expressions.  Pure code:
+ * building and reading objects, no socket.
+ */
+#ifndef DIVERT_RULE_EXPR_H
+#define DIVERT_RULE_EXPR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <libnftnl/chain.h>
+#include <libnftnl/rule.h>
+
+#include "divert.h"
+
+/* How the rule hands packets to its port. */
+enum rule_verdict {
+	RULE_QUEUE_NATIVE,	/* the nft queue expression */
+	RULE_QUEUE_COMPAT,	/* the xtables NFQUEUE target (v3), via nft_compat */
+};
+
+/*
+ * The base chain called name in table inet divert that r's rules go in:
+ * r's hook and priority, type filter, policy accept (r passes
+ * divert_rule_check).  NULL with errno (ENOMEM).
+ */
+struct nftnl_chain *rule_expr_chain(const struct divert_rule *r, const char *name);
+
+/*
+ * Which divert chain c is: a filter base chain at a hook we know
+ * (DIVERT_CHAIN_*, with its priority in *priority), else DIVERT_CHAIN_NONE.
+ */
+int rule_expr_read_chain(const struct nftnl_chain *c, int *priority);
+
+/*
+ * r as an nftables rule in table inet divert, chain chain: its matches,
+ * counter and queue verdict, and its tag as the rule's comment (when
+ * r->tag is set).  r must pass divert_rule_check.  NULL with errno
+ * (ENOMEM).
+ */
+struct nftnl_rule *rule_expr_build(const struct divert_rule *r, const char *chain,
+    enum rule_verdict kind);
+
+/*
+ * The divert rule nr is, in a chain that rule_expr_read_chain found to be
+ * chain at priority: r gets nr's handle and tag always, and the rest (its
+ * counter too) only when nr has exactly the shape rule_expr_build makes and
+ * divert_rule_check accepts the result: 0.  Otherwise r->chain is
+ * DIVERT_CHAIN_NONE: -1.
+ */
+int rule_expr_read(struct nftnl_rule *nr, int chain, int priority,
+    struct divert_rule *r);
+
+/* s is want (and not NULL). */
+static inline bool
+str_is(const char *s, const char *want)
+{
+	return s != NULL && strcmp(s, want) == 0;
+}
+
+#endif
