@@ -127,20 +127,20 @@ rule_errors(int port)
 
 	errbuf_reset(&e);
 	divert_rule_init(&r);
-	ret = divert_rule_parse(&r, "sideways tcp 1", e.buf);
+	ret = divert_rule_parse(&r, "sideways tcp 1", 0, e.buf);
 	ok(ret == -1 && has_words(&e), "divert_rule_parse(\"sideways tcp 1\"): -1, \"%s\"",
 	    e.buf);
 
 	errbuf_reset(&e);
 	divert_rule_init(&r);
-	ret = divert_rule_parse(&r, "output tcp 70000", e.buf);
+	ret = divert_rule_parse(&r, "output tcp 70000", 0, e.buf);
 	ok(ret == -1 && has_words(&e), "divert_rule_parse(\"output tcp 70000\"): -1, \"%s\"",
 	    e.buf);
 
 	snprintf(text, sizeof(text), "output icmp %d", port);
 	errbuf_reset(&e);
 	divert_rule_init(&r);
-	ok(divert_rule_parse(&r, text, e.buf) == 0, "divert_rule_parse(\"%s\")", text);
+	ok(divert_rule_parse(&r, text, 0, e.buf) == 0, "divert_rule_parse(\"%s\")", text);
 	r2 = r;
 
 	errbuf_reset(&e);
