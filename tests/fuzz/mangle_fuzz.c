@@ -68,7 +68,7 @@ in_csum_field(const struct ipwalk *in, size_t i, size_t *field)
 
 	if (in->version == 4 && i >= 10 && i < 12)
 		return *field = 10, 1;
-	if (off >= 0 && in->l4proto != IPPROTO_SCTP && i >= in->l4off + (size_t)off &&
+	if (off >= 0 && in->proto != IPPROTO_SCTP && i >= in->l4off + (size_t)off &&
 	    i < in->l4off + (size_t)off + 2)
 		return *field = in->l4off + (size_t)off, 1;
 	return 0;

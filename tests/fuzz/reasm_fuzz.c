@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 
