@@ -99,14 +99,12 @@ ip_describe(const uint8_t *ip, size_t len, char *buf, size_t size)
 
 	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 8 : 12), src, sizeof(src));
 	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 24 : 16), dst, sizeof(dst));
+	/* An IPv4 header with wrong lengths: its protocol and fragment fields only. */
 	if (ipwalk(ip, len, 0, IPW_L4, &w) == 0) {
-		proto = w.proto;
 		l4 = w.l4off;			/* 0: a later fragment, or cut before it */
 		end = w.iplen;
-	} else {
-		proto = ip[v6 ? 6 : 9];		/* a header too broken to walk: its field */
-		w.frag = 0;
 	}
+	proto = w.proto;
 	if (l4 != 0 && l4 + 4 <= end && has_ports(proto)) {
 		snprintf(sport, sizeof(sport), ":%u", get16(ip + l4));
 		snprintf(dport, sizeof(dport), ":%u", get16(ip + l4 + 2));

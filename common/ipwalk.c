@@ -57,6 +57,14 @@ walk4(const uint8_t *ip, size_t len, size_t cut, unsigned how, struct ipwalk *w)
 {
 	uint16_t fo = get16(ip + 6);
 
+	/* The 20 fixed bytes are here: their fields even when the lengths are wrong. */
+	w->proto = ip[9];
+	w->frag = (fo & (IP_MF | IP_OFFMASK)) != 0;
+	w->more = (fo & IP_MF) != 0;
+	w->df = (fo & IP_DF) != 0;
+	w->fragoff = (uint32_t)(fo & IP_OFFMASK) * 8;
+	w->first = w->fragoff == 0;
+	w->id = get16(ip + 4);
 	w->hlen = (uint16_t)((ip[0] & 0x0f) * 4);
 	if (w->hlen < 20 || w->hlen > len)
 		return -1;
@@ -67,13 +75,6 @@ walk4(const uint8_t *ip, size_t len, size_t cut, unsigned how, struct ipwalk *w)
 	if (w->tot < w->hlen)
 		return -1;
 	set_present(len, w);
-	w->proto = ip[9];
-	w->frag = (fo & (IP_MF | IP_OFFMASK)) != 0;
-	w->more = (fo & IP_MF) != 0;
-	w->df = (fo & IP_DF) != 0;
-	w->fragoff = (uint32_t)(fo & IP_OFFMASK) * 8;
-	w->first = w->fragoff == 0;
-	w->id = get16(ip + 4);
 	if (how & IPW_L4) {
 		if (w->first && w->hlen < w->iplen)
 			w->l4off = w->hlen;
@@ -150,8 +151,9 @@ ext_len(const uint8_t *ip, size_t off, uint8_t nh)
 /*
  * Through the extension headers from the fixed header on.  Each one's first
  * 8 bytes must be present to be passed; one reaching past tot ends the walk
- * (chain_cut), as does a later fragment (the rest is not headers) and, but
- * for IPW_L4, a first one.
+ * (chain_cut), as does a later fragment (the rest is not headers: any
+ * fragment header with an offset makes it one) and, but for IPW_L4, the
+ * first fragment header.
  */
 static void
 walk_ext6(const uint8_t *ip, unsigned how, struct ipwalk *w)
@@ -178,8 +180,11 @@ walk_ext6(const uint8_t *ip, unsigned how, struct ipwalk *w)
 			w->chain_cut = 1;
 			break;
 		}
-		if (nh == IPPROTO_FRAGMENT && !w->frag) {
-			fragment6(ip, off, nhoff, w);
+		if (nh == IPPROTO_FRAGMENT) {
+			if (!w->frag)
+				fragment6(ip, off, nhoff, w);
+			else if ((get16(ip + off + 2) & 0xfff8) != 0)
+				w->first = 0;		/* a fragment inside the first one */
 			if (!w->first || !(how & IPW_L4)) {
 				nh = ip[off];		/* what the fragments carry */
 				break;

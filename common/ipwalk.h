@@ -43,7 +43,8 @@ struct ipwalk {
 					   later fragment: its fragment header's next header;
 					   a chain cut short: the header that could not be passed */
 	uint8_t		frag;		/* a fragment (IPv4 MF or offset; an IPv6 fragment header) */
-	uint8_t		first;		/* offset 0 (or no fragment): the upper layer starts here */
+	uint8_t		first;		/* offset 0 (or no fragment): the upper layer is here;
+					   IPv6: in every fragment header walked */
 	uint8_t		more;		/* more fragments follow (MF, M) */
 	uint8_t		df;		/* IPv4 Don't Fragment */
 	uint8_t		sized;		/* tot is the length field's (not 0: TSO, jumbogram) */
@@ -72,7 +73,8 @@ struct ipwalk {
  * Walk the IP packet at ip: len bytes captured, cut more on the wire; how is
  * IPW_* flags.  0, or -1 when it is not an IPv4 or IPv6 packet whose fixed
  * header is here (shorter than 20/40 bytes, IHL under 5 or past len, an
- * IPv4 total length shorter than its header).
+ * IPv4 total length shorter than its header).  An IPv4 header refused for
+ * its lengths still has version, proto and the fragment fields filled.
  */
 int ipwalk(const uint8_t *ip, size_t len, size_t cut, unsigned how, struct ipwalk *w);
 

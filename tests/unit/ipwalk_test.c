@@ -77,8 +77,9 @@ test_v4(void)
 	ip4(20, 0, IPPROTO_TCP, 0);
 	ok(ipwalk(pkt, 100, 900, 0, &w) == 0 && !w.sized && w.tot == 1000 && w.iplen == 100,
 	    "total length 0 (TSO capture): the record's length, cut included");
-	ip4(20, 10, IPPROTO_TCP, 0);
-	ok(ipwalk(pkt, 60, 0, 0, &w) < 0, "a total length below the header: refused");
+	ip4(20, 10, IPPROTO_TCP, IP_MF);
+	ok(ipwalk(pkt, 60, 0, 0, &w) < 0 && w.proto == IPPROTO_TCP && w.frag && w.more,
+	    "a total length below the header: refused, protocol and fragment fields read");
 	ok(ipwalk(pkt, 60, 0, IPW_EXACT, &w) == 0 && w.tot == 60,
 	    "IPW_EXACT: the length field is not read");
 	ip4(60, 60, IPPROTO_TCP, 0);
@@ -152,6 +153,14 @@ test_v6_chain(void)
 	    w.proto == IPPROTO_AH, "IPW_FRAG stops at the fragment header");
 	ok(ipwalk(pkt, 144, 0, 0, &w) == 0 && !w.frag && w.unfrag == 0 && w.tot == 144,
 	    "no flags: the fixed header only");
+
+	/* a fragment header with an offset inside the first fragment: a later fragment after all */
+	fraghdr(80, IPPROTO_FRAGMENT, 0, 1, 1);
+	fraghdr(88, IPPROTO_UDP, 64, 0, 2);
+	ok(ipwalk(pkt, 144, 0, IPW_L4, &w) == 0 && !w.first && w.l4off == 0 && w.fh == 80 &&
+	    w.id == 1 && w.proto == IPPROTO_UDP, "a second fragment header with an offset: no L4");
+	fraghdr(80, IPPROTO_AH, 0, 1, 0xa1b2c3d4);
+	ext(88, IPPROTO_DSTOPTS, 4);
 
 	put16(pkt + 82, 1448 | 1);		/* a later fragment: no headers after it */
 	ok(ipwalk(pkt, 144, 0, IPW_L4, &w) == 0 && w.frag && !w.first && w.fragoff == 1448 &&
