@@ -59,7 +59,7 @@ TOOLS	:= $(notdir $(wildcard bin/*))
 # lib/divert.h declares is exported (lib/divert.map versions it).
 LIB_VERSION = 0.1.0
 LIB_SONAME  = libdivert.so.0
-LIB_COMMON  = common/csum.c common/frag.c common/num.c
+LIB_COMMON  = common/csum.c common/frag.c common/ipwalk.c common/num.c
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard lib/*.c) $(LIB_COMMON))
 LIBDIVERT_A  = $(BUILD)/libdivert.a
 LIBDIVERT_SO = $(BUILD)/libdivert.so.$(LIB_VERSION)
@@ -136,8 +136,8 @@ tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1)/*.c))
 $(addprefix $(BUILD)/,$(TOOLS)): $(BUILD)/%: $$(call tool_objs,$$*) $(LIBCOMMON) $(LIBOBJS)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(USES_$*)) $(LDLIBS)
 
-# Unit tests may include a tool's own .c file to test it: they depend on it
-# through their .d files.  They and the bench programs link everything.
+# Unit tests and the bench programs link everything: the engines they test
+# (common/edit.c, reasm.c, ipwalk.c ...) are in the archives.
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON) $(LIBOBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
@@ -228,10 +228,10 @@ FUZZ_OPTS	?= -max_len=8192
 FUZZ_CFLAGS	= $(DV_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS		:= $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
 
-build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard common/*.[ch] bin/*/*.[ch])
+build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard common/*.[ch] lib/*.[ch])
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -D_GNU_SOURCE -Icommon $(PKG_CFLAGS) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< \
-	    $(wildcard common/*.c) $(call libs_of,$(PKGS)) $(LDLIBS)
+	$(FUZZ_CC) -D_GNU_SOURCE -Ilib -Icommon $(PKG_CFLAGS) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< \
+	    $(wildcard common/*.c lib/*.c) $(call libs_of,$(PKGS)) $(LDLIBS)
 
 fuzzers: $(FUZZERS)
 

@@ -7,6 +7,7 @@
 #include "bytes.h"
 #include "csum.h"
 #include "frag.h"
+#include "ipwalk.h"
 
 /* Hand one fragment to fn. */
 static int
@@ -45,30 +46,26 @@ copied_options(const uint8_t *opt, size_t len, uint8_t *out)
 
 static int
 split4(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
-    uint8_t *buf)
+    const struct ipwalk *w, uint8_t *buf)
 {
 	uint8_t later[60];
-	size_t hl, hl2, plen, base, off, n, step, h;
-	uint16_t fo, id;
+	size_t hl = w->hlen, hl2, plen, base, off, n, step, h;
+	uint16_t id;
 	int optlen, count = 0, mf, rc;
 
-	hl = (size_t)(ip[0] & 0x0f) * 4;
-	if (hl < 20 || hl > len)
-		return FRAG_E_PARSE;
 	if (len > 65535)
 		return FRAG_E_SIZE;
 	if (len <= mtu)
 		return emit(ip, len, fn, arg) < 0 ? FRAG_E_STOP : 1;
-	fo = get16(ip + 6);
-	if (fo & IP_DF)
+	if (w->df)
 		return FRAG_E_DF;
-	base = (size_t)(fo & IP_OFFMASK) * 8;
-	mf = (fo & IP_MF) != 0;
+	base = w->fragoff;
+	mf = w->more;
 	plen = len - hl;
 	if (base + plen > 65535)
 		return FRAG_E_SIZE;
 	/* A fragment keeps its ID, even 0: its siblings carry the same one. */
-	id = get16(ip + 4);
+	id = (uint16_t)w->id;
 	/* Never 0: a raw socket gives each fragment with ID 0 an ID of its own. */
 	if (id == 0 && base == 0 && !mf)
 		id = (uint16_t)ident ? (uint16_t)ident : 1;
@@ -100,53 +97,21 @@ split4(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, vo
 	return count;
 }
 
-/*
- * Length of the IPv6 unfragmentable part, and where the next-header byte
- * to point at the fragment header is (*nhoff); an enum frag_err when the
- * headers are cut or the packet is a fragment already.
- */
-static int
-unfragmentable6(const uint8_t *ip, size_t len, size_t *nhoff)
-{
-	size_t off = 40, hlen;
-	uint8_t nh = ip[6];
-
-	*nhoff = 6;
-	for (;;) {
-		if (nh == IPPROTO_FRAGMENT)
-			return FRAG_E_FRAGMENT;
-		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS)
-			return (int)off;
-		if (off + 8 > len)
-			return FRAG_E_PARSE;
-		/* Destination options travel in every fragment only before a routing header. */
-		if (nh == IPPROTO_DSTOPTS && ip[off] != IPPROTO_ROUTING)
-			return (int)off;
-		hlen = ((size_t)ip[off + 1] + 1) * 8;
-		if (off + hlen > len)
-			return FRAG_E_PARSE;
-		*nhoff = off;
-		nh = ip[off];
-		off += hlen;
-	}
-}
-
 static int
 split6(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg,
-    uint8_t *buf)
+    const struct ipwalk *w, uint8_t *buf)
 {
-	size_t unfrag, nhoff, plen, off, n, step;
+	size_t unfrag = w->unfrag, nhoff = w->unfrag_nh, plen, off, n, step;
 	int rc, count = 0;
 
-	if (len < 40)
-		return FRAG_E_PARSE;
 	if (len - 40 > 65535)
 		return FRAG_E_SIZE;
 	if (len <= mtu)
 		return emit(ip, len, fn, arg) < 0 ? FRAG_E_STOP : 1;
-	if ((rc = unfragmentable6(ip, len, &nhoff)) < 0)
-		return rc;
-	unfrag = (size_t)rc;
+	if (w->frag || w->proto == IPPROTO_FRAGMENT)	/* the latter: cut short */
+		return FRAG_E_FRAGMENT;
+	if (unfrag == 0)
+		return FRAG_E_PARSE;
 	plen = len - unfrag;
 	if (mtu < unfrag + 8 + 8 || plen == 0)
 		return FRAG_E_MTU;
@@ -176,19 +141,14 @@ int
 frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg)
 {
 	uint8_t buf[FRAG_MAX];
+	struct ipwalk w;
 
-	if (len < 1)
+	/* The length fields are rewritten, not trusted: the packet is len bytes. */
+	if (ipwalk(ip, len, 0, IPW_FRAG | IPW_EXACT, &w) < 0)
 		return FRAG_E_PARSE;
-	switch (ip[0] >> 4) {
-	case 4:
-		if (len < 20)
-			return FRAG_E_PARSE;
-		return split4(ip, len, mtu, ident, fn, arg, buf);
-	case 6:
-		return split6(ip, len, mtu, ident, fn, arg, buf);
-	default:
-		return FRAG_E_PARSE;
-	}
+	if (w.version == 4)
+		return split4(ip, len, mtu, ident, fn, arg, &w, buf);
+	return split6(ip, len, mtu, ident, fn, arg, &w, buf);
 }
 
 const char *

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "ether.h"
 #include "tool.h"
 #include "stream.h"
 
@@ -54,22 +55,6 @@ pkt_ip_proto(const uint8_t *data, size_t len)
 		return ETH_P_IPV6;
 	default:
 		return 0;
-	}
-}
-
-/* Link header length of an Ethernet frame, VLAN/QinQ tags included; 0 if short. */
-static size_t
-ether_hdrlen(const uint8_t *rec, size_t caplen, uint16_t *type)
-{
-	size_t off = 12;
-
-	for (;;) {
-		if (caplen < off + 2)
-			return 0;
-		*type = get16(rec + off);
-		if (*type != ETH_P_8021Q && *type != ETH_P_8021AD && *type != 0x9100)
-			return off + 2;
-		off += 4;
 	}
 }
 

@@ -18,11 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <net/if.h>
 
-#include "bytes.h"
-#include "csum.h"
+#include "describe.h"
 #include "divert.h"
 #include "tool.h"
 #include "stream.h"
@@ -142,138 +140,18 @@ ifname(struct injector *ij, uint32_t index)
 	return ij->names[slot].name;
 }
 
-static const char *
-proto_name(int proto, char *buf, size_t len)
-{
-	switch (proto) {
-	case 1: return "ICMP";
-	case 6: return "TCP";
-	case 17: return "UDP";
-	case 47: return "GRE";
-	case 50: return "ESP";
-	case 58: return "ICMP6";
-	case 132: return "SCTP";
-	case 136: return "UDPLITE";
-	default:
-		snprintf(buf, len, "proto %d", proto);
-		return buf;
-	}
-}
-
-/*
- * The upper-layer protocol of an IP packet and where its header starts
- * (*l4 = 0 when it is not in this packet: a later fragment); *frag tells
- * whether the packet is a fragment.
- */
-static int
-upper_layer(const uint8_t *ip, size_t len, size_t *l4, int *frag)
-{
-	size_t off;
-	int nh;
-
-	*l4 = 0;
-	*frag = 0;
-	if (ip[0] >> 4 == 4) {
-		*frag = (get16(ip + 6) & 0x3fff) != 0;
-		if ((get16(ip + 6) & 0x1fff) == 0)
-			*l4 = (size_t)(ip[0] & 15) * 4;
-		return ip[9];
-	}
-	for (nh = ip[6], off = 40; off + 8 <= len; ) {
-		if (nh == 0 || nh == 43 || nh == 60) {
-			nh = ip[off];
-			off += ((size_t)ip[off + 1] + 1) * 8;
-		} else if (nh == 51) {			/* AH counts in 4-byte words */
-			nh = ip[off];
-			off += ((size_t)ip[off + 1] + 2) * 4;
-		} else if (nh == 44) {			/* fragment: ports only in the first */
-			*frag = 1;
-			if ((get16(ip + off + 2) & ~7) != 0)
-				return ip[off];
-			nh = ip[off];
-			off += 8;
-		} else {
-			break;
-		}
-	}
-	*l4 = off;
-	return nh;
-}
-
-/*
- * Whether a whole TCP or UDP segment carries a checksum left partial by the
- * sending host's offload: the field holds the pseudo-header sum only
- * (CHECKSUM_PARTIAL, completed by the NIC).  A receiver drops it.
- */
-static int
-partial_checksum(const uint8_t *ip, size_t len, int proto, size_t l4)
-{
-	size_t field = proto == 6 ? 16 : 6, seg = len - l4;
-	uint32_t pseudo;
-	uint16_t check;
-
-	if ((proto != 6 && proto != 17) || seg < field + 2 || (proto == 6 && seg < 20))
-		return 0;
-	check = get16(ip + l4 + field);
-	if (proto == 17 && check == 0)
-		return 0;			/* no UDP checksum at all */
-	pseudo = ip[0] >> 4 == 4 ? csum_pseudo4(ip + 12, ip + 16, (uint8_t)proto, (uint32_t)seg) :
-	    csum_pseudo6(ip + 8, ip + 24, (uint8_t)proto, (uint32_t)seg);
-	if ((uint32_t)check + csum_fold(pseudo) != 0xffff)	/* the field is the sum, uncomplemented */
-		return 0;
-	return csum_fold(csum_add(pseudo, ip + l4, seg)) != 0;
-}
-
-/*
- * "SRC:PORT > DST:PORT PROTO LEN [FLAGS] [frag] [csum?]" of an IP packet,
- * for -v and warnings.
- */
+/* One line about p's IP packet, for -v and warnings (describe.h). */
 static void
 describe(const struct pkt *p, char *buf, size_t len)
 {
-	char src[INET6_ADDRSTRLEN + 2], dst[INET6_ADDRSTRLEN + 2], pbuf[16], flags[24] = "";
-	char sport[8] = "", dport[8] = "";
-	const uint8_t *ip = p->data;
-	int v6 = ip[0] >> 4 == 6, proto, n = 0, frag;
-	size_t l4;
-
-	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 8 : 12), src, sizeof(src));
-	inet_ntop(v6 ? AF_INET6 : AF_INET, ip + (v6 ? 24 : 16), dst, sizeof(dst));
-	proto = upper_layer(ip, p->len, &l4, &frag);
-	if (l4 != 0 && l4 + 4 <= p->len &&
-	    (proto == 6 || proto == 17 || proto == 132 || proto == 136)) {
-		snprintf(sport, sizeof(sport), ":%u", get16(ip + l4));
-		snprintf(dport, sizeof(dport), ":%u", get16(ip + l4 + 2));
-	}
-	if (proto == 6 && l4 != 0 && l4 + 14 <= p->len) {
-		uint8_t f = ip[l4 + 13];
-
-		flags[n++] = ' ';
-		flags[n++] = '[';
-		if (f & 0x02) flags[n++] = 'S';
-		if (f & 0x01) flags[n++] = 'F';
-		if (f & 0x04) flags[n++] = 'R';
-		if (f & 0x08) flags[n++] = 'P';
-		if (f & 0x10) flags[n++] = '.';
-		flags[n++] = ']';
-		flags[n] = '\0';
-	}
-	if (frag)
-		strcat(flags, " frag");
-	else if (l4 != 0 && l4 < p->len && partial_checksum(ip, p->len, proto, l4))
-		strcat(flags, " csum?");
-	/* IPv6 addresses are bracketed only where a port follows them. */
-	snprintf(buf, len, v6 && sport[0] ? "[%s]%s > [%s]%s %s %zu%s" : "%s%s > %s%s %s %zu%s",
-	    src, sport, dst, dport, proto_name(proto, pbuf, sizeof(pbuf)), p->len, flags);
+	ip_describe(p->data, p->len, buf, len);
 }
 
 /* Whether p's IP header is whole, so describe() can show it. */
 static int
 describable(const struct pkt *p)
 {
-	if (p->len >= 20 && p->data[0] >> 4 == 4)
-		return 1;
-	return p->len >= 40 && p->data[0] >> 4 == 6;
+	return ip_describable(p->data, p->len);
 }
 
 /* The interceptor display: one line a packet on stderr. */

@@ -24,6 +24,7 @@
 
 #include "tool.h"
 #include "edit.h"
+#include "ether.h"
 #include "stream.h"
 
 const char *argp_program_version = "divert-mangle (divert) " DIVERT_VERSION;
@@ -231,22 +232,6 @@ matches(const struct mangler *m, const struct pkt *p)
 }
 
 
-/* Bytes of an Ethernet header at d (n bytes), VLAN tags included, and its type; 0 if short. */
-static size_t
-ether_skip(const uint8_t *d, size_t n, uint16_t *type)
-{
-	size_t off = 12;
-
-	for (;;) {
-		if (off + 2 > n)
-			return 0;
-		*type = (uint16_t)(d[off] << 8 | d[off + 1]);
-		if (*type != ETH_P_8021Q && *type != ETH_P_8021AD)
-			return off + 2;
-		off += 4;
-	}
-}
-
 /*
  * Where the IP header starts in p->data: at once, or after an MPLS label
  * stack, where the bottom label is followed by IP (its version nibble says
@@ -270,7 +255,7 @@ ip_offset(const struct pkt *p)
 			return -1;
 		if ((p->data[off] >> 4) == 0) {		/* control word, then Ethernet */
 			off += 4;
-			if (off >= p->len || (eth = ether_skip(p->data + off, p->len - off,
+			if (off >= p->len || (eth = ether_hdrlen(p->data + off, p->len - off,
 			    &type)) == 0)
 				return -1;
 			if (type != ETH_P_IP && type != ETH_P_IPV6)

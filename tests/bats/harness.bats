@@ -75,7 +75,10 @@ units() {
 	}
 	[ "$(needed divert-mangle)" = "libpcap " ]
 	[ "$(needed divert-defrag)" = "libpcap " ]
-	[ "$(needed divert-inject)" = "libmnl libpcap " ]
+	# divert-inject sends through a libdivert handle, whose port binding
+	# (unused by inject, linked with divert_open) builds its messages with
+	# libnetfilter_queue.
+	[ "$(needed divert-inject)" = "libnetfilter_queue libmnl libpcap " ]
 	[ "$(needed divert-rule)" = "libnftnl libmnl " ]
 	[ "$(needed divert-listen)" = "libnetfilter_queue libnftnl libmnl libpcap " ]
 }

@@ -339,6 +339,29 @@ without_v6frags() { tshark -r "$1" -Y 'not ipv6.fraghdr' -F pcap -w "$2" 2>/dev/
 	[ "$(printf '%s\n' "${lines[@]}" | grep -cE 'bad (tcp|udp)')" -eq 5 ]
 }
 
+@test "mangle: QinQ with the old 0x9100 outer tag, on the link and inside an MPLS pseudowire: edited, checksums right (tshark)" {
+	cd "$TMP"
+	$PY "$HERE/../mangle/mkcapture.py" qinq q.pcap 2>/dev/null
+	run divert-mangle --ttl 5 --dport 53:5353 --dst 10.0.0.0/24:10.9.0.0/24 -r q.pcap -w o.pcap
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"4 read, 4 edited, 0 dropped, 0 passed, 0 unparseable"* ]]
+	# tshark, told that label 16 is an Ethernet pseudowire with a control word:
+	# label, tags, TTL/hop limit, destination, port, every checksum good (1).
+	tshark -n -d mpls.label==16,pwethcw -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+	    -o udp.check_checksum:TRUE -r o.pcap -T fields -E 'separator=;' -E occurrence=a \
+	    -E aggregator=, -e mpls.label -e vlan.id -e ip.ttl -e ipv6.hlim -e ip.dst \
+	    -e udp.dstport -e tcp.dstport -e ip.checksum.status -e udp.checksum.status \
+	    -e tcp.checksum.status >o.txt 2>/dev/null
+	cat o.txt
+	diff - o.txt <<-'END'
+	;100,200;5;;10.9.0.5;5353;;1;1;
+	;100,200;;5;;;5353;;;1
+	16;100,200;5;;10.9.0.5;5353;;1;1;
+	16;100,200;;5;;;5353;;;1
+	END
+}
+
 @test "mangle: numbers in C hex wherever a number is taken, names in any case; 0x alone refused with 64" {
 	cd "$TMP"
 	while IFS='|' read -r hex dec; do

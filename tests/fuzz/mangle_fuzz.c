@@ -1,5 +1,5 @@
 /*
- * mangle_fuzz - libFuzzer harness for divert-mangle's edit engine (edit.c).
+ * mangle_fuzz - libFuzzer harness for divert-mangle's edit engine (common/edit.c).
  *
  * Input: byte 0 picks IPv4 (even) or IPv6 (odd) and forces the version
  * nibble; byte 1 is the "cut" (wire bytes the capture left out, 0..3); the
@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bin/divert-mangle/edit.c"	/* static helpers are used below */
+#include <netinet/in.h>
+
+#include "bytes.h"
+#include "edit.h"
+#include "ipwalk.h"
 
 static struct edits none, fix, all, all_fix;
 
@@ -56,15 +60,15 @@ setup(void)
 	edits_ready(&all_fix);
 }
 
-/* Is byte i inside a checksum field of ip (as parsed)?  *field: its start. */
+/* Is byte i inside a checksum field of ip (as walked)?  *field: its start. */
 static int
-in_csum_field(const struct ipinfo *in, size_t i, size_t *field)
+in_csum_field(const struct ipwalk *in, size_t i, size_t *field)
 {
-	int off = in->l4off != 0 ? l4_csum_off(in->l4proto) : -1;
+	int off = in->l4off != 0 ? mangle_csum_off(in->proto) : -1;
 
-	if (!in->v6 && i >= 10 && i < 12)
+	if (in->version == 4 && i >= 10 && i < 12)
 		return *field = 10, 1;
-	if (off >= 0 && in->l4proto != IPPROTO_SCTP && i >= in->l4off + (size_t)off &&
+	if (off >= 0 && in->proto != IPPROTO_SCTP && i >= in->l4off + (size_t)off &&
 	    i < in->l4off + (size_t)off + 2)
 		return *field = in->l4off + (size_t)off, 1;
 	return 0;
@@ -74,13 +78,13 @@ in_csum_field(const struct ipinfo *in, size_t i, size_t *field)
 static int
 same_sums(const uint8_t *a, const uint8_t *b, size_t len, size_t cut)
 {
-	struct ipinfo in;
+	struct ipwalk in;
 	size_t i, f;
 	uint16_t x, y;
 
 	if (memcmp(a, b, len) == 0)
 		return 1;
-	if (ip_parse((uint8_t *)a, len, cut, 1, &in) < 0)
+	if (ipwalk(a, len, cut, IPW_L4, &in) < 0)
 		return 0;
 	for (i = 0; i < len; i++) {
 		if (a[i] == b[i])

@@ -1,5 +1,5 @@
 /*
- * reasm_fuzz - libFuzzer harness for divert-defrag's reassembly (reasm.c).
+ * reasm_fuzz - libFuzzer harness for divert-defrag's reassembly (common/reasm.c).
  *
  * Input: byte 0 is the configuration (bits 0-1: overlap policy (all four), bit 2:
  * keep_incomplete, bit 3: flush without expiring first, bits 4-7: pool
@@ -16,24 +16,35 @@
  * minimum after reasm_new (a few blocks instead of 2000) for the same
  * reason.  Every record is in a buffer of exactly its size.
  *
- * The output callback reads every byte it is given; reassembled datagrams
- * must fit the buffer and have length fields that agree with their size.
+ * The output callback reads every byte it is given; records written
+ * through must fit reasm's own buffer, reassembled datagrams must fit IP
+ * and have length fields that agree with their size.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bin/divert-defrag/reasm.c"	/* struct reasm: its buffers, its pool */
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+
+#include "bytes.h"
+#include "csum.h"
+#include "reasm.h"
 
 /* Where every byte handed over is read, so ASan checks it is there. */
 static volatile uint8_t sink;
 
 static struct reasm *cur;
+static const uint8_t *fed;		/* the packet being fed */
+static uint64_t reassembled;		/* datagrams written, seen */
 static uint64_t badsums;		/* datagrams written with a bad checksum, seen */
 
+/* reasm counts a datagram just before it writes it. */
 static void
 out_cb(const struct pkt *p, void *arg)
 {
+	const struct reasm_stats *st = reasm_stats(cur);
 	size_t i;
 
 	(void)arg;
@@ -42,18 +53,21 @@ out_cb(const struct pkt *p, void *arg)
 	if (p->rec != NULL)
 		for (i = 0; i < p->l2len; i++)
 			sink ^= p->rec[i];
-	if (p->rec == cur->scratch && p->l2len + p->len > sizeof(cur->scratch))
-		abort();			/* written through: within scratch */
-	if (p->data != cur->buf)
+	if (st->reassembled == reassembled) {
+		/* As fed, or a stored fragment written through from reasm's buffer. */
+		if (p->data != fed && p->l2len + p->len > REASM_MAX_L2 + REASM_MAX_V6)
+			abort();
 		return;
-	/* Reassembled: within the buffer, headers say what it is. */
-	if (p->len > sizeof(cur->buf) || p->len < 20)
+	}
+	reassembled = st->reassembled;
+	/* Reassembled: within IP's limits, headers say what it is. */
+	if (p->len > REASM_MAX_V6 || p->len < 20)
 		abort();
 	if ((p->data[0] >> 4) == 4) {
 		/* a fragment with a bad header checksum: the datagram keeps a bad one */
-		int bad = cur->st.badsum != badsums;
+		int bad = st->badsum != badsums;
 
-		badsums = cur->st.badsum;
+		badsums = st->badsum;
 		if (get16(p->data + 2) != p->len || (get16(p->data + 6) & (IP_MF | IP_OFFMASK)) ||
 		    (csum(p->data, (size_t)(p->data[0] & 0x0f) * 4) != 0) != bad)
 			abort();
@@ -90,6 +104,7 @@ feed(const uint8_t *d, size_t len, uint8_t flags, unsigned k, uint64_t now)
 		p.data[v6 ? 22 : 14] ^= (uint8_t)(k >> 8);
 		p.data[v6 ? 23 : 15] ^= (uint8_t)k;
 	}
+	fed = p.data;
 	reasm_input(cur, &p, now);
 	free(rec);
 }
@@ -112,8 +127,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.keep_incomplete = (data[0] >> 2) & 1;
 	if ((cur = reasm_new(&c, out_cb, NULL)) == NULL)
 		abort();
-	badsums = 0;
-	cur->nslots = cur->nfree = 4 + (uint32_t)(data[0] >> 4) * 16;
+	badsums = reassembled = 0;
+	if (reasm_shrink_pool(cur, 4 + (size_t)(data[0] >> 4) * 16) < 0)
+		abort();
 	while (size - pos >= 4) {
 		flags = data[pos];
 		k = data[pos + 1];
@@ -136,7 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	reasm_flush(cur);
-	if (reasm_in_use(cur) != ((size_t)cur->mask + 1) * 4)
+	if (reasm_held(cur) != 0)
 		abort();			/* nothing may stay held */
 	reasm_free(cur);
 	return 0;

@@ -18,13 +18,18 @@
             header's once the route is done), as Linux, Wireshark and scapy
             sum them.
   srr-bad   The same packets with wrong TCP/UDP checksums.
+  qinq      Ethernet: UDP and TCP over IPv4 and IPv6 behind two VLAN tags
+            whose outer one is the older QinQ type 0x9100, on the link and
+            inside an MPLS pseudowire (label, control word, Ethernet), where
+            divert-mangle finds the IP header itself.  Every checksum valid.
 """
 import sys
 
-from scapy.all import (ARP, DNS, DNSQR, ICMP, IP, IPOption_Router_Alert,
+from scapy.all import (ARP, DNS, DNSQR, ICMP, IP, IPOption_Router_Alert, Dot1Q,
                        IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                        IPv6ExtHdrHopByHop, ICMPv6EchoRequest, Ether, Raw, TCP,
                        UDP, fragment, fragment6, wrpcap)
+from scapy.contrib.mpls import MPLS, EoMCW
 from scapy.layers.inet import IPOption_LSRR, IPOption_NOP, IPOption_SSRR
 from scapy.layers.inet6 import IPv6ExtHdrRouting
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
@@ -169,6 +174,22 @@ def srr_bad():
     return stamp(out)
 
 
+def qinq():
+    """Tagged 0x9100 (outer, VLAN 100) then 0x8100 (inner, VLAN 200)."""
+    def tagged(pkt):
+        return Ether(type=0x9100, **MAC) / Dot1Q(vlan=100, type=0x8100) / Dot1Q(vlan=200) / pkt
+    inner = [
+        IP(src=A4, dst=B4, ttl=64) / UDP(sport=5353, dport=53) / Raw(b'qinq v4'),
+        IPv6(src=A6, dst=B6, hlim=64) / TCP(sport=40001, dport=53, flags='S', options=SYN_OPTS),
+    ]
+    out = [tagged(p) for p in inner]
+    out += [Ether(type=0x8847, **MAC) / MPLS(label=16, s=1, ttl=64) / EoMCW() / tagged(p)
+            for p in inner]
+    for i, p in enumerate(out):
+        p.time = 1700000000 + i / 100
+    return out
+
+
 if __name__ == '__main__':
     kind, path = sys.argv[1], sys.argv[2]
     if kind == 'mixed':
@@ -181,6 +202,8 @@ if __name__ == '__main__':
         wrpcap(path, stamp(srr_packets()))
     elif kind == 'srr-bad':
         wrpcap(path, srr_bad())
+    elif kind == 'qinq':
+        wrpcap(path, qinq())
     elif kind == 'broken':
         wrpcap(path, broken(), linktype=101)     # LINKTYPE_RAW
     else:

@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bin/divert-defrag/reasm.c"	/* the engine is the unit under test */
+#include <netinet/in.h>
+#include <netinet/ip.h>
+
+#include "bytes.h"
+#include "csum.h"
+#include "reasm.h"
 #include "tap.h"
 
 #define MAXOUT	64
@@ -112,7 +117,7 @@ test_v4_orders(void)
 		feed4(r, len, off - 1000, 1000, 0);
 	ok(same_as_orig(1, len), "IPv4 reversed: the original bytes");
 	ok(got.usec[1] == 0, "the reassembled datagram has the completing fragment's time stamp");
-	ok(reasm_in_use(r) == ((size_t)r->mask + 1) * 4, "nothing left held");
+	ok(reasm_held(r) == 0, "nothing left held");
 	reasm_free(r);
 }
 
@@ -129,7 +134,7 @@ test_pass_through(void)
 	ok(got.n == 1 && same_as_orig(0, len), "a whole packet goes out at once, unchanged");
 	reasm_input(r, &junk, 0);
 	reasm_input(r, &arp, 0);
-	ok(got.n == 3 && r->st.unparsed == 1 && r->st.passed == 3,
+	ok(got.n == 3 && reasm_stats(r)->unparsed == 1 && reasm_stats(r)->passed == 3,
 	    "a cut packet and a non-IP record pass, the cut one counted");
 	reasm_free(r);
 }
@@ -143,8 +148,8 @@ test_overlap_drop(void)
 	feed4(r, len, 0, 48, 0);
 	feed4(r, len, 24, 8, 0);		/* teardrop */
 	feed4(r, len, 48, 16, 0);
-	ok(got.n == 0 && r->st.overlaps == 1, "rfc5722: an overlap drops the datagram");
-	ok(r->st.dropped == 3, "and its later fragments too (RFC 5722)");
+	ok(got.n == 0 && reasm_stats(r)->overlaps == 1, "rfc5722: an overlap drops the datagram");
+	ok(reasm_stats(r)->dropped == 3, "and its later fragments too (RFC 5722)");
 	reasm_expire(r, 30000);
 	feed4(r, len, 0, 48, 30001);
 	feed4(r, len, 48, 16, 30002);
@@ -161,7 +166,7 @@ test_duplicates(void)
 	feed4(r, len, 0, 32, 0);
 	feed4(r, len, 0, 32, 0);
 	feed4(r, len, 32, 32, 0);
-	ok(got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1,
+	ok(got.n == 1 && same_as_orig(0, len) && reasm_stats(r)->duplicates == 1,
 	    "an exact duplicate is discarded, the datagram completes");
 	reasm_free(r);
 }
@@ -202,7 +207,7 @@ test_limits(void)
 	feed4(r, 65556, 0, 65512, 0);		/* ping of death: 20 + 65536 bytes */
 	p = frag4(65556, 65512, 24, 0);
 	reasm_input(r, &p, 0);
-	ok(r->st.oversize == 1 && got.n == 0, "a datagram past 65535 bytes is refused");
+	ok(reasm_stats(r)->oversize == 1 && got.n == 0, "a datagram past 65535 bytes is refused");
 	make4(16, 64);
 	p = frag4(84, 0, 12, 0);		/* MF, 12 bytes: cut to 8 as the kernel does */
 	put16(fbuf + 6, IP_MF);
@@ -210,7 +215,7 @@ test_limits(void)
 	put16(fbuf + 10, csum(fbuf, 20));
 	reasm_input(r, &p, 0);
 	feed4(r, 84, 8, 56, 0);
-	ok(r->st.trimmed == 1 && got.n == 1 && same_as_orig(0, 84),
+	ok(reasm_stats(r)->trimmed == 1 && got.n == 1 && same_as_orig(0, 84),
 	    "a middle fragment off the 8-byte grid is cut to it (trimmed), the datagram completes");
 	make4(17, 64);
 	feed4(r, 84, 0, 32, 0);
@@ -219,7 +224,7 @@ test_limits(void)
 	put16(fbuf + 10, 0);
 	put16(fbuf + 10, csum(fbuf, 20));
 	reasm_input(r, &p, 0);
-	ok(r->st.invalid == 1 && reasm_in_use(r) == ((size_t)r->mask + 1) * 4,
+	ok(reasm_stats(r)->invalid == 1 && reasm_held(r) == 0,
 	    "a fragment with no data kills its datagram (linux: forgotten)");
 	reasm_free(r);
 
@@ -244,8 +249,8 @@ test_limits(void)
 	make4(13, 64);
 	for (i = 0; i < REASM_MAX_FRAGS + 10; i++)
 		feed4(r, 64 + 20, 8, 8, 0);
-	ok(r->st.too_many == 1, "too many fragments refuse the datagram");
-	ok(reasm_in_use(r) == REASM_BLOCK + ((size_t)r->mask + 1) * 4,
+	ok(reasm_stats(r)->too_many == 1, "too many fragments refuse the datagram");
+	ok(reasm_held(r) == REASM_BLOCK,
 	    "what is left of it is one block");
 	reasm_free(r);
 }
@@ -289,8 +294,8 @@ test_shuffled(void)
 		r = fresh(pol, 8 << 20, 0);
 		feed_order(r, len, 8, order, n);
 		same &= got.n == 1 && same_as_orig(0, len);
-		visits[pol] = r->visits;
-		cheap &= r->visits <= 8 * n;
+		visits[pol] = reasm_stats(r)->bitmap_words;
+		cheap &= reasm_stats(r)->bitmap_words <= 8 * n;
 		reasm_free(r);
 	}
 	ok(same, "shuffled 8-byte fragments: byte-identical to the original, every policy");
@@ -301,7 +306,7 @@ test_shuffled(void)
 		order[k] = (uint32_t)k;
 	r = fresh(REASM_OVERLAP_FIRST, 8 << 20, 0);
 	feed_order(r, len, 8, order, n);
-	ok(got.n == 1 && same_as_orig(0, len) && r->visits == 0,
+	ok(got.n == 1 && same_as_orig(0, len) && reasm_stats(r)->bitmap_words == 0,
 	    "in order: the fast path, no bitmap at all");
 	reasm_free(r);
 }
@@ -319,8 +324,8 @@ test_partial_unit(void)
 		feed4(r, len, 56, 5, 0);
 		feed4(r, len, 56, 5, 0);
 		feed4(r, len, 0, 56, 0);
-		good &= got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1 &&
-		    r->st.overlaps == 0;
+		good &= got.n == 1 && same_as_orig(0, len) && reasm_stats(r)->duplicates == 1 &&
+		    reasm_stats(r)->overlaps == 0;
 		reasm_free(r);
 	}
 	ok(good, "a duplicate last fragment off the grid is a duplicate, every policy");
@@ -361,7 +366,7 @@ test_ecn(void)
 		feed4_tos(r, len, 0, 32, c[k].a);
 		feed4_tos(r, len, 32, 32, c[k].b);
 		if (c[k].want == 0xff)
-			ok(got.n == 0 && r->st.ecn == 1, "%s", c[k].what);
+			ok(got.n == 0 && reasm_stats(r)->ecn == 1, "%s", c[k].what);
 		else
 			ok(got.n == 1 && (got.data[0][1] & 3) == c[k].want &&
 			    csum(got.data[0], 20) == 0 &&
@@ -390,14 +395,14 @@ test_linux_overlaps(void)
 	memset(fbuf + 20, 'X', 8);		/* wholly inside, other bytes */
 	reasm_input(r, &p, 0);
 	feed4(r, len, 48, 16, 0);
-	ok(got.n == 1 && same_as_orig(0, len) && r->st.duplicates == 1 && r->st.overlaps == 0,
+	ok(got.n == 1 && same_as_orig(0, len) && reasm_stats(r)->duplicates == 1 && reasm_stats(r)->overlaps == 0,
 	    "linux: a fragment wholly inside held data is discarded, the datagram kept");
 	reasm_free(r);
 
 	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
 	feed4(r, len, 0, 32, 0);
 	feed4(r, len, 24, 16, 0);		/* partial overlap: the datagram goes */
-	ok(r->st.overlaps == 1 && got.n == 0, "linux: a partial overlap drops the datagram");
+	ok(reasm_stats(r)->overlaps == 1 && got.n == 0, "linux: a partial overlap drops the datagram");
 	feed4(r, len, 0, 32, 0);		/* ...and is forgotten: a resend completes */
 	feed4(r, len, 32, 32, 0);
 	ok(got.n == 1 && same_as_orig(0, len), "linux: a new queue after the drop completes");
@@ -409,7 +414,7 @@ test_linux_overlaps(void)
 	feed4(r, len, 0, 8, 0);
 	feed4(r, len, 8, 8, 0);
 	feed4(r, len, 0, 16, 0);		/* held, but across two runs */
-	ok(r->st.overlaps == 1 && r->st.duplicates == 0,
+	ok(reasm_stats(r)->overlaps == 1 && reasm_stats(r)->duplicates == 0,
 	    "linux: a fragment over two runs is an overlap, as in the kernel");
 	reasm_free(r);
 
@@ -418,7 +423,7 @@ test_linux_overlaps(void)
 	feed4(r, len, 8, 8, 0);			/* appended at the tail: one run [0,16) */
 	feed4(r, len, 0, 16, 0);
 	feed4(r, len, 16, 48, 0);
-	ok(got.n == 1 && r->st.duplicates == 1, "linux: inside one run of appended fragments: a duplicate");
+	ok(got.n == 1 && reasm_stats(r)->duplicates == 1, "linux: inside one run of appended fragments: a duplicate");
 	reasm_free(r);
 
 	r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 0);
@@ -427,7 +432,7 @@ test_linux_overlaps(void)
 	feed4(r, len, 8, 8, 0);			/* exact duplicate */
 	feed4(r, len, 40, 24, 0);
 	feed4(r, len, 0, 16, 0);		/* inside, not exact */
-	ok(r->st.duplicates == 1 && r->st.overlaps == 1 && got.n == 0,
+	ok(reasm_stats(r)->duplicates == 1 && reasm_stats(r)->overlaps == 1 && got.n == 0,
 	    "rfc5722: only an exact duplicate is discarded");
 	reasm_free(r);
 }
@@ -444,7 +449,7 @@ test_badsum(void)
 	p = frag4(len, 32, 32, 0);
 	fbuf[10] ^= 0x55;
 	reasm_input(r, &p, 0);
-	ok(got.n == 1 && csum(got.data[0], 20) != 0 && r->st.badsum == 1 &&
+	ok(got.n == 1 && csum(got.data[0], 20) != 0 && reasm_stats(r)->badsum == 1 &&
 	    memcmp(got.data[0] + 20, orig + 20, 64) == 0,
 	    "a fragment with a bad header checksum: reassembled, checksum still wrong");
 	reasm_free(r);
@@ -464,7 +469,7 @@ test_memory(void)
 			over = 1;
 	}
 	ok(!over && reasm_memory(r) <= REASM_MIN_MEMORY, "memory stays within the cap");
-	ok(r->st.evicted > 19000, "the oldest were evicted (%ju)", (uintmax_t)r->st.evicted);
+	ok(reasm_stats(r)->evicted > 19000, "the oldest were evicted (%ju)", (uintmax_t)reasm_stats(r)->evicted);
 	len = make4(40000 & 0xffff, 2000);
 	feed4(r, len, 0, 1000, 1);
 	feed4(r, len, 1000, 1000, 2);
@@ -483,15 +488,15 @@ test_tiny_pool(void)
 	struct reasm *r = fresh(REASM_OVERLAP_RFC5722, 1 << 20, 1);
 	size_t len = make4(15, 3000);
 
-	r->nslots = r->nfree = 16;
+	ok(reasm_shrink_pool(r, 16) == 0, "the pool made 16 blocks");
 	feed4(r, len, 0, 2000, 0);		/* 17 blocks and more: never fits */
-	ok(got.n == 1 && r->st.evicted == 1 && r->st.kept == 1 && got.len[0] == 2020,
+	ok(got.n == 1 && reasm_stats(r)->evicted == 1 && reasm_stats(r)->kept == 1 && got.len[0] == 2020,
 	    "a fragment larger than the pool is written through, not stored");
 	feed4(r, len, 0, 1000, 0);		/* 10 blocks */
 	feed4(r, len, 1000, 1000, 0);		/* 9 more: the datagram alone fills the pool */
-	ok(got.n == 3 && r->st.evicted == 2 && r->st.kept == 3,
+	ok(got.n == 3 && reasm_stats(r)->evicted == 2 && reasm_stats(r)->kept == 3,
 	    "a datagram that outgrows the pool is lost, its fragments written through");
-	ok(reasm_in_use(r) == ((size_t)r->mask + 1) * 4, "nothing left held");
+	ok(reasm_held(r) == 0, "nothing left held");
 	reasm_free(r);
 }
 
@@ -506,13 +511,13 @@ test_timeout_keep(void)
 	ok(got.n == 0, "not expired before the timeout");
 	ok(reasm_next_expiry(r) == 31000, "the next expiry is first fragment + timeout");
 	reasm_expire(r, 31000);
-	ok(got.n == 1 && r->st.timed_out == 1 && got.len[0] == 1020,
+	ok(got.n == 1 && reasm_stats(r)->timed_out == 1 && got.len[0] == 1020,
 	    "expired, and with keep_incomplete written through");
 	frag4(len, 0, 1000, 0);
 	ok(memcmp(got.data[0], fbuf, 1020) == 0, "unchanged");
 	feed4(r, len, 1000, 1000, 40000);
 	reasm_flush(r);
-	ok(got.n == 2 && r->st.incomplete == 1, "end of input writes what is left");
+	ok(got.n == 2 && reasm_stats(r)->incomplete == 1, "end of input writes what is left");
 	reasm_free(r);
 }
 
@@ -559,7 +564,7 @@ test_v6(void)
 	p.len = 56 + 8;
 	reasm_input(r, &p, 0);
 	ok(got.n == 2 && got.len[1] == 56 && got.data[1][40] == 17 &&
-	    get16(got.data[1] + 4) == 16 && r->st.atomic == 1,
+	    get16(got.data[1] + 4) == 16 && reasm_stats(r)->atomic == 1,
 	    "an atomic fragment is a datagram of its own (RFC 6946)");
 	reasm_free(r);
 }

@@ -39,6 +39,8 @@ enum reasm_overlap {
 #define REASM_MAX_FRAGS		8192		/* 64 KiB in 8-byte fragments */
 #define REASM_MAX_V4		65535
 #define REASM_MAX_V6		(65535 + 40)
+#define REASM_MAX_L2		256		/* longest link header a stored fragment may
+						   have: a longer one's record is not parsed */
 
 struct reasm_config {
 	size_t		max_memory;	/* bytes of pool, hash table included */
@@ -71,6 +73,8 @@ struct reasm_stats {
 	uint64_t	incomplete;	/* incomplete datagrams left at the end */
 	uint64_t	kept;		/* fragments written through (keep_incomplete) */
 	uint64_t	dropped;	/* fragments that went nowhere */
+	uint64_t	bitmap_words;	/* bitmap words looked at for fragments out of
+					   order: stays proportional to their lengths */
 };
 
 typedef void (*reasm_out_fn)(const struct pkt *p, void *arg);
@@ -95,7 +99,17 @@ void reasm_flush(struct reasm *r);
 /* Bytes reserved for the pool (what --max-memory bounds). */
 size_t reasm_memory(const struct reasm *r);
 
-/* Bytes of the pool in use now, and the most ever in use. */
+/* Bytes of the pool holding datagrams and fragments now (0: nothing held). */
+size_t reasm_held(const struct reasm *r);
+
+/*
+ * Tests and fuzzing: make an empty reassembler's pool nblocks blocks, fewer
+ * than REASM_MIN_MEMORY gives, so that a few fragments fill it.  0, or -1
+ * (EINVAL) when it holds anything or has fewer blocks than that.
+ */
+int reasm_shrink_pool(struct reasm *r, size_t nblocks);
+
+/* Bytes of the pool in use now (hash table included), and the most ever in use. */
 size_t reasm_in_use(const struct reasm *r);
 size_t reasm_peak(const struct reasm *r);
 

@@ -1,6 +1,6 @@
 /*
  * edit.h - divert-mangle's header edits: what the command line asked for,
- * how a packet is parsed for them, and the one call that applies them.
+ * and the one call that applies them (the packet is read by ipwalk.h).
  *
  * Order of the edits on one packet (the man page documents it):
  *   1. IP header: TTL / hop limit, TOS or traffic class, DSCP, ECN, flow
@@ -12,8 +12,8 @@
  *      one exists (a zero UDP checksum over IPv6) or everywhere with
  *      --fix-checksums.
  */
-#ifndef MANGLE_EDIT_H
-#define MANGLE_EDIT_H
+#ifndef DIVERT_EDIT_H
+#define DIVERT_EDIT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -49,22 +49,6 @@ struct edits {
 	int		need_l4;	/* set by edits_ready(): find the L4 header */
 };
 
-/* Where the headers of one IP packet are (offsets from the IP header). */
-struct ipinfo {
-	int		v6;
-	size_t		hlen;		/* IPv4 header (options included) or 40 */
-	size_t		iplen;		/* datagram bytes present (padding excluded) */
-	int		whole;		/* all of the datagram is present */
-	int		frag;		/* a fragment of a larger datagram */
-	int		first;		/* carries the L4 header (offset 0) */
-	uint8_t		l4proto;	/* after IPv6 extension headers; 0: unknown */
-	size_t		l4off;		/* 0: no L4 header present */
-	uint32_t	l4wire;		/* L4 length on the wire (pseudo-header) */
-	int		rh_segleft;	/* IPv6 routing header still has hops */
-	size_t		srr_dst;	/* IPv4 source route with hops left: offset of
-					   its final destination (the pseudo-header's) */
-};
-
 enum { MANGLE_BAD = -1, MANGLE_SAME = 0, MANGLE_EDITED = 1 };
 
 /* No edits at all: every field "keep". */
@@ -82,18 +66,16 @@ int edits_add_port_map(struct port_map *maps, int *n, const char *s);
 int edits_ready(struct edits *e);
 
 /*
- * Parse the IP packet at ip (len bytes captured, cut more on the wire).
- * need_l4: also walk IPv6 extension headers and find the L4 header.
- * 0, or -1 when the packet is not a well-formed IPv4/IPv6 header.
- */
-int ip_parse(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in);
-
-/*
- * Apply e to the packet in place: MANGLE_EDITED, MANGLE_SAME or MANGLE_BAD.
+ * Apply e to the IP packet at ip (len bytes captured, cut more on the wire)
+ * in place: MANGLE_EDITED, MANGLE_SAME or MANGLE_BAD (not a well-formed
+ * IPv4/IPv6 header).
  * *skipped (may be NULL) is set when a port edit was left out: the first
  * fragment of an SCTP datagram, whose CRC32c covers fragments not here.
  */
 int mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut, int *skipped);
+
+/* Offset of the checksum field in an L4 header of proto; -1 where mangle sums none. */
+int mangle_csum_off(uint8_t proto);
 
 /* CRC32c (Castagnoli) as SCTP uses it: the value for the checksum field. */
 uint32_t sctp_crc32c(const uint8_t *data, size_t len);

@@ -41,13 +41,12 @@
 
 #include "bytes.h"
 #include "csum.h"
+#include "ipwalk.h"
 #include "reasm.h"
 
 #define NIL		UINT32_MAX
 
 #define THP_SKIP	(2u << 20)	/* pool bytes kept on small pages */
-
-#define MAX_L2		256		/* longest link header a stored fragment may have */
 
 /* What identifies a datagram: the kernel's key plus interface and direction. */
 struct key {
@@ -142,13 +141,11 @@ struct reasm {
 	uint32_t	 mask;
 	uint32_t	 maxbuckets;	/* the table's share of the budget */
 	uint32_t	 ndgrams;	/* datagrams held */
-	uint64_t	 visits;	/* bitmap words looked at: tests check it stays
-					   proportional to the fragments' lengths */
 	uint32_t	 oldest, newest;
 	uint32_t	 peak_used;	/* slots */
 	struct reasm_stats st;
 	uint8_t		 buf[REASM_MAX_V6];		/* a reassembled datagram */
-	uint8_t		 scratch[MAX_L2 + REASM_MAX_V6];	/* a fragment written through */
+	uint8_t		 scratch[REASM_MAX_L2 + REASM_MAX_V6];	/* a fragment written through */
 };
 
 /* What one record is, as far as reassembly cares. */
@@ -173,28 +170,17 @@ static struct frag_meta *M(struct reasm *r, uint32_t i) { return &r->pool[i].f.m
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/* An IPv4 fragment, as the walk found it. */
 static enum kind
-parse4(const uint8_t *d, size_t len, struct fraginfo *fi)
+frag4(const uint8_t *d, const struct ipwalk *w, struct fraginfo *fi)
 {
-	size_t hl, tot;
-	uint16_t fo;
-
-	if (len < 20 || (d[0] >> 4) != 4)
-		return K_UNPARSED;
-	hl = (size_t)(d[0] & 0x0f) * 4;
-	tot = get16(d + 2);
-	if (hl < 20 || tot < hl || tot > len)	/* cut by the capture, or nonsense */
-		return K_UNPARSED;
-	fo = get16(d + 6);
-	if ((fo & (IP_MF | IP_OFFMASK)) == 0)
-		return K_WHOLE;
-	fi->off = (uint32_t)(fo & IP_OFFMASK) * 8;
-	fi->end = fi->off + (uint32_t)(tot - hl);
-	fi->more = (fo & IP_MF) != 0;
-	fi->unfrag = fi->hdrlen = (uint16_t)hl;
-	fi->iplen = tot;
+	fi->off = w->fragoff;
+	fi->end = fi->off + (uint32_t)(w->tot - w->hlen);
+	fi->more = w->more;
+	fi->unfrag = fi->hdrlen = w->hlen;
+	fi->iplen = w->tot;
 	fi->ecn = (uint8_t)(1 << (d[1] & 3));
-	fi->badsum = csum(d, hl) != 0;
+	fi->badsum = csum(d, w->hlen) != 0;
 	/*
 	 * RFC 791: every fragment but the last carries a multiple of 8 bytes.
 	 * The kernel cuts the rest off (ip_frag_queue); a fragment left with
@@ -208,48 +194,25 @@ parse4(const uint8_t *d, size_t len, struct fraginfo *fi)
 	memcpy(fi->key.src, d + 12, 4);
 	memcpy(fi->key.dst, d + 16, 4);
 	fi->key.proto = d[9];
-	fi->key.id = get16(d + 4);
+	fi->key.id = w->id;
 	return K_FRAGMENT;
 }
 
-/*
- * The fragment header sits after hop-by-hop, routing and destination
- * options; anything else first means the packet is not a fragment.
- */
+/* An IPv6 fragment: its fragment header is at w->fh. */
 static enum kind
-parse6(const uint8_t *d, size_t len, struct fraginfo *fi)
+frag6(const uint8_t *d, const struct ipwalk *w, struct fraginfo *fi)
 {
-	size_t off = 40, hlen, iplen, nhoff = 6;
-	uint8_t nh;
-	uint16_t fo;
-
-	if (len < 40 || (d[0] >> 4) != 6)
-		return K_UNPARSED;
-	if (get16(d + 4) == 0)			/* jumbogram: never fragmented */
-		return K_WHOLE;
-	iplen = 40 + (size_t)get16(d + 4);
-	if (iplen > len)
-		return K_UNPARSED;
-	for (nh = d[6]; nh != IPPROTO_FRAGMENT; nh = d[nhoff]) {
-		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS)
-			return K_WHOLE;
-		if (off + 8 > iplen || off + (hlen = ((size_t)d[off + 1] + 1) * 8) > iplen)
-			return K_UNPARSED;
-		nhoff = off;
-		off += hlen;
-	}
 	/* The offsets below are 16-bit: 65 KB of extension headers do not fit. */
-	if (off + 8 > iplen || off + 8 > 0xffff)
+	if (w->fh + 8 > 0xffff)
 		return K_UNPARSED;
-	fo = get16(d + off + 2);
-	fi->off = fo & 0xfff8;
-	fi->end = fi->off + (uint32_t)(iplen - off - 8);
-	fi->more = fo & 1;
-	fi->unfrag = (uint16_t)off;
-	fi->hdrlen = (uint16_t)(off + 8);
-	fi->nhoff = (uint16_t)nhoff;
-	fi->nexthdr = d[off];
-	fi->iplen = iplen;
+	fi->off = w->fragoff;
+	fi->end = fi->off + (uint32_t)(w->tot - w->fh - 8);
+	fi->more = w->more;
+	fi->unfrag = (uint16_t)w->fh;
+	fi->hdrlen = (uint16_t)(w->fh + 8);
+	fi->nhoff = (uint16_t)w->fh_nh;
+	fi->nexthdr = d[w->fh];
+	fi->iplen = w->tot;
 	fi->ecn = (uint8_t)(1 << ((d[1] >> 4) & 3));
 	if (fi->off == 0 && !fi->more)
 		return K_ATOMIC;		/* RFC 6946: a datagram of one fragment */
@@ -265,8 +228,29 @@ parse6(const uint8_t *d, size_t len, struct fraginfo *fi)
 	fi->key.version = 6;
 	memcpy(fi->key.src, d + 8, 16);
 	memcpy(fi->key.dst, d + 24, 16);
-	fi->key.id = (uint32_t)get16(d + off + 4) << 16 | get16(d + off + 6);
+	fi->key.id = w->id;
 	return K_FRAGMENT;
+}
+
+/*
+ * The IP packet of a record of ethertype version 4 or 6.  IPv6's fragment
+ * header may follow any extension headers (ipwalk.h); a chain cut before
+ * one, like a datagram cut by the capture, is not parsed.
+ */
+static enum kind
+parse(const uint8_t *d, size_t len, int version, struct fraginfo *fi)
+{
+	struct ipwalk w;
+
+	if (ipwalk(d, len, 0, IPW_FRAG, &w) < 0 || w.version != version)
+		return K_UNPARSED;
+	if (!w.sized)			/* IPv6: a jumbogram, never fragmented */
+		return version == 6 ? K_WHOLE : K_UNPARSED;
+	if (!w.whole)			/* cut by the capture, or nonsense */
+		return K_UNPARSED;
+	if (!w.frag)
+		return w.chain_cut ? K_UNPARSED : K_WHOLE;
+	return version == 4 ? frag4(d, &w, fi) : frag6(d, &w, fi);
 }
 
 static enum kind
@@ -275,12 +259,12 @@ classify(const struct pkt *p, struct fraginfo *fi)
 	enum kind k;
 
 	memset(fi, 0, sizeof(*fi));
-	if (p->rec != NULL && p->l2len > MAX_L2)
+	if (p->rec != NULL && p->l2len > REASM_MAX_L2)
 		return K_UNPARSED;		/* a link header we could not store */
 	if (p->a.proto == ETH_P_IP)
-		k = parse4(p->data, p->len, fi);
+		k = parse(p->data, p->len, 4, fi);
 	else if (p->a.proto == ETH_P_IPV6)
-		k = parse6(p->data, p->len, fi);
+		k = parse(p->data, p->len, 6, fi);
 	else
 		return K_WHOLE;			/* not IP: not ours to judge */
 	fi->key.ifindex = p->a.ifindex;
@@ -591,7 +575,7 @@ bits_word(struct reasm *r, const struct dgram *d, int which, uint32_t u)
 {
 	uint32_t c = r->pool[d->dir].dir[u / UNIT_BITS];
 
-	r->visits++;
+	r->st.bitmap_words++;
 	return c == NIL ? NULL : &r->pool[c].bits[which][u % UNIT_BITS / 64];
 }
 
@@ -1000,7 +984,7 @@ is_complete(const struct dgram *d)
 static void
 add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, uint64_t now)
 {
-	size_t l2len = p->rec != NULL ? p->l2len : 0;	/* <= MAX_L2: see classify */
+	size_t l2len = p->rec != NULL ? p->l2len : 0;	/* <= REASM_MAX_L2: see classify */
 	uint32_t need = blocks_for(l2len + fi->iplen), hash = key_hash(r, &fi->key);
 	uint32_t i, f, bneed;
 	struct place pl;
@@ -1207,6 +1191,23 @@ size_t
 reasm_memory(const struct reasm *r)
 {
 	return (size_t)r->nslots * REASM_BLOCK + (size_t)r->maxbuckets * 4;
+}
+
+size_t
+reasm_held(const struct reasm *r)
+{
+	return (size_t)(r->nslots - r->nfree) * REASM_BLOCK;
+}
+
+int
+reasm_shrink_pool(struct reasm *r, size_t nblocks)
+{
+	if (r->nfree != r->nslots || nblocks == 0 || nblocks > r->nslots) {
+		errno = EINVAL;
+		return -1;
+	}
+	r->nslots = r->nfree = (uint32_t)nblocks;
+	return 0;
 }
 
 size_t

@@ -9,9 +9,7 @@
 #include "csum.h"
 #include "tool.h"
 #include "edit.h"
-
-#define PROTO_HIP	139		/* IPv6 extension headers <netinet/in.h> lacks */
-#define PROTO_SHIM6	140
+#include "ipwalk.h"
 
 /* ---- the command line's values ---- */
 
@@ -162,9 +160,8 @@ l4_minlen(uint8_t proto)
 	}
 }
 
-/* Offset of the checksum field in the L4 header; -1 for protocols we do not sum. */
-static int
-l4_csum_off(uint8_t proto)
+int
+mangle_csum_off(uint8_t proto)
 {
 	switch (proto) {
 	case IPPROTO_TCP:	return 16;
@@ -185,149 +182,21 @@ has_pseudo(uint8_t proto)
 	return proto != IPPROTO_ICMP && proto != IPPROTO_IGMP;
 }
 
-static void
-set_l4(struct ipinfo *in, size_t off)
-{
-	size_t min = l4_minlen(in->l4proto);
-
-	if (in->first && min != 0 && off + min <= in->iplen)
-		in->l4off = off;
-}
-
 /*
- * The final destination of an IPv4 loose or strict source route (RFC 791)
- * that still has hops to go: the last address of the option, which is what
- * the TCP/UDP pseudo-header holds (Linux sums it so when it sends, Wireshark
- * checks it so).  Once the pointer is past the end the route is done and the
- * header's destination is the final one (there tcpdump and scapy still take
- * the last address; Wireshark does not).  0: none, or a malformed option
- * list (then the header's destination is used).
+ * Walk the packet (to the L4 header when the edits need it), keeping the L4
+ * header only where the fields the edits touch are present.
  */
-static size_t
-srr_final_dst(const uint8_t *ip, size_t hlen)
-{
-	size_t off = 20, olen, found = 0;
-
-	while (off < hlen) {
-		if (ip[off] == IPOPT_EOL)
-			break;
-		if (ip[off] == IPOPT_NOP) {
-			off++;
-			continue;
-		}
-		if (off + 2 > hlen || (olen = ip[off + 1]) < 2 || off + olen > hlen)
-			return 0;
-		if (ip[off] == IPOPT_LSRR || ip[off] == IPOPT_SSRR) {
-			if (found != 0 || olen < 7 || (olen - 3) % 4 != 0)
-				return 0;	/* two routes (Linux refuses them), or a bad one */
-			if ((size_t)ip[off + 2] + 3 <= olen)
-				found = off + olen - 4;
-			else
-				found = 1;	/* done: remember one was seen */
-		}
-		off += olen;
-	}
-	return found > 1 ? found : 0;
-}
-
 static int
-parse4(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
+parse(const uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipwalk *in)
 {
-	size_t tot = get16(ip + 2);
-	uint16_t fo = get16(ip + 6);
+	size_t min;
 
-	in->hlen = (size_t)(ip[0] & 0x0f) * 4;
-	if (in->hlen < 20 || in->hlen > len)
+	if (ipwalk(ip, len, cut, need_l4 ? IPW_L4 : 0, in) < 0)
 		return -1;
-	if (tot == 0)				/* TSO capture: the length is the record's */
-		tot = len + cut;
-	if (tot < in->hlen)
-		return -1;
-	in->iplen = tot < len ? tot : len;
-	in->whole = tot <= len;
-	in->frag = (fo & 0x3fff) != 0;
-	in->first = (fo & 0x1fff) == 0;
-	in->l4proto = ip[9];
-	in->l4wire = (uint32_t)(tot - in->hlen);
-	if (need_l4) {
-		in->srr_dst = srr_final_dst(ip, in->hlen);
-		set_l4(in, in->hlen);
-	}
+	min = l4_minlen(in->proto);
+	if (in->l4off != 0 && (min == 0 || in->l4off + min > in->iplen))
+		in->l4off = 0;
 	return 0;
-}
-
-/* Walk the IPv6 extension headers to the L4 header (or the fragment header's end). */
-static void
-walk6(uint8_t *ip, struct ipinfo *in, size_t tot)
-{
-	uint8_t nh = ip[6];
-	size_t off = 40, hl;
-
-	for (;;) {
-		switch (nh) {
-		case IPPROTO_HOPOPTS: case IPPROTO_ROUTING: case IPPROTO_DSTOPTS:
-		case IPPROTO_FRAGMENT: case IPPROTO_AH: case IPPROTO_MH:
-		case PROTO_HIP: case PROTO_SHIM6:
-			break;
-		default:
-			in->l4proto = nh;
-			in->l4wire = (uint32_t)(tot - off);
-			set_l4(in, off);
-			return;
-		}
-		if (off + 8 > in->iplen)
-			return;				/* cut inside the chain */
-		if (nh == IPPROTO_FRAGMENT) {
-			hl = 8;
-			in->frag = 1;
-			in->first = (get16(ip + off + 2) & 0xfff8) == 0;
-		} else if (nh == IPPROTO_AH) {
-			hl = ((size_t)ip[off + 1] + 2) * 4;
-		} else {
-			hl = ((size_t)ip[off + 1] + 1) * 8;
-		}
-		if (nh == IPPROTO_ROUTING && ip[off + 3] != 0)
-			in->rh_segleft = 1;
-		nh = ip[off];
-		off += hl;
-		if (off > tot)
-			return;
-	}
-}
-
-static int
-parse6(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
-{
-	size_t tot = 40 + (size_t)get16(ip + 4);
-
-	if (len < 40)
-		return -1;
-	if (tot == 40 && ip[6] != IPPROTO_NONE)	/* jumbogram or TSO capture */
-		tot = len + cut;
-	in->v6 = 1;
-	in->hlen = 40;
-	in->iplen = tot < len ? tot : len;
-	in->whole = tot <= len;
-	in->first = 1;
-	if (need_l4)
-		walk6(ip, in, tot);
-	return 0;
-}
-
-int
-ip_parse(uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipinfo *in)
-{
-	memset(in, 0, sizeof(*in));
-	if (len < 20)
-		return -1;
-	switch (ip[0] >> 4) {
-	case 4:
-		return parse4(ip, len, cut, need_l4, in);
-	case 6:
-		return parse6(ip, len, cut, need_l4, in);
-	default:
-		return -1;
-	}
 }
 
 /* ---- checksums ---- */
@@ -400,35 +269,35 @@ put_crc(uint8_t *p, uint32_t crc)
 /*
  * The IPv6 pseudo-header's destination is the final one, not the next hop:
  * with hops left in a routing header we cannot sum it.  (IPv4 source routes
- * are read by srr_final_dst(); SCTP has no pseudo-header: sctp_can_recompute.)
+ * are read by ipwalk: srr_dst; SCTP has no pseudo-header: sctp_can_recompute.)
  */
 static int
-l4_can_recompute(const struct ipinfo *in)
+l4_can_recompute(const struct ipwalk *in)
 {
 	return in->l4off != 0 && in->whole && !in->frag && !in->rh_segleft;
 }
 
 /* SCTP's CRC32c covers the SCTP packet alone: all of it must be here. */
 static int
-sctp_can_recompute(const struct ipinfo *in)
+sctp_can_recompute(const struct ipwalk *in)
 {
 	return in->l4off != 0 && in->whole && !in->frag;
 }
 
 /* Recompute the L4 checksum over the whole segment (l4_can_recompute holds). */
 static void
-l4_recompute(uint8_t *ip, const struct ipinfo *in)
+l4_recompute(uint8_t *ip, const struct ipwalk *in)
 {
 	uint8_t *l4 = ip + in->l4off;
 	size_t n = in->iplen - in->l4off, cover = n;
-	uint8_t proto = in->l4proto;
-	int off = l4_csum_off(proto);
+	uint8_t proto = in->proto;
+	int off = mangle_csum_off(proto);
 	uint32_t sum, crc;
 	uint16_t c;
 
 	if (off < 0)
 		return;
-	if (proto == IPPROTO_UDP && !in->v6 && get16(l4 + 6) == 0)
+	if (proto == IPPROTO_UDP && in->version == 4 && get16(l4 + 6) == 0)
 		return;				/* IPv4 UDP without a checksum stays so */
 	if (proto == IPPROTO_UDPLITE && get16(l4 + 4) != 0) {
 		cover = get16(l4 + 4);
@@ -444,7 +313,7 @@ l4_recompute(uint8_t *ip, const struct ipinfo *in)
 	}
 	sum = 0;
 	if (has_pseudo(proto))
-		sum = in->v6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
+		sum = in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
 		    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), proto,
 		    (uint32_t)n);
 	c = csum_fold(csum_add(sum, l4, cover));
@@ -574,7 +443,7 @@ mss_clamp(uint8_t *tcp, size_t n, int mss, uint16_t *check)
  * could never be made right again, so it is undone and *skipped set.
  */
 static int
-edit_sctp(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
+edit_sctp(const struct edits *e, uint8_t *ip, const struct ipwalk *in, int *skipped)
 {
 	uint8_t *l4 = ip + in->l4off, oldports[4];
 	uint32_t orig = get_crc(l4 + 8);
@@ -593,7 +462,7 @@ edit_sctp(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skip
 	if (e->fix_checksums && sctp_can_recompute(in))
 		l4_recompute(ip, in);
 	else if (moved)
-		put_crc(l4 + 8, orig ^ sctp_crc32c_delta(oldports, l4, in->l4wire));
+		put_crc(l4 + 8, orig ^ sctp_crc32c_delta(oldports, l4, in->tot - in->l4off));
 	return moved || get_crc(l4 + 8) != orig;
 }
 
@@ -602,12 +471,12 @@ edit_sctp(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skip
  * addresses before and after the L3 edits (alen bytes).  1 if anything changed.
  */
 static int
-edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
+edit_l4(const struct edits *e, uint8_t *ip, const struct ipwalk *in,
     const uint8_t *oldaddr, const uint8_t *newaddr, size_t alen, int *skipped)
 {
 	uint8_t *l4 = ip + in->l4off, oldports[4];
-	uint8_t proto = in->l4proto;
-	int coff = l4_csum_off(proto), ports, moved, mss = 0;
+	uint8_t proto = in->proto;
+	int coff = mangle_csum_off(proto), ports, moved, mss = 0;
 	uint16_t check, orig;
 
 	if (coff < 0)
@@ -627,7 +496,7 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
 
 	if (proto == IPPROTO_UDP && check == 0) {
 		/* IPv4: no checksum, keep it so.  IPv6: 0 is invalid, compute one once edited. */
-		if (in->v6 && (moved || e->fix_checksums || memcmp(oldaddr, newaddr, alen)) &&
+		if (in->version == 6 && (moved || e->fix_checksums || memcmp(oldaddr, newaddr, alen)) &&
 		    l4_can_recompute(in))
 			l4_recompute(ip, in);
 	} else if (e->fix_checksums && l4_can_recompute(in)) {
@@ -645,7 +514,7 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipinfo *in,
 }
 
 static int
-mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
+mangle4(const struct edits *e, uint8_t *ip, const struct ipwalk *in, int *skipped)
 {
 	uint8_t old[20];
 	uint16_t check;
@@ -682,7 +551,7 @@ mangle4(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skippe
 }
 
 static int
-mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skipped)
+mangle6(const struct edits *e, uint8_t *ip, const struct ipwalk *in, int *skipped)
 {
 	uint8_t old[40];
 	uint8_t tc = (uint8_t)((ip[0] & 0x0f) << 4 | ip[1] >> 4);
@@ -712,12 +581,12 @@ mangle6(const struct edits *e, uint8_t *ip, const struct ipinfo *in, int *skippe
 int
 mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut, int *skipped)
 {
-	struct ipinfo in;
+	struct ipwalk in;
 
 	if (skipped != NULL)
 		*skipped = 0;
-	if (ip_parse(ip, len, cut, e->need_l4, &in) < 0)
+	if (parse(ip, len, cut, e->need_l4, &in) < 0)
 		return MANGLE_BAD;
-	return (in.v6 ? mangle6(e, ip, &in, skipped) : mangle4(e, ip, &in, skipped)) ?
+	return (in.version == 6 ? mangle6(e, ip, &in, skipped) : mangle4(e, ip, &in, skipped)) ?
 	    MANGLE_EDITED : MANGLE_SAME;
 }
