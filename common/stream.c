@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <err.h>
 #include <linux/if_ether.h>
 #include <net/if_arp.h>
 #include <pcap/pcap.h>
@@ -836,4 +837,16 @@ stream_out_close(struct stream_out *out)
 	free(out);
 	errno = saved;
 	return rc;
+}
+
+int
+stream_out_finish(struct stream_out *out, int err, const char *what)
+{
+	if (stream_out_close(out) < 0 && err == 0)
+		err = errno;
+	if (err == 0 || reader_gone(err) || what == NULL)
+		return 0;
+	errno = err;
+	warn("writing %s", what);
+	return EX_RUNTIME;
 }

@@ -121,4 +121,13 @@ uint64_t stream_out_discard(struct stream_out *out);
  */
 int stream_out_close(struct stream_out *out);
 
+/*
+ * A tool's last step with its output: close out (as stream_out_close; NULL:
+ * none) and report the first failure of writing it (err, seen earlier, or
+ * the close's own) as "writing WHAT: ..." -- unless the reader simply left
+ * (reader_gone), or what is NULL (an earlier failure was reported).
+ * EX_RUNTIME when a failure counts, else 0.
+ */
+int stream_out_finish(struct stream_out *out, int err, const char *what);
+
 #endif

@@ -405,17 +405,12 @@ main(int argc, char **argv)
 	stream_out_discard(g.out);
 	g.written = stream_out_records_out(g.out);
 	report(&g);
-	if (stream_out_close(g.out) < 0 && g.out_errno == 0)
-		g.out_errno = errno;
 	if (g.broken) {
 		warnx("%s: what came before was written", stream_in_error(g.in));
 		status = EX_RUNTIME;
 	}
-	if (g.out_errno != 0 && !reader_gone(g.out_errno)) {
-		errno = g.out_errno;
-		warn("writing the stream");
+	if (stream_out_finish(g.out, g.out_errno, "the stream") != 0)
 		status = EX_RUNTIME;
-	}
 	stream_in_close(g.in);
 	reasm_free(g.r);
 	return status;

@@ -414,13 +414,9 @@ main(int argc, char **argv)
 
 	take_back(ij, 1);
 	report(ij);
-	if (ij->out != NULL && stream_out_close(ij->out) < 0 && ij->out_errno == 0)
-		ij->out_errno = errno;
-	if (ij->out_errno != 0 && !reader_gone(ij->out_errno)) {
-		errno = ij->out_errno;
-		warn("writing -w %s", a.wfile);
+	snprintf(why, sizeof(why), "-w %s", a.wfile ? a.wfile : "");
+	if (stream_out_finish(ij->out, ij->out_errno, why) != 0)
 		status = EX_RUNTIME;
-	}
 	stream_in_close(in);
 	divert_close(ij->h);
 	return status;

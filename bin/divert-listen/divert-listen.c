@@ -456,13 +456,7 @@ main(int argc, char **argv)
 		fprintf(stderr, " (%ju overruns)", (uintmax_t)st.overruns);
 	fputc('\n', stderr);
 	divert_close(l->h);
-	if (stream_out_close(l->out) < 0 && l->out_errno == 0)
-		l->out_errno = errno;
-	if (l->out_errno != 0 && !reader_gone(l->out_errno)) {
-		errno = l->out_errno;
-		warn("writing the stream");
-		status = EX_RUNTIME;
-	}
+	status = stream_out_finish(l->out, l->out_errno, "the stream");
 	if (l->filtered)
 		pcap_freecode(&l->prog);
 	return status;

@@ -389,13 +389,9 @@ main(int argc, char **argv)
 	if (unwritten > 0)
 		fprintf(stderr, "%s: %ju of them not written: stopped, or the reader "
 		    "left\n", program_invocation_short_name, (uintmax_t)unwritten);
-	if (stream_out_close(m.out) < 0 && out_err == 0)
-		out_err = errno;
-	if (out_err != 0 && !reader_gone(out_err) && status == 0) {
-		errno = out_err;
-		warn("writing the stream");
+	/* A broken input was reported already: one message is enough. */
+	if (stream_out_finish(m.out, out_err, status == 0 ? "the stream" : NULL) != 0)
 		status = EX_RUNTIME;
-	}
 	stream_in_close(m.in);
 	if (m.filtered)
 		pcap_freecode(&m.prog);
