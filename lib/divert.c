@@ -7,9 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <net/if.h>
 #include <sys/random.h>
 
 #include "handle.h"
+
+_Static_assert(DIVERT_IFNAMSIZ == IF_NAMESIZE, "divert.h names interfaces as the kernel does");
 
 int
 handle_fail(struct divert *h, int err, const char *fmt, ...)

@@ -16,7 +16,6 @@
 #ifndef LIBDIVERT_H
 #define LIBDIVERT_H
 
-#include <net/if.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
@@ -31,6 +30,8 @@ extern "C" {
 
 #define DIVERT_VERSION		"0.1"
 #define DIVERT_ERRBUF_SIZE	256
+/* IF_NAMESIZE, without <net/if.h>: that header and <linux/if.h> exclude each other. */
+#define DIVERT_IFNAMSIZ		16
 #define DIVERT_TABLE		"divert"	/* the nftables table (inet) rules live in */
 
 /*
@@ -78,7 +79,7 @@ struct divert_addr {
 	uint8_t		halen;		/* link-layer source address (inbound), when known */
 	uint8_t		haddr[8];
 	uint32_t	cut;		/* bytes of the packet the kernel did not copy */
-	char		ifname[IF_NAMESIZE];	/* ifindex's name; "" unknown */
+	char		ifname[DIVERT_IFNAMSIZ];	/* ifindex's name; "" unknown */
 };
 
 struct divert;
@@ -273,7 +274,7 @@ struct divert_rule {
 	struct divert_rule_addr src, dst;
 	long		sport_lo, sport_hi;	/* -1: any */
 	long		dport_lo, dport_hi;	/* -1: any */
-	char		iif[IF_NAMESIZE], oif[IF_NAMESIZE];	/* "": any */
+	char		iif[DIVERT_IFNAMSIZ], oif[DIVERT_IFNAMSIZ];	/* "": any */
 	int		pass_through;	/* packets go on when nobody listens */
 	int		priority;	/* chain priority (the hook's default unless set) */
 	int		priority_set;	/* priority given */

@@ -136,7 +136,8 @@ put_table(struct conn *c, struct mnl_nlmsg_batch *b, uint16_t type,
 
 	if ((t = nftnl_table_alloc()) == NULL ||
 	    nftnl_table_set_str(t, NFTNL_TABLE_NAME, DIVERT_TABLE) < 0) {
-		nftnl_table_free(t);
+		if (t != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_table_free(t);
 		return -ENOMEM;
 	}
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
@@ -180,7 +181,8 @@ put_del_chain(struct conn *c, struct mnl_nlmsg_batch *b, const char *name)
 	if ((ch = nftnl_chain_alloc()) == NULL ||
 	    nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, DIVERT_TABLE) < 0 ||
 	    nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, name) < 0) {
-		nftnl_chain_free(ch);
+		if (ch != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_chain_free(ch);
 		return -ENOMEM;
 	}
 	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_DELCHAIN, 0), ch);
@@ -215,7 +217,8 @@ put_del_rule(struct conn *c, struct mnl_nlmsg_batch *b, const char *chain,
 	if ((nr = nftnl_rule_alloc()) == NULL ||
 	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0 ||
 	    nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain) < 0) {
-		nftnl_rule_free(nr);
+		if (nr != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_rule_free(nr);
 		return -ENOMEM;
 	}
 	nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
@@ -450,7 +453,8 @@ dump_rules(struct conn *c, struct ruleset *rs)
 	    NLM_F_DUMP, 0);
 	if ((nr = nftnl_rule_alloc()) == NULL ||
 	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0) {
-		nftnl_rule_free(nr);
+		if (nr != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_rule_free(nr);
 		return -ENOMEM;
 	}
 	nftnl_rule_nlmsg_build_payload(nlh, nr);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,13 +518,76 @@ divert_rule_parse(struct divert_rule *r, const char *text, unsigned flags,
 	return ret;
 }
 
+/* An address match as the encoder needs it: a family, a prefix that fits, no host bits. */
+static bool
+addr_ok(const struct divert_rule_addr *a)
+{
+	uint8_t mask[16];
+	size_t i, len;
+
+	if (a->family == 0)
+		return true;
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return false;
+	len = rule_addr_len(a->family);
+	if (a->prefix < 0 || (size_t)a->prefix > len * 8)
+		return false;
+	rule_prefix_mask(mask, len, a->prefix);
+	for (i = 0; i < len; i++)
+		if (a->addr[i] & ~mask[i])
+			return false;
+	return true;
+}
+
+/* A port match: none (-1, -1) or lo..hi within 0..65535. */
+static bool
+range_ok(long lo, long hi)
+{
+	return (lo == -1 && hi == -1) || (lo >= 0 && lo <= hi && hi <= 65535);
+}
+
+/* An interface match: none, or a name the kernel would take (terminated). */
+static bool
+ifname_ok(const char *name)
+{
+	return name[0] == '\0' ||
+	    (strnlen(name, IF_NAMESIZE) < IF_NAMESIZE && rule_ifname_ok(name));
+}
+
+/*
+ * What a rule built field by field (not parsed) may get wrong, and the
+ * encoder would otherwise truncate: every field within its range.
+ */
+static int
+check_fields(const struct divert_rule *r, char *errbuf)
+{
+	if (r->proto < -1 || r->proto > 255)
+		return rule_seterr(errbuf, EINVAL, "bad protocol %d: want 0..255, "
+		    "or -1 for any", r->proto);
+	if (r->family != 0 && r->family != AF_INET && r->family != AF_INET6)
+		return rule_seterr(errbuf, EINVAL, "bad family %d: want 0, AF_INET "
+		    "or AF_INET6", r->family);
+	if (!addr_ok(&r->src) || !addr_ok(&r->dst))
+		return rule_seterr(errbuf, EINVAL, "bad address: want a family, a "
+		    "prefix within its length, and no host bits set");
+	if (!range_ok(r->sport_lo, r->sport_hi) || !range_ok(r->dport_lo, r->dport_hi))
+		return rule_seterr(errbuf, EINVAL, "bad port match: want A-B with "
+		    "0 <= A <= B <= 65535, or -1 for any");
+	if (!ifname_ok(r->iif) || !ifname_ok(r->oif))
+		return rule_seterr(errbuf, EINVAL, "bad interface name");
+	return 0;
+}
+
 int
 divert_rule_check(const struct divert_rule *r, char *errbuf)
 {
-	int family = rule_family(r);
+	int family;
 
 	if (r->chain < 0 || (size_t)r->chain >= NCHAINS)
 		return rule_seterr(errbuf, EINVAL, "missing CHAIN");
+	if (check_fields(r, errbuf) < 0)
+		return -1;
+	family = rule_family(r);
 	if (r->port_lo < 0)
 		return rule_seterr(errbuf, EINVAL, "missing PORT");
 	if (r->port_hi < r->port_lo || r->port_hi > 65535)

@@ -357,6 +357,45 @@ test_parts(void)
 	    != NULL, "ports beyond 65535 set by hand are refused (%s)", err);
 }
 
+/* Case i of test_fields: one field set by hand out of its range; its name. */
+static const char *
+spoil(struct divert_rule *r, int i)
+{
+	switch (i) {
+	case 0: r->proto = 300; return "protocol 300";
+	case 1: r->family = 7; return "family 7";
+	case 2: r->dport_lo = 5, r->dport_hi = 70000; return "dport 5-70000";
+	case 3: r->dport_lo = 9, r->dport_hi = 2; return "dport 9-2";
+	case 4: r->dst.family = AF_INET, r->dst.prefix = 40; return "an IPv4 /40";
+	case 5:
+		r->dst.family = AF_INET, r->dst.prefix = 8;
+		r->dst.addr[0] = 10, r->dst.addr[3] = 1;
+		return "host bits set";
+	case 6: memset(r->iif, 'x', sizeof(r->iif)); return "an unterminated -i";
+	default: return NULL;
+	}
+}
+
+/* Fields set by hand out of their ranges are refused, not truncated by the encoder. */
+static void
+test_fields(void)
+{
+	struct divert_rule r;
+	char err[DIVERT_ERRBUF_SIZE];
+	const char *what;
+	int i;
+
+	for (i = 0; ; i++) {
+		divert_rule_init(&r);
+		divert_rule_parse(&r, "prerouting tcp 1", 0, err);
+		if ((what = spoil(&r, i)) == NULL)
+			break;
+		err[0] = '\0';
+		ok(divert_rule_check(&r, err) < 0 && err[0] != '\0',
+		    "set by hand, %s: refused (%s)", what, err);
+	}
+}
+
 /* The decoder takes only its own shape: anything else is left alone. */
 static void
 test_foreign(void)
@@ -420,5 +459,6 @@ main(void)
 	test_noport();
 	test_parts();
 	test_foreign();
+	test_fields();
 	return tap_done();
 }
