@@ -118,11 +118,14 @@ void divert_close(struct divert *h);
  * as divert(4)), DIVERT_ACCEPT (let it go on), or DIVERT_HOLD_IT (the
  * program answers later with divert_verdict).  cb may instead answer the
  * packet itself with divert_verdict(h, from->id, ...) (to let it go on
- * changed); its return value then does not count.  Returns the number of
- * packets, 0 when none was ready, -1 on error (ENOBUFS: the kernel dropped
- * some for want of room; counted, go on).  Verdicts are sent before it
- * returns, consecutive equal ones in one message when no held packet is
- * older.
+ * changed); its return value then does not count, unless divert_verdict
+ * failed.  Returns the number of packets, 0 when none was ready, -1 on
+ * error (ENOBUFS: the kernel dropped some for want of room; counted, go
+ * on).  Verdicts are sent before it returns, consecutive equal ones in one
+ * message when no held packet is older.  When a verdict fails the batch is
+ * still handed out whole and the rest sent, then -1: a packet whose
+ * verdict could not be buffered is kept held (divert_verdict_upto answers
+ * it), and verdicts that could not be sent are retried by the next flush.
  */
 enum divert_verdict { DIVERT_DROP = 0, DIVERT_ACCEPT = 1, DIVERT_HOLD_IT = 2 };
 typedef int (*divert_cb)(const struct divert_addr *from, uint8_t *pkt, size_t len,
@@ -147,7 +150,9 @@ ssize_t divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr
  * socket.  Verdicts are buffered until divert_flush (one with new contents
  * is sent at once, after them).  divert_verdict_upto gives one verdict to
  * every packet still held with an id up to id, in one message.  0, or -1
- * with errno.
+ * with errno (EMSGSIZE: new contents over 65531 bytes): the packet then
+ * stays held, or, for dispatch's packet in hand, the callback's return
+ * value counts.
  */
 int divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size_t len);
 int divert_verdict_upto(struct divert *h, uint32_t id, int verdict);

@@ -39,13 +39,18 @@
  * The ids of held packets, oldest first: appended as packets are held,
  * answered ones left as holes until the oldest is answered (or the end
  * is reached, when the holes are squeezed out).  The kernel queues at most
- * DIVERT_QUEUE_MAXLEN packets, so that many ids are room enough.
+ * DIVERT_QUEUE_MAXLEN packets, but a fixed room that size is not enough:
+ * the ids of packets the kernel dropped itself (their device went away)
+ * stay until the program answers them, and one id left out would be
+ * answered by the next batch.  So the list grows, by doubling, when
+ * squeezing would not free half of it.
  */
 struct held {
-	uint32_t	id[DIVERT_QUEUE_MAXLEN];
-	uint8_t		gone[DIVERT_QUEUE_MAXLEN];	/* answered: a hole */
-	unsigned	head, tail;		/* the ids are in [head, tail) */
-	int		lost;			/* one found no room: batch no more */
+	uint32_t	*id;
+	uint8_t		*gone;			/* answered: a hole */
+	unsigned	 head, tail;		/* the ids are in [head, tail) */
+	unsigned	 live;			/* ids in [head, tail) not gone */
+	unsigned	 cap;
 };
 
 /* An interface's name, as last looked up. */
@@ -104,17 +109,45 @@ held_squeeze(struct held *s)
 	s->tail = k;
 }
 
-static void
+static int
+held_grow(struct held *s)
+{
+	unsigned cap = s->cap ? s->cap * 2 : DIVERT_BATCH;
+	uint32_t *id;
+	uint8_t *gone;
+
+	if ((id = reallocarray(s->id, cap, sizeof(*id))) == NULL)
+		return -1;
+	s->id = id;
+	if ((gone = realloc(s->gone, cap)) == NULL)
+		return -1;
+	s->gone = gone;
+	s->cap = cap;
+	return 0;
+}
+
+/* 0, or -1 with ENOMEM: id is not listed. */
+static int
 held_add(struct held *s, uint32_t id)
 {
-	if (s->tail == DIVERT_QUEUE_MAXLEN)
-		held_squeeze(s);
-	if (s->tail == DIVERT_QUEUE_MAXLEN) {
-		s->lost = 1;
-		return;
+	if (s->tail == s->cap) {
+		if (s->cap > 0 && s->live <= s->cap / 2)
+			held_squeeze(s);
+		else if (held_grow(s) < 0)
+			return -1;
 	}
 	s->id[s->tail] = id;
 	s->gone[s->tail++] = 0;
+	s->live++;
+	return 0;
+}
+
+static void
+held_free(struct held *s)
+{
+	free(s->id);
+	free(s->gone);
+	memset(s, 0, sizeof(*s));
 }
 
 /* Skip the answered ones at the front. */
@@ -135,6 +168,8 @@ held_remove(struct held *s, uint32_t id)
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (s->id[mid] == id) {
+			if (!s->gone[mid])
+				s->live--;
 			s->gone[mid] = 1;
 			held_trim(s);
 			return;
@@ -146,39 +181,53 @@ held_remove(struct held *s, uint32_t id)
 	}
 }
 
-/* Forget every held id up to id; 1 and the newest of them in *last, 0 if none. */
+/*
+ * The newest held id up to id in *last, and how far the list goes up to
+ * it in *end (for held_forget): 1, or 0 if none is held.
+ */
 static int
-held_upto(struct held *s, uint32_t id, uint32_t *last)
+held_upto(const struct held *s, uint32_t id, uint32_t *last, unsigned *end)
 {
+	unsigned i;
 	int any = 0;
 
-	while (s->head < s->tail && !before(id, s->id[s->head])) {
-		if (!s->gone[s->head]) {
-			*last = s->id[s->head];
+	for (i = s->head; i < s->tail && !before(id, s->id[i]); i++)
+		if (!s->gone[i]) {
+			*last = s->id[i];
 			any = 1;
 		}
-		s->head++;
-	}
-	held_trim(s);
+	*end = i;
 	return any;
+}
+
+/* Forget the held ids before end (a batch verdict answered them). */
+static void
+held_forget(struct held *s, unsigned end)
+{
+	for (; s->head < end; s->head++)
+		if (!s->gone[s->head])
+			s->live--;
+	held_trim(s);
 }
 
 /* Whether a batch verdict up to id would answer a held packet too. */
 static int
 held_covers(const struct held *s, uint32_t id)
 {
-	return s->lost || (s->head < s->tail && !before(id, s->id[s->head]));
+	return s->head < s->tail && !before(id, s->id[s->head]);
 }
 
+/* Send the verdicts buffered; on failure they stay, for the next flush to retry. */
 static int
 send_verdicts(struct queue *q)
 {
-	size_t len = q->vlen;
-
-	q->vlen = 0;
-	if (len == 0)
+	if (q->vlen == 0)
 		return 0;
-	return mnl_socket_sendto(q->nl.sock, q->vbuf, len) < 0 ? -1 : 0;
+	/* A netlink message to the kernel goes whole or not at all. */
+	if (mnl_socket_sendto(q->nl.sock, q->vbuf, q->vlen) < 0)
+		return -1;
+	q->vlen = 0;
+	return 0;
 }
 
 static int
@@ -194,39 +243,67 @@ put_verdict(struct queue *q, int type, uint32_t id, int verdict)
 	return 0;
 }
 
-/* Put the run's verdicts in the buffer: one batch message when nothing held is older. */
+/*
+ * Put the run's verdicts in the buffer: one batch message when nothing held
+ * is older.  On failure what was not put stays in the run, to be retried.
+ */
 static int
 end_run(struct queue *q)
 {
 	struct run *r = &q->run;
-	int i, rc = 0;
+	int i;
 
-	if (r->n > 1 && !held_covers(&q->held, r->id[r->n - 1]))
-		rc = put_verdict(q, NFQNL_MSG_VERDICT_BATCH, r->id[r->n - 1], r->verdict);
-	else
-		for (i = 0; i < r->n && rc == 0; i++)
-			rc = put_verdict(q, NFQNL_MSG_VERDICT, r->id[i], r->verdict);
+	if (r->n > 1 && !held_covers(&q->held, r->id[r->n - 1])) {
+		if (put_verdict(q, NFQNL_MSG_VERDICT_BATCH, r->id[r->n - 1], r->verdict) < 0)
+			return -1;
+		r->n = 0;
+		return 0;
+	}
+	for (i = 0; i < r->n; i++)
+		if (put_verdict(q, NFQNL_MSG_VERDICT, r->id[i], r->verdict) < 0) {
+			memmove(r->id, r->id + i, (size_t)(r->n - i) * sizeof(r->id[0]));
+			r->n -= i;
+			return -1;
+		}
 	r->n = 0;
-	return rc;
+	return 0;
+}
+
+/* List id as held; with no memory left for it, let it go on rather than lose it. */
+static int
+hold(struct queue *q, uint32_t id)
+{
+	if (held_add(&q->held, id) == 0)
+		return 0;
+	put_verdict(q, NFQNL_MSG_VERDICT, id, NF_ACCEPT);
+	errno = ENOMEM;
+	return -1;
 }
 
 /*
  * Packet id's verdict, as the program gave it.  A held packet ends the run
- * (a batch past it would answer it), so held ids are all older than the run.
+ * (a batch past it would answer it), so held ids are all older than the run
+ * (unless the run could not be ended: held_covers still sees them).  -1
+ * with errno when the verdict could not be buffered: the packet is then
+ * held, so that no later batch answers it with another verdict.
  */
 static int
 answer(struct queue *q, uint32_t id, int verdict)
 {
-	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT;
+	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, rc = 0, saved;
 
 	if (verdict == DIVERT_HOLD_IT) {
-		if (q->run.n > 0 && end_run(q) < 0)
-			return -1;
-		held_add(&q->held, id);
-		return 0;
+		if (q->run.n > 0)
+			rc = end_run(q);	/* failed: the run stays, to be retried */
+		return hold(q, id) < 0 ? -1 : rc;
 	}
-	if (q->run.n > 0 && (q->run.verdict != nf || q->run.n == DIVERT_BATCH) && end_run(q) < 0)
+	if (q->run.n > 0 && (q->run.verdict != nf || q->run.n == DIVERT_BATCH) &&
+	    end_run(q) < 0) {
+		saved = errno;
+		if (hold(q, id) == 0)
+			errno = saved;
 		return -1;
+	}
 	q->run.verdict = nf;
 	q->run.id[q->run.n++] = id;
 	return 0;
@@ -406,7 +483,7 @@ divert_dispatch(struct divert *h, divert_cb cb, void *arg)
 	struct divert_addr a;
 	uint8_t *data;
 	size_t len;
-	int n = 0, verdict;
+	int n = 0, verdict, failed = 0;
 
 	if (q == NULL)
 		return no_port(h);
@@ -425,13 +502,15 @@ divert_dispatch(struct divert *h, divert_cb cb, void *arg)
 		q->answered = 0;
 		verdict = cb(&a, data, len, arg);
 		q->in_cb = 0;
-		if (!q->answered && answer(q, a.id, verdict) < 0)
-			return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
-			    strerror(errno));
+		/* Go on: what is left of the batch would wait unseen by poll(). */
+		if (!q->answered && answer(q, a.id, verdict) < 0 && failed == 0)
+			failed = errno;
 	}
-	if (queue_flush(q) < 0)
-		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
-		    strerror(errno));
+	if (queue_flush(q) < 0 && failed == 0)
+		failed = errno;
+	if (failed != 0)
+		return handle_fail(h, failed, "verdict on divert port %d: %s", h->port,
+		    strerror(failed));
 	return n;
 }
 
@@ -460,7 +539,10 @@ divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from)
 	return (ssize_t)len;
 }
 
-/* A verdict carrying the packet's new contents, sent at once without copying them. */
+/*
+ * A verdict carrying the packet's new contents, sent at once without
+ * copying them; len fits a netlink attribute (divert_verdict checks).
+ */
 static int
 send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t len)
 {
@@ -474,8 +556,6 @@ send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t 
 		.msg_iov = iov, .msg_iovlen = 3 };
 	size_t hlen;
 
-	if (len > UINT16_MAX - NLA_HDRLEN)
-		return errno = EMSGSIZE, -1;
 	nfq_nlmsg_verdict_put(nlh, (int)id, nf);
 	payload = (struct nlattr *)(hdr.buf + NLMSG_ALIGN(nlh->nlmsg_len));
 	payload->nla_type = NFQA_PAYLOAD;
@@ -498,17 +578,21 @@ divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size
 		return no_port(h);
 	if (verdict != DIVERT_DROP && verdict != DIVERT_ACCEPT)
 		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
-	if (q->in_cb && id == q->cur)
-		q->answered = 1;	/* the callback's return value no longer counts */
-	else
-		held_remove(&q->held, id);
+	if (pkt != NULL && len > UINT16_MAX - NLA_HDRLEN)
+		return handle_fail(h, EMSGSIZE, "verdict on divert port %d: new contents of "
+		    "%zu bytes: at most %d", h->port, len, UINT16_MAX - NLA_HDRLEN);
 	if (pkt == NULL)
 		rc = put_verdict(q, NFQNL_MSG_VERDICT, id, nf);
 	else
 		rc = send_verdicts(q) < 0 ? -1 : send_with_payload(q, id, nf, pkt, len);
+	/* Failed: the packet stays as it was (held, or the callback's to answer). */
 	if (rc < 0)
 		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
 		    strerror(errno));
+	if (q->in_cb && id == q->cur)
+		q->answered = 1;	/* the callback's return value no longer counts */
+	else
+		held_remove(&q->held, id);
 	return 0;
 }
 
@@ -517,6 +601,7 @@ divert_verdict_upto(struct divert *h, uint32_t id, int verdict)
 {
 	struct queue *q = h->q;
 	uint32_t last;
+	unsigned end;
 
 	if (q == NULL)
 		return no_port(h);
@@ -526,12 +611,13 @@ divert_verdict_upto(struct divert *h, uint32_t id, int verdict)
 	 * Up to the newest held id, not past it: every packet up to there is
 	 * held or answered (a run is younger than what is held).
 	 */
-	if (!held_upto(&q->held, id, &last))
+	if (!held_upto(&q->held, id, &last, &end))
 		return 0;
 	if (put_verdict(q, NFQNL_MSG_VERDICT_BATCH, last,
 	    verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT) < 0)
 		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
 		    strerror(errno));
+	held_forget(&q->held, end);
 	return 0;
 }
 
@@ -633,5 +719,6 @@ queue_close(struct queue *q)
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);
 	mnl_socket_sendto(q->nl.sock, nlh, nlh->nlmsg_len);
 	nl_close(&q->nl);
+	held_free(&q->held);
 	free(q);
 }

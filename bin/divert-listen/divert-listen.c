@@ -260,7 +260,9 @@ settle_written(struct listener *l)
 
 	if (done == 0)
 		return;
-	divert_verdict_upto(l->h, l->pend[done - 1], l->tee ? DIVERT_ACCEPT : DIVERT_DROP);
+	if (divert_verdict_upto(l->h, l->pend[done - 1],
+	    l->tee ? DIVERT_ACCEPT : DIVERT_DROP) < 0)
+		err(EX_RUNTIME, "verdict on divert port");
 	memmove(l->pend, l->pend + done, (l->npend - done) * sizeof(l->pend[0]));
 	l->npend -= done;
 	l->written += done;
@@ -280,11 +282,13 @@ let_pending_through(struct listener *l)
 		return;
 	gone = (size_t)stream_out_discard(l->out);
 	keep = gone < l->npend ? l->npend - gone : 0;	/* 0, or 1: the torn one */
-	if (keep == 0)
-		divert_verdict_upto(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT);
-	else
+	if (keep == 0) {
+		if (divert_verdict_upto(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT) < 0)
+			err(EX_RUNTIME, "verdict on divert port");
+	} else
 		for (i = keep; i < l->npend; i++)
-			divert_verdict(l->h, l->pend[i], DIVERT_ACCEPT, NULL, 0);
+			if (divert_verdict(l->h, l->pend[i], DIVERT_ACCEPT, NULL, 0) < 0)
+				err(EX_RUNTIME, "verdict on divert port");
 	l->passed += l->npend - keep;
 	l->taken -= l->npend - keep;
 	l->npend = keep;
@@ -303,7 +307,8 @@ settle_torn(struct listener *l)
 		l->out_errno = errno;
 	settle_written(l);
 	for (; l->npend > 0; l->npend--, l->passed++, l->taken--)
-		divert_verdict(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT, NULL, 0);
+		if (divert_verdict(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT, NULL, 0) < 0)
+			err(EX_RUNTIME, "verdict on divert port");
 	if (divert_flush(l->h) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
 }

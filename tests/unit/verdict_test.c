@@ -5,8 +5,10 @@
  * up to the newest held id.  lib/queue.c is compiled in; the messages are
  * read from its buffer before they would be sent.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../lib/queue.c"
 #include "tap.h"
@@ -52,6 +54,52 @@ give(struct queue *q, uint32_t from, uint32_t to, int verdict)
 
 	for (; n > 0; n--, from++)
 		answer(q, from, verdict);
+}
+
+/* A socket whose sends fail (ENOTSOCK): a netlink one with /dev/null in its place. */
+static struct mnl_socket *
+failing_socket(void)
+{
+	struct mnl_socket *sock = mnl_socket_open(NETLINK_NETFILTER);
+	int null = open("/dev/null", O_WRONLY);
+
+	if (sock == NULL || null < 0 || dup2(null, mnl_socket_get_fd(sock)) < 0)
+		return NULL;
+	close(null);
+	return sock;
+}
+
+/* Fill the verdict buffer to the brim, so that the next verdict must send. */
+static void
+fill(struct queue *q)
+{
+	uint32_t id = 900000;
+
+	while (q->vlen + VERDICT_SIZE <= sizeof(q->vbuf))
+		put_verdict(q, NFQNL_MSG_VERDICT, id++, NF_DROP);
+}
+
+/* Put a packet message for id in the queue's receive buffers, as recvmmsg would. */
+static void
+queue_packet(struct queue *q, uint32_t id)
+{
+	struct nfqnl_msg_packet_hdr ph = { .packet_id = htonl(id), .hook = NF_INET_LOCAL_IN };
+	struct nlmsghdr *nlh = (void *)(q->bufs[0] + q->msgs[0].msg_len);
+
+	nlh = nfq_nlmsg_put((char *)nlh, NFQNL_MSG_PACKET, q->port);
+	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(ph), &ph);
+	q->msgs[0].msg_len += NLMSG_ALIGN(nlh->nlmsg_len);
+	q->nmsg = 1;
+}
+
+/* dispatch's callback: odd ids accepted, even ones dropped; counts the calls. */
+static int
+alternate(const struct divert_addr *from, uint8_t *pkt, size_t len, void *arg)
+{
+	(void)pkt;
+	(void)len;
+	++*(int *)arg;
+	return from->id % 2 ? DIVERT_ACCEPT : DIVERT_DROP;
 }
 
 int
@@ -144,11 +192,80 @@ main(void)
 	for (id = 1001; id < 1000 + DIVERT_QUEUE_MAXLEN; id++)
 		held_remove(&q->held, id);
 	held_add(&q->held, 1000 + DIVERT_QUEUE_MAXLEN);
-	ok(!q->held.lost && q->held.tail - q->held.head == 2,
+	ok(q->held.live == 2 && q->held.tail - q->held.head == 2,
 	    "answered ids leave room: %u held", q->held.tail - q->held.head);
 	ok(held_covers(&q->held, 1000) && !held_covers(&q->held, 999),
 	    "the oldest held id still bounds batches");
 
+	/* A verdict that fails leaves its packet as it was: held, or the callback's. */
+	static uint8_t big[70000];
+	struct mnl_socket *sock;
+	int calls = 0, n;
+
+	divert_verdict_upto(&h, 1000 + DIVERT_QUEUE_MAXLEN, DIVERT_DROP);
+	taken(q);
+	give(q, 40, 40, DIVERT_HOLD_IT);
+	ok(divert_verdict(&h, 40, DIVERT_ACCEPT, big, sizeof(big)) < 0 && errno == EMSGSIZE,
+	    "new contents over 64 KiB are refused");
+	give(q, 41, 42, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V41d V42d") == 0, "a refused verdict leaves the packet held (%s)", t);
+	divert_verdict(&h, 40, DIVERT_DROP, NULL, 0);
+	taken(q);
+	q->in_cb = 1;
+	q->cur = 43;
+	q->answered = 0;
+	ok(divert_verdict(&h, 43, DIVERT_ACCEPT, big, sizeof(big)) < 0 && !q->answered,
+	    "in the callback, a refused verdict leaves the return value counting");
+	q->in_cb = 0;
+
+	/* Held ids past the kernel's queue length (ids it dropped) are not lost. */
+	for (id = 2000; id <= 2000 + DIVERT_QUEUE_MAXLEN; id++)
+		give(q, id, id, DIVERT_HOLD_IT);
+	ok(divert_verdict_upto(&h, id, DIVERT_DROP) == 0 &&
+	    (t = taken(q)) != NULL && (uint32_t)strtoul(t + 1, NULL, 10) == id - 1,
+	    "verdict_upto answers every held id, the last that came too (%s)", t);
+	give(q, id, id + 1, DIVERT_DROP);
+	t = taken(q);
+	ok(t[0] == 'B' && (uint32_t)strtoul(t + 1, NULL, 10) == id + 1,
+	    "nothing held: batches again (%s)", t);
+
+	if ((sock = failing_socket()) == NULL) {
+		for (n = 0; n < 5; n++)
+			ok(1, "# SKIP no netlink socket here");
+		goto out;
+	}
+	q->nl.sock = sock;
+	give(q, 50, 51, DIVERT_DROP);
+	ok(queue_flush(q) < 0 && strcmp(taken(q), "B51d") == 0,
+	    "a failed send keeps the verdicts for the next flush");
+
+	give(q, 60, 60, DIVERT_HOLD_IT);
+	fill(q);
+	ok(divert_verdict(&h, 60, DIVERT_DROP, NULL, 0) < 0 && held_covers(&q->held, 60),
+	    "a verdict that cannot be buffered leaves the packet held");
+	ok(divert_verdict_upto(&h, 60, DIVERT_DROP) < 0 && held_covers(&q->held, 60),
+	    "so does a verdict_upto");
+	q->vlen = 0;
+	divert_verdict(&h, 60, DIVERT_DROP, NULL, 0);
+	q->vlen = 0;
+
+	/* dispatch hands out the whole batch even when a verdict fails. */
+	queue_packet(q, 70);
+	queue_packet(q, 71);
+	queue_packet(q, 72);
+	fill(q);
+	n = divert_dispatch(&h, alternate, &calls);
+	ok(n < 0 && calls == 3 && q->next >= q->nmsg,
+	    "a failed verdict in dispatch: every packet still handed out (%d calls)", calls);
+	q->vlen = 0;
+	t = taken(q);
+	ok(held_covers(&q->held, 71) && strcmp(t, "V70d V72d") == 0,
+	    "and the packet whose verdict failed is not left to a batch (%s)", t);
+	mnl_socket_close(sock);
+	q->nl.sock = NULL;
+out:
+	held_free(&q->held);
 	free(q);
 	return tap_done();
 }
