@@ -138,14 +138,17 @@ split6(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, vo
 }
 
 int
-frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg)
+frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, uint8_t *buf,
+    size_t size, frag_fn fn, void *arg)
 {
-	uint8_t buf[FRAG_MAX];
 	struct ipwalk w;
 
 	/* The length fields are rewritten, not trusted: the packet is len bytes. */
 	if (ipwalk(ip, len, 0, IPW_FRAG | IPW_EXACT, &w) < 0)
 		return FRAG_E_PARSE;
+	/* Each fragment is built in buf: none is longer (a packet that fits goes as it is). */
+	if (len > mtu && mtu > size)
+		mtu = size;
 	if (w.version == 4)
 		return split4(ip, len, mtu, ident, fn, arg, &w, buf);
 	return split6(ip, len, mtu, ident, fn, arg, &w, buf);

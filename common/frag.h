@@ -3,8 +3,9 @@
  * a router (IPv4) or the source (IPv6, with a fragment header) would.
  * Shared by divert-inject (oversized packets) and divert-defrag --fragment.
  *
- * No allocation: each fragment is built in a buffer on frag_split's stack
- * and handed to a callback, valid only during the call.
+ * No allocation: each fragment is built in a buffer the caller lends (the
+ * library runs on its caller's thread, whose stack may be small) and handed
+ * to a callback, valid only during the call.
  */
 #ifndef DIVERT_FRAG_H
 #define DIVERT_FRAG_H
@@ -40,10 +41,14 @@ typedef int (*frag_fn)(const uint8_t *frag, size_t len, void *arg);
  * unfragmentable part (hop-by-hop, routing, and destination options before
  * a routing header).
  *
+ * Each fragment is built in buf (size bytes, FRAG_MAX for any MTU): a
+ * packet that does not fit mtu is cut to fit size too, if that is less.
+ *
  * Returns the number of fragments handed to fn (1: it fitted), or an
  * enum frag_err.
  */
-int frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, frag_fn fn, void *arg);
+int frag_split(const uint8_t *ip, size_t len, size_t mtu, uint32_t ident, uint8_t *buf,
+    size_t size, frag_fn fn, void *arg);
 
 /* Words for an enum frag_err ("Don't Fragment set", ...). */
 const char *frag_strerror(int err);

@@ -32,6 +32,7 @@ struct divert {
 	divert_tap_fn		 tap;
 	void			*tap_arg;
 	const struct raw_pkt	*splitting;	/* the packet frag_split is cutting up */
+	uint8_t			*fragbuf;	/* FRAG_MAX bytes: where it builds fragments */
 	int			 frag_err;	/* errno of the fragment that failed */
 	int			 result;	/* the last packet's fate (enum divert_result) */
 	int			 error;		/* and its errno */

@@ -28,6 +28,7 @@ nl_open(struct nl *nl, int bus)
 	mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one));
 	nl->portid = mnl_socket_get_portid(nl->sock);
 	nl->seq = (uint32_t)time(NULL);
+	nl->unread = 0;
 	return 0;
 }
 
@@ -50,6 +51,7 @@ struct talk {
 	mnl_cb_t	 cb;
 	void		*arg;
 	int		 error;		/* the kernel's, negative; 0 acked */
+	int		 cb_error;	/* the callback's first, negative */
 	char		*why;
 	size_t		 whylen;
 };
@@ -123,12 +125,46 @@ on_done(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_STOP;
 }
 
+/*
+ * An answer for the caller's callback.  Its error is taken here, as it
+ * stops, from the errno it set (EPROTO if none): errno read later could
+ * be anything's.
+ */
 static int
 on_data(const struct nlmsghdr *nlh, void *data)
 {
 	struct talk *t = data;
+	int rc;
 
-	return t->cb != NULL ? t->cb(nlh, t->arg) : MNL_CB_OK;
+	if (t->cb == NULL)
+		return MNL_CB_OK;
+	errno = 0;
+	if ((rc = t->cb(nlh, t->arg)) == MNL_CB_ERROR && t->cb_error == 0)
+		t->cb_error = errno != 0 ? -errno : -EPROTO;
+	return rc;
+}
+
+/*
+ * Throw away what a conversation that ended early (a signal, an overrun, a
+ * callback's error) left unread: its answers carry an older sequence
+ * number, which would fail every later conversation's check, and a dump
+ * still running makes the kernel refuse the next dump (EBUSY).  Reading a
+ * dump's part makes the kernel queue the next: it is read to its end.  Only
+ * then: a socket may also carry messages of its own (queued packets) that
+ * are not ours to drop.
+ */
+static void
+drain(struct nl *nl, void *buf, size_t size)
+{
+	int fd = mnl_socket_get_fd(nl->sock), e = errno;
+
+	if (!nl->unread)
+		return;
+	while (recv(fd, buf, size, MSG_DONTWAIT | MSG_TRUNC) >= 0 || errno == EINTR ||
+	    errno == ENOBUFS)
+		;
+	nl->unread = 0;
+	errno = e;
 }
 
 int
@@ -138,7 +174,7 @@ nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
 	mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
 		[NLMSG_ERROR] = on_error, [NLMSG_DONE] = on_done,
 	};
-	struct talk t = { cb, arg, 0, why, whylen };
+	struct talk t = { cb, arg, 0, 0, why, whylen };
 	ssize_t n;
 	int rc;
 
@@ -146,17 +182,25 @@ nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
 		why[0] = '\0';
 	req->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
 	req->nlmsg_seq = nl_next_seq(nl);
+	drain(nl, buf, size);
 	if (mnl_socket_sendto(nl->sock, req, req->nlmsg_len) < 0)
 		return -errno;
+	nl->unread = 1;
 	do {
 		if ((n = mnl_socket_recvfrom(nl->sock, buf, size)) < 0)
 			return -errno;
+		/* Cleared: an error of libmnl's own (sequence, port, EINTR dump) sets it. */
+		errno = 0;
 		rc = mnl_cb_run2(buf, (size_t)n, req->nlmsg_seq, nl->portid, on_data, &t,
 		    ctl, NLMSG_MIN_TYPE);
 	} while (rc == MNL_CB_OK);
-	if (rc == MNL_CB_ERROR)
-		return t.error != 0 ? t.error : errno != 0 ? -errno : -EPROTO;
-	return 0;
+	if (rc != MNL_CB_ERROR || (t.error != 0 && t.cb_error == 0))
+		nl->unread = 0;		/* the ack or the end of the dump was read */
+	if (rc != MNL_CB_ERROR)
+		return 0;
+	if (t.error != 0 || t.cb_error != 0)
+		return t.error != 0 ? t.error : t.cb_error;
+	return errno != 0 ? -errno : -EPROTO;
 }
 
 /* In a batch, an ack or a refusal is one answer of many: read on. */
@@ -177,19 +221,26 @@ nl_talk_batch(struct nl *nl, const void *batch, size_t len, mnl_cb_t cb,
     void *arg, void *buf, size_t size, char *why, size_t whylen)
 {
 	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = on_batch_error };
-	struct talk t = { cb, arg, 0, why, whylen };
-	int cb_error = 0;
+	struct talk t = { cb, arg, 0, 0, why, whylen };
+	int mnl_error = 0;
 	ssize_t n;
 
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
+	drain(nl, buf, size);		/* what is read next is this batch's */
 	if (mnl_socket_sendto(nl->sock, batch, len) < 0)
 		return -errno;
-	while ((n = recv(mnl_socket_get_fd(nl->sock), buf, size, MSG_DONTWAIT)) > 0)
+	while ((n = recv(mnl_socket_get_fd(nl->sock), buf, size, MSG_DONTWAIT)) > 0) {
+		errno = 0;
 		if (mnl_cb_run2(buf, (size_t)n, 0, nl->portid, on_data, &t, ctl,
-		    NLMSG_MIN_TYPE) == MNL_CB_ERROR && cb_error == 0)
-			cb_error = errno != 0 ? -errno : -EPROTO;
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		    NLMSG_MIN_TYPE) == MNL_CB_ERROR && mnl_error == 0)
+			mnl_error = errno != 0 ? -errno : -EPROTO;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		nl->unread = 1;		/* EINTR, ENOBUFS: answers may be left */
 		return -errno;
-	return t.error != 0 ? t.error : cb_error;
+	}
+	if (t.error != 0 || t.cb_error != 0)
+		return t.error != 0 ? t.error : t.cb_error;
+	return mnl_error;
 }

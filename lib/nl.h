@@ -15,6 +15,7 @@ struct nl {
 	struct mnl_socket *sock;
 	uint32_t	   portid;
 	uint32_t	   seq;		/* last sequence number used */
+	int		   unread;	/* a conversation ended early: answers may be left */
 };
 
 /* Open and bind a netlink socket of bus (NETLINK_ROUTE, ...): 0 or -errno. */
@@ -30,8 +31,10 @@ uint32_t nl_next_seq(struct nl *nl);
  * and hand each answer to cb (NULL: none expected) until the ack, the end
  * of a dump, or an error.  Answers are read into buf (size bytes; 8 KiB
  * holds any answer but a large dump's, which comes in parts).  Returns 0,
- * cb's error (MNL_CB_ERROR: -errno as cb set it), or -errno with the
- * kernel's words, when it gave some, in why.
+ * cb's error (MNL_CB_ERROR: -errno as cb set it, -EPROTO if it set none),
+ * or -errno with the kernel's words, when it gave some, in why; errno
+ * itself is left as anything.  What a conversation cut short left unread
+ * is thrown away before the next request on the socket.
  */
 int nl_talk(struct nl *nl, struct nlmsghdr *req, mnl_cb_t cb, void *arg,
     void *buf, size_t size, char *why, size_t whylen);

@@ -326,19 +326,25 @@ found_stuck(const struct raw *r, int fd)
 /*
  * fd refused a send (EAGAIN): wait while the kernel is letting go of its
  * packets.  1: try again; 0: no progress, refuse (and remember fd as stuck).
+ * errno is left as it came (EAGAIN): the caller reports it.
  */
 static int
 drained(struct raw *r, int fd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-	int before, after;
+	int before, after, n, e = errno;
 
 	if (found_stuck(r, fd))
 		return 0;
 	before = held(fd);
-	if (poll(&pfd, 1, DRAIN_MS) > 0 && (pfd.revents & POLLOUT))
+	/* A signal is no verdict on the socket: wait again (EINTR must not be reported). */
+	while ((n = poll(&pfd, 1, DRAIN_MS)) < 0 && errno == EINTR)
+		;
+	errno = e;
+	if (n > 0 && (pfd.revents & POLLOUT))
 		return 1;
 	after = held(fd);
+	errno = e;
 	if (after < before)
 		return 1;
 	if (r->nnostall < (int)(sizeof(r->nostall) / sizeof(r->nostall[0])))
@@ -410,13 +416,15 @@ raw_queue(struct raw *r, const struct raw_pkt *p)
 	union addr a;
 	socklen_t alen;
 	uint8_t *buf;
-	int fd, i;
+	int fd, i, e;
 
 	if (r->n == 0)
 		tidy(r);		/* not later: it may close the socket found for p */
 	if ((fd = destination(r, p, &a, &alen)) < 0) {
+		/* raw_flush runs the caller's code and system calls: keep the reason first. */
+		e = errno;
 		raw_flush(r);			/* keep the order of reports */
-		r->done(p, errno, r->arg);
+		r->done(p, e, r->arg);
 		return;
 	}
 	if (r->n > 0 && fd != r->fd)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <linux/if_ether.h>
@@ -79,7 +80,9 @@ too_big(struct divert *h, const struct raw_pkt *p)
 	}
 	h->frag_err = 0;
 	h->splitting = p;
-	n = frag_split(p->data, p->len, (size_t)mtu, h->ident++, send_fragment, h);
+	n = frag_split(p->data, p->len, (size_t)mtu, h->ident++, h->fragbuf, FRAG_MAX,
+	    send_fragment, h);
+	h->splitting = NULL;	/* p lives in a raw.c slot that the next batch reuses */
 	if (n > 0) {
 		/* One piece: it fit the probed MTU after all, and went whole. */
 		tell(h, p, DIVERT_SENT, 0, (unsigned)n, "");
@@ -219,8 +222,13 @@ inbound(struct divert *h, struct raw_pkt *p)
 {
 	char why[WHY_SIZE];
 
+	/*
+	 * The caller's name need not end in a NUL: one that fills ifname is no
+	 * interface's (IF_NAMESIZE counts the NUL), and is not read past.
+	 */
 	if (p->a.ifindex == 0 && p->a.ifname[0] != '\0' &&
-	    (p->a.ifindex = if_nametoindex(p->a.ifname)) == 0) {
+	    (memchr(p->a.ifname, '\0', sizeof(p->a.ifname)) == NULL ||
+	    (p->a.ifindex = if_nametoindex(p->a.ifname)) == 0)) {
 		snprintf(why, sizeof(why), "no interface called %.*s here", IF_NAMESIZE,
 		    p->a.ifname);
 		tell(h, p, DIVERT_E_NOIF, ENXIO, 0, why);
@@ -333,6 +341,10 @@ send_open(struct divert *h)
 {
 	int e;
 
+	if ((h->fragbuf = malloc(FRAG_MAX)) == NULL) {
+		snprintf(h->err, sizeof(h->err), "out of memory");
+		return -1;
+	}
 	if ((h->raw = raw_open(h->mark, sent, h, h->err, sizeof(h->err))) == NULL ||
 	    (h->tun = tun_open(h->mark, h->err, sizeof(h->err))) == NULL) {
 		e = errno;
@@ -356,6 +368,8 @@ send_close(struct divert *h)
 	send_flush(h);
 	tun_close(h->tun);
 	raw_close(h->raw);
+	free(h->fragbuf);
 	h->tun = NULL;
 	h->raw = NULL;
+	h->fragbuf = NULL;
 }

@@ -118,7 +118,10 @@ tun_open(uint32_t mark, char *why, size_t whylen)
 	return ts;
 }
 
-/* Send one request and wait for its ack: 0, or -errno with the kernel's words in why. */
+/*
+ * Send one request and wait for its ack: 0, or -errno (errno set too: nl_talk
+ * leaves it as anything) with the kernel's words in why.
+ */
 static int
 request(struct tun_set *ts, struct nlmsghdr *req, char *why, size_t whylen)
 {
@@ -126,8 +129,10 @@ request(struct tun_set *ts, struct nlmsghdr *req, char *why, size_t whylen)
 	int rc;
 
 	rc = nl_talk(&ts->nl, req, NULL, NULL, ts->buf, sizeof(ts->buf), kernel, sizeof(kernel));
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(why, whylen, "%s%s%s", strerror(-rc), kernel[0] ? ": " : "", kernel);
+		errno = -rc;
+	}
 	return rc;
 }
 
@@ -287,14 +292,16 @@ add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t
 	return request(ts, nlh, why, whylen);
 }
 
-/* Prefix why with what was being done and the kernel option it needs. */
+/* Prefix why with what was being done and the kernel option it needs (errno kept). */
 static void
 explain(char *why, size_t whylen, const char *doing, const char *config)
 {
 	char kernel[256];
+	int e = errno;
 
 	snprintf(kernel, sizeof(kernel), "%s", why);
 	snprintf(why, whylen, "%s: %s (inbound injection needs %s)", doing, kernel, config);
+	errno = e;
 }
 
 /* Up and running (carrier): what mirred needs to deliver to it. */
@@ -446,6 +453,7 @@ resync(struct tun_set *ts)
 	char name[IF_NAMESIZE];
 	struct tun *t;
 	uint32_t index;
+	int link;
 
 	for (t = ts->t; t < ts->t + ts->n; t++) {
 		if (t->link != L_GONE && if_indextoname(t->target, name) == NULL)
@@ -456,10 +464,12 @@ resync(struct tun_set *ts)
 			t->target = index;
 		else if (t->link == L_GONE)
 			continue;
-		if (link_by_name(ts, t->target_name) == L_DOWN)
+		/* Asked once: a second look could see another state than the one settled. */
+		link = link_by_name(ts, t->target_name);
+		if (link == L_DOWN)
 			settle(ts, t, L_DOWN);
-		t->link = link_by_name(ts, t->target_name);
-		if (t->link == L_GONE)
+		t->link = link;
+		if (link == L_GONE)
 			target_gone(ts, t);
 	}
 }
@@ -524,11 +534,12 @@ find(struct tun_set *ts, uint32_t ifindex)
 	return NULL;
 }
 
-/* Make t's TUN, redirecting to t->target; an enum tun_result. */
+/* Make t's TUN, redirecting to t->target; an enum tun_result (errno set). */
 static int
 build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 {
-	int idx;
+	char name[IF_NAMESIZE];
+	int idx, e;
 
 	if (ts->prog < 0 && (ts->prog = load_program(ts->mark, why, whylen)) < 0)
 		return TUN_E_SYSTEM;
@@ -537,6 +548,7 @@ build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 	t->failed = 0;
 	if ((t->index = idx = (int)if_nametoindex(t->name)) == 0) {
 		snprintf(why, whylen, "TUN device %s vanished", t->name);
+		errno = ENODEV;
 		goto fail;
 	}
 	if (link_up(ts, idx, why, whylen) < 0) {
@@ -555,16 +567,19 @@ build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 	ts->built = 1;
 	return TUN_OK;
 fail:
+	e = errno;		/* the kernel's refusal, for the caller's report */
 	close(t->fd);
 	t->fd = -1;
 	/*
 	 * The target left while we set it up, or other targets work (so the
-	 * kernel has what we need): only this packet is refused.
+	 * kernel has what we need): only this packet is refused.  (t->name
+	 * stays the TUN's: the target's name is only looked at.)
 	 */
-	if (ts->built || if_indextoname(t->target, t->name) == NULL) {
+	if (ts->built || if_indextoname(t->target, name) == NULL) {
 		errno = ENODEV;
 		return TUN_E_NOIF;
 	}
+	errno = e;
 	return TUN_E_SYSTEM;
 }
 

@@ -69,6 +69,7 @@ struct defrag {
 	size_t			 mtu;
 	uint32_t		 ident;		/* next IPv6 fragment ID (IPv4 ID 0) */
 	const struct pkt	*splitting;	/* the record frag_split is cutting up */
+	uint8_t			*fragbuf;	/* FRAG_MAX bytes: where it builds fragments */
 	uint64_t		 fitted, split, pieces, df, unsplit;
 };
 
@@ -303,7 +304,9 @@ split_one(struct defrag *g, const struct pkt *p)
 		return;
 	}
 	g->splitting = p;
-	n = frag_split(p->data, p->len, g->mtu, g->ident, emit_fragment, g);
+	n = frag_split(p->data, p->len, g->mtu, g->ident, g->fragbuf, FRAG_MAX,
+	    emit_fragment, g);
+	g->splitting = NULL;		/* p is the caller's: not to be used after */
 	if (n > 1) {
 		g->split++;
 		g->ident++;
@@ -391,6 +394,8 @@ main(int argc, char **argv)
 		g.ident = (uint32_t)time(NULL);
 
 	if (g.mtu != 0) {
+		if ((g.fragbuf = malloc(FRAG_MAX)) == NULL)
+			err(EX_RUNTIME, "cannot reserve a fragment buffer");
 		fragment_loop(&g);
 	} else {
 		if ((g.r = reasm_new(&g.cfg, emit, &g)) == NULL)
@@ -413,5 +418,6 @@ main(int argc, char **argv)
 		status = EX_RUNTIME;
 	stream_in_close(g.in);
 	reasm_free(g.r);
+	free(g.fragbuf);
 	return status;
 }

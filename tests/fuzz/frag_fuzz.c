@@ -35,6 +35,7 @@ struct seen {
 /* Length of the IPv6 headers before a fragment header, or 0 if none. */
 /* Where every byte handed over is read, so ASan checks it is there. */
 static volatile uint8_t sink;
+static uint8_t work[FRAG_MAX];		/* where frag_split builds fragments */
 
 static size_t
 frag6_at(const uint8_t *d, size_t len)
@@ -131,7 +132,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.inlen = len;
 	if (!v6 && len >= 20)			/* a fragment split again keeps its offset */
 		s.next_off = (size_t)(get16(buf + 6) & IP_OFFMASK) * 8;
-	rc = frag_split(buf, len, s.mtu, get32(data + 3), frag_cb, &s);
+	rc = frag_split(buf, len, s.mtu, get32(data + 3), work, sizeof(work), frag_cb, &s);
 	if (rc >= 0 && rc != s.n)
 		abort();
 	/* Split (not just handed over): the payload adds up. */

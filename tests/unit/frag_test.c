@@ -27,11 +27,13 @@ collect(const uint8_t *f, size_t len, void *arg)
 	return got.stop_after != 0 && got.n >= got.stop_after;
 }
 
+static uint8_t work[FRAG_MAX];		/* where frag_split builds fragments */
+
 static int
 split(uint8_t *data, size_t len, size_t mtu, uint32_t ident)
 {
 	memset(&got, 0, sizeof(got));
-	return frag_split(data, len, mtu, ident, collect, NULL);
+	return frag_split(data, len, mtu, ident, work, sizeof(work), collect, NULL);
 }
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -136,9 +138,18 @@ test_ipv4(void)
 	{
 		memset(&got, 0, sizeof(got));
 		got.stop_after = 2;
-		ok(frag_split(pkt, 3000, 1500, 1, collect, NULL) == FRAG_E_STOP && got.n == 2,
+		ok(frag_split(pkt, 3000, 1500, 1, work, sizeof(work), collect, NULL) ==
+		    FRAG_E_STOP && got.n == 2,
 		    "the callback can stop the split");
 	}
+	make4(pkt, 3000, 20, 1, 0);
+	memset(&got, 0, sizeof(got));
+	ok(frag_split(pkt, 3000, 1500, 1, work, 1000, collect, NULL) == 4 &&
+	    got.len[0] == 996 && got.len[3] == 3000 - 3 * 976,
+	    "a buffer smaller than the MTU: fragments fit the buffer");
+	memset(&got, 0, sizeof(got));
+	ok(frag_split(pkt, 1200, 1500, 1, work, 1000, collect, NULL) == 1 &&
+	    got.len[0] == 1200, "a packet that fits the MTU goes whole, whatever the buffer");
 	ok(split(pkt, 10, 1500, 1) == FRAG_E_PARSE, "10 bytes: not a packet");
 	pkt[0] = 0x45;
 	ok(split((uint8_t *)"\x20garbage", 8, 1500, 1) == FRAG_E_PARSE, "version 2: refused");
