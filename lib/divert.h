@@ -80,7 +80,20 @@ struct divert_addr {
 	uint8_t		haddr[8];
 	uint32_t	cut;		/* bytes of the packet the kernel did not copy */
 	char		ifname[DIVERT_IFNAMSIZ];	/* ifindex's name; "" unknown */
+	char		other_ifname[DIVERT_IFNAMSIZ];	/* other_ifindex's name; "" unknown */
+	/*
+	 * The binding that holds the packet for an in-place verdict (a random
+	 * number a bound handle draws at open: port and id alone repeat once a
+	 * port is bound anew); 0: not held, a verdict cannot reach it.
+	 */
+	uint64_t	holder;
+	uint32_t	uid, gid;	/* its socket's owner, when flags say so */
+	uint32_t	flags;		/* DIVERT_ADDR_* */
+	uint32_t	reserved[7];	/* zero: room to grow */
 };
+#define DIVERT_ADDR_QUEUE	0x1	/* port and id are known (a live port's packet) */
+#define DIVERT_ADDR_UID		0x2	/* uid is known */
+#define DIVERT_ADDR_GID		0x4	/* gid is known */
 
 struct divert;
 

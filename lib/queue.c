@@ -353,6 +353,7 @@ fill_addr(struct queue *q, struct nlattr **attr, const uint8_t *data, size_t len
 	memset(a, 0, sizeof(*a));
 	a->id = ntohl(ph->packet_id);
 	a->port = q->port;
+	a->flags = DIVERT_ADDR_QUEUE;
 	a->hook = ph->hook;
 	/* Forwarded packets count as outgoing, on their out-interface (DESIGN). */
 	a->dir = ph->hook <= NF_INET_LOCAL_IN ? DIVERT_IN : DIVERT_OUT;
@@ -387,6 +388,8 @@ fill_addr(struct queue *q, struct nlattr **attr, const uint8_t *data, size_t len
 	}
 	if (a->ifindex != 0)
 		name_of(q, a->ifindex, a->ifname);
+	if (a->other_ifindex != 0)
+		name_of(q, a->other_ifindex, a->other_ifname);
 }
 
 /*

@@ -221,14 +221,19 @@ static void
 inbound(struct divert *h, struct raw_pkt *p)
 {
 	char why[WHY_SIZE];
+	unsigned index;
 
 	/*
-	 * The caller's name need not end in a NUL: one that fills ifname is no
-	 * interface's (IF_NAMESIZE counts the NUL), and is not read past.
+	 * The name first: a stream replayed in another namespace names the
+	 * same interfaces by other indexes.  The caller's name need not end in
+	 * a NUL: one that fills ifname is no interface's (IF_NAMESIZE counts
+	 * the NUL), and is not read past.  A name not here falls back on the
+	 * index, unless there is none.
 	 */
-	if (p->a.ifindex == 0 && p->a.ifname[0] != '\0' &&
-	    (memchr(p->a.ifname, '\0', sizeof(p->a.ifname)) == NULL ||
-	    (p->a.ifindex = if_nametoindex(p->a.ifname)) == 0)) {
+	if (p->a.ifname[0] != '\0' && memchr(p->a.ifname, '\0', sizeof(p->a.ifname)) != NULL &&
+	    (index = if_nametoindex(p->a.ifname)) != 0)
+		p->a.ifindex = index;
+	else if (p->a.ifindex == 0 && p->a.ifname[0] != '\0') {
 		snprintf(why, sizeof(why), "no interface called %.*s here", IF_NAMESIZE,
 		    p->a.ifname);
 		tell(h, p, DIVERT_E_NOIF, ENXIO, 0, why);
