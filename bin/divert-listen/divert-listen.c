@@ -18,6 +18,7 @@
 #include <pcap/pcap.h>
 
 #include "divert.h"
+#include "format_argp.h"
 #include "tool.h"
 #include "owner.h"
 #include "stream.h"
@@ -48,6 +49,7 @@ static const struct argp_option options[] = {
 struct args {
 	const char	*port, *count, *rule, *filter, *wfile;
 	int		 tee;
+	struct format_choice fmt;	/* -F */
 };
 
 struct listener {
@@ -84,15 +86,20 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_NO_ARGS:
 		argp_error(state, "which divert port? (0..65535)");
 		break;
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->fmt;
+		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
 
+static const struct argp_child children[] = { { &format_argp, 0, NULL, 0 }, { 0 } };
+
 static const struct argp argp = { options, parse_opt, "PORT",
-	"Take packets from divert port PORT and write them to stdout as a pcap "
-	"stream (LINKTYPE_LINUX_SLL2).", NULL, NULL, NULL };
+	"Take packets from divert port PORT and write them to stdout as a pcapng "
+	"stream (-F pcap: classic pcap), link type LINUX_SLL2.", children, NULL, NULL };
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
@@ -429,7 +436,8 @@ main(int argc, char **argv)
 	/* Packets are held until their records are written: the callback says so. */
 	if ((l->h = divert_open((int)port, mark, 0, NULL)) == NULL)
 		bind_failed(port, errno);
-	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
+	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format, why,
+	    sizeof(why))) == NULL) {
 		divert_close(l->h);
 		errx(EX_RUNTIME, "%s", why);
 	}

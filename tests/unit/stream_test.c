@@ -122,7 +122,7 @@ static void
 test_write_sll2(void)
 {
 	char err[256];
-	struct stream_out *out = stream_out_open(path, DLT_SLL2, err, sizeof(err));
+	struct stream_out *out = stream_out_open(path, DLT_SLL2, STREAM_PCAP, err, sizeof(err));
 	struct stream_in *in;
 	struct pkt p = { .a.dir = DIVERT_IN, .a.ifindex = 42, .a.halen = 6,
 		.a.haddr = { 2, 0, 0, 0, 0, 9 }, .data = (uint8_t *)ip6, .len = sizeof(ip6) };
@@ -164,7 +164,7 @@ test_keep_linktype(void)
 	write_capture(DLT_EN10MB, recs, lens, 1);
 	close(mkstemp(path2));
 	in = open_capture();
-	out = stream_out_open(path2, stream_in_linktype(in), err, sizeof(err));
+	out = stream_out_open(path2, stream_in_linktype(in), STREAM_PCAP, err, sizeof(err));
 	ok(stream_in_read(in, &p) == 1 && stream_out_write(out, &p) == 0 &&
 	    stream_out_close(out) == 0, "copy an Ethernet record through");
 	stream_in_close(in);
@@ -255,7 +255,7 @@ test_stop_on_record_boundary(void)
 		if (pipe2(fds, O_CLOEXEC) < 0)
 			break;
 		snprintf(dev, sizeof(dev), "/dev/fd/%d", fds[1]);
-		out = stream_out_open(dev, DLT_SLL2, err, sizeof(err));
+		out = stream_out_open(dev, DLT_SLL2, STREAM_PCAP, err, sizeof(err));
 		close(fds[1]);
 		if (out == NULL) {
 			printf("# %s\n", err);
