@@ -433,6 +433,20 @@ target_gone(struct tun_set *ts, struct tun *t)
 	t->fd = -1;
 }
 
+/*
+ * A link changed: the names remembered for its index (renamed, or gone),
+ * and, if it has a name, that name's (it may be new) are looked up again.
+ */
+static void
+forget_names(struct tun_set *ts, uint32_t index, const char *name)
+{
+	struct name *n;
+
+	for (n = ts->names; n < ts->names + NAMES; n++)
+		if (n->index == index || (name != NULL && strcmp(n->name, name) == 0))
+			n->when = 0;
+}
+
 /* One link notification: targets go down, come up, go, come back by name. */
 static void
 link_event(struct tun_set *ts, const struct nlmsghdr *nlh)
@@ -447,7 +461,7 @@ link_event(struct tun_set *ts, const struct nlmsghdr *nlh)
 		if (mnl_attr_get_type(a) == IFLA_IFNAME &&
 		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
 			name = mnl_attr_get_str(a);
-	memset(ts->names, 0, sizeof(ts->names));	/* a name may mean another now */
+	forget_names(ts, index, name);
 	for (t = ts->t; t < ts->t + ts->n; t++) {
 		if (t->link != L_GONE && t->target == index) {
 			if (nlh->nlmsg_type == RTM_DELLINK) {
