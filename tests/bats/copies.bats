@@ -166,6 +166,31 @@ taken() {
 	[ "$(file_size "$TMP/ex.err")" -eq 0 ]
 }
 
+@test "copies: ping -m 1 saved by divert-listen -w, then divert-inject -r: the copies are routed by ip rule fwmark 1 (a stream that carries marks)" {
+	fwmark_routing
+	counters "$NS_A" postrouting \
+	    "ip daddr $B4 meta mark 0x20000001 counter comment \"1|bit\""
+	counters "$NS_B" input "icmp type echo-request counter comment \"echo\""
+	bg_A /dev/null "$TMP/l.err" divert-listen -c 3 --rule "output icmp -d $B4" -w "$TMP/s" 4503
+	LPID=$BG
+	wait_queue "$NS_A" 4503
+	run inA ping -c 3 -i 0.2 -W 1 -m 1 $B4		# taken out of the stack: no answer
+	[ "$status" -ne 0 ]
+	wait_gone "$LPID"
+	cat "$TMP/l.err"
+	[ "$(counted "$NS_B" echo)" -eq 0 ]
+	# Classic pcap (0xa1b2c3d4, either byte order) says no mark; pcapng does.
+	magic=$(od -An -tx1 -N4 "$TMP/s" | tr -d ' ')
+	[ "$magic" = 0a0d0d0a ] || skip "the stream is classic pcap ($magic): no marks to restore"
+	run inA divert-inject -r "$TMP/s"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"3 read, 3 injected (3 out, 0 in)"* ]]
+	counted_is "$NS_B" echo 3
+	[ "$(counted "$NS_A" "1|bit")" -eq 3 ]
+	[ "$(taken "$NS_A")" -eq 0 ]			# the rule went with the listener
+}
+
 # tag_rules NS: the rules of the loop tag chain, one a line, as nft prints them.
 tag_rules() {
 	ip netns exec "$1" nft list chain inet divert loop_tag 2>/dev/null |
