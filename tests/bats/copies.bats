@@ -182,13 +182,15 @@ taken() {
 	# Classic pcap (0xa1b2c3d4, either byte order) says no mark; pcapng does.
 	magic=$(od -An -tx1 -N4 "$TMP/s" | tr -d ' ')
 	[ "$magic" = 0a0d0d0a ] || skip "the stream is classic pcap ($magic): no marks to restore"
+	# A rule that nobody listens to would drop whatever it took again.
+	inA divert-rule add output icmp 4504 -d $B4
 	run inA divert-inject -r "$TMP/s"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"3 read, 3 injected (3 out, 0 in)"* ]]
 	counted_is "$NS_B" echo 3
 	[ "$(counted "$NS_A" "1|bit")" -eq 3 ]
-	[ "$(taken "$NS_A")" -eq 0 ]			# the rule went with the listener
+	[ "$(taken "$NS_A")" -eq 0 ]
 }
 
 # tag_rules NS: the rules of the loop tag chain, one a line, as nft prints them.
