@@ -695,6 +695,7 @@ struct stream_out {
 	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
 	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
 	int		 err;			/* errno of a failed append: sticky */
+	int		 started;		/* the header went out */
 	int		 torn;		/* a record is partly written */
 	uint8_t		*buf;		/* records formatted, not yet written */
 	size_t		 len, size, sent;	/* bytes in buf, room, bytes written */
@@ -1066,6 +1067,7 @@ stream_out_open(const char *path, int dlt, enum stream_format fmt, char *err,
 		goto fail;
 	}
 	out->appended = out->out = 0;	/* the header is no record */
+	out->started = 1;
 	return out;
 fail:
 	stream_out_close(out);
@@ -1417,6 +1419,22 @@ stream_out_discard(struct stream_out *out)
 	return n;
 }
 
+/*
+ * libpcap (tcpdump, tshark) refuses a pcapng stream that describes no
+ * interface, where an empty classic one is just empty: a stream that
+ * ends without one gets one (the link type, nothing else), so an empty
+ * stream reads as empty everywhere.
+ */
+static void
+describe_one_iface(struct stream_out *out)
+{
+	if (out->format != STREAM_PCAPNG || !out->started || out->nifs > 0 || out->err != 0 ||
+	    buf_reserve(out, PCAPNG_IDB_MAX) < 0 || ends_reserve(out) < 0)
+		return;
+	out->len += pcapng_put_idb(out->buf + out->len, out->dlt, NULL, 0);
+	out->ends[out->nrec++] = out->len;
+}
+
 int
 stream_out_close(struct stream_out *out)
 {
@@ -1424,6 +1442,7 @@ stream_out_close(struct stream_out *out)
 
 	if (out == NULL)
 		return 0;
+	describe_one_iface(out);
 	rc = push(out);
 	saved = errno;
 	stream_out_discard(out);

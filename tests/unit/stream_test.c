@@ -485,6 +485,30 @@ raw_linktype(void)
 	stream_in_close(in);
 }
 
+/* A pcapng stream without records still describes an interface: libpcap reads it as empty. */
+static void
+test_pcapng_empty(void)
+{
+	char err[256], ebuf[PCAP_ERRBUF_SIZE];
+	struct stream_out *out = stream_out_open(path, DLT_RAW, STREAM_PCAPNG, err, sizeof(err));
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	struct stream_in *in;
+	struct pkt q;
+	pcap_t *pc;
+
+	ok(out != NULL && stream_out_close(out) == 0, "an empty pcapng stream");
+	pc = pcap_open_offline(path, ebuf);
+	ok(pc != NULL && pcap_datalink(pc) == DLT_RAW && pcap_next_ex(pc, &h, &d) == PCAP_ERROR_BREAK,
+	    "libpcap reads it: RAW, no records (%s)", pc ? "" : ebuf);
+	if (pc != NULL)
+		pcap_close(pc);
+	in = open_capture();
+	ok(in != NULL && stream_in_linktype(in) == DLT_RAW && stream_in_read(in, &q) == 0,
+	    "so does ours");
+	stream_in_close(in);
+}
+
 /* pcapng keeping an Ethernet input's link type: the record's bytes, as they were. */
 static void
 test_pcapng_keep_linktype(void)
@@ -910,6 +934,7 @@ main(void)
 	test_keep_linktype();
 	test_broken();
 	test_pcapng_roundtrip();
+	test_pcapng_empty();
 	test_pcapng_keep_linktype();
 	test_pcapng_discard_redescribes();
 	test_pcapng_foreign();
