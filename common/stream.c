@@ -506,7 +506,7 @@ pcapng_open(struct stream_in *in, const char *name, char *err, size_t errlen)
 	return 0;
 }
 
-/* Read up to n bytes, fewer only at the end; bytes read, or -1. */
+/* Read up to n bytes, fewer only at the end; bytes read, or -1 (a stop signal: EINTR). */
 static ssize_t
 read_upto(int fd, uint8_t *buf, size_t n)
 {
@@ -517,7 +517,7 @@ read_upto(int fd, uint8_t *buf, size_t n)
 		r = read(fd, buf + got, n - got);
 		if (r == 0)
 			break;
-		if (r < 0 && errno != EINTR)
+		if (r < 0 && (errno != EINTR || stop_signalled))
 			return -1;
 		if (r > 0)
 			got += (size_t)r;
@@ -715,10 +715,6 @@ struct stream_out {
 /* Classic pcap's record header: time stamp, caplen, len (4 x 32 bits). */
 #define PCAP_RECHDR_LEN	16
 
-/*
- * stdio's buffer flushes into buf: whole records or not, as it fills (a
- * record's end in buf is known by arithmetic, see stream_out_write).
- */
 /* Room for n more bytes in buf; -1 (ENOMEM) without. */
 static int
 buf_reserve(struct stream_out *out, size_t n)
@@ -736,6 +732,10 @@ buf_reserve(struct stream_out *out, size_t n)
 	return 0;
 }
 
+/*
+ * stdio's buffer flushes into buf: whole records or not, as it fills (a
+ * record's end in buf is known by arithmetic, see stream_out_write).
+ */
 static ssize_t
 buf_append(void *cookie, const char *data, size_t n)
 {
@@ -1000,7 +1000,7 @@ pcapng_start(struct stream_out *out)
 	    DIVERT_VERSION);
 	if (iface_grow(out) < 0 || buf_reserve(out, PCAPNG_SHB_MAX) < 0)
 		return -1;
-	out->len += pcapng_put_shb(out->buf, appl);
+	out->len += pcapng_put_shb(out->buf + out->len, appl);
 	return add_record_end(out);
 }
 

@@ -46,6 +46,10 @@ udp_counter() {
 	ip netns exec "$1" nft add chain inet cnt in '{ type filter hook input priority 0; }'
 	ip netns exec "$1" nft add rule inet cnt in udp dport "$2" counter
 }
+iif_count() {	# NS IFACE: the packets counted by table cnt's rule for iifname IFACE
+	ip netns exec "$1" nft list table inet cnt |
+	    sed -n "s/.*iifname \"$2\".*counter packets \([0-9]*\).*/\1/p"
+}
 count_of() {	# NS: the packets the one counter in table cnt has seen
 	ip netns exec "$1" nft list table inet cnt | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1
 }
@@ -226,7 +230,11 @@ for p in rdpcap('$TMP/s.pcapng'):
 	NS_C="dvC-$$-${BATS_TEST_NUMBER:-0}" NS_D="dvD-$$-${BATS_TEST_NUMBER:-0}"
 	ip netns add "$NS_C"
 	ip netns add "$NS_D"
-	for d in d0 d1; do inC ip link add $d type veth peer name ${d}p; inC ip link set $d up; done
+	for d in d0 d1; do
+		inC ip link add $d type veth peer name ${d}p
+		inC ip link set $d up
+		inC ip link set ${d}p up
+	done
 	ip link add vA netns "$NS_C" type veth peer name vB netns "$NS_D"
 	inC ip addr add $A4/24 dev vA
 	inD ip addr add $B4/24 dev vB
@@ -240,6 +248,7 @@ for p in rdpcap('$TMP/s.pcapng'):
 	inC nft add table inet cnt
 	inC nft add chain inet cnt in '{ type filter hook input priority 0; }'
 	inC nft add rule inet cnt in iifname vA icmp type echo-request counter
+	inC nft add rule inet cnt in iifname d0 icmp type echo-request counter
 	inD nft add table inet cnt
 	inD nft add chain inet cnt in '{ type filter hook input priority 0; }'
 	inD nft add rule inet cnt in iifname vB icmp type echo-reply counter
@@ -247,11 +256,16 @@ for p in rdpcap('$TMP/s.pcapng'):
 	cat "$TMP/i.err"
 	grep -q '3 read, 3 injected (0 out, 3 in)' "$TMP/i.err"
 	wait_until 30 sh -c "[ \"\$(ip netns exec $NS_D nft list table inet cnt | grep -o 'packets [0-9]*')\" = 'packets 3' ]"
-	[ "$(count_of "$NS_C")" -eq 3 ]
+	[ "$(iif_count "$NS_C" vA)" -eq 3 ]
+	# --in names another interface: it wins over the record's name.
+	inC divert-inject --in d0 -r "$TMP/cap.pcapng" 2>"$TMP/i.err"
+	grep -q '3 read, 3 injected (0 out, 3 in)' "$TMP/i.err"
+	wait_until 30 sh -c "ip netns exec $NS_C nft list table inet cnt | grep -q 'iifname \"d0\".*packets 3 '"
+	[ "$(iif_count "$NS_C" vA)" -eq 3 ]
 	# The classic stream names interfaces by index only: not vA here.
 	inC divert-inject -r "$TMP/cap.pcap" 2>"$TMP/i2.err" || true
 	cat "$TMP/i2.err"
-	[ "$(count_of "$NS_C")" -eq 3 ]
+	[ "$(iif_count "$NS_C" vA)" -eq 3 ]
 }
 
 @test "stream: mangle and defrag keep an Ethernet input's link type in pcapng" {
@@ -324,4 +338,28 @@ wrpcap('$TMP/e.pcap', [Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02') /
 	run divert-inject -F pcap -r /dev/null
 	[ "$status" -eq 64 ]
 	[[ "${lines[0]}" == "divert-inject: -F chooses the format of -w FILE: give -w too" ]]
+}
+
+# blocked_reading PID: PID sleeps in a pipe read (pipe_read, anon_pipe_read: by kernel).
+blocked_reading() { [[ "$(cat /proc/"$1"/wchan 2>/dev/null)" == *pipe_read ]]; }
+
+@test "stream: a reader waiting for the first bytes, or for pcapng's first interface, stops on SIGTERM" {
+	$PY -c "
+import struct
+open('$TMP/shb', 'wb').write(struct.pack('<IIIHHqI', 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28))"
+	mkfifo "$TMP/f1" "$TMP/f2"
+	sh -c "exec sleep 60" >"$TMP/f1" 3>&- &			# says nothing yet
+	echo $! >>"$TMP/pids"
+	sh -c "cat $TMP/shb; exec sleep 60" >"$TMP/f2" 3>&- &	# a section header, no interface
+	echo $! >>"$TMP/pids"
+	for f in f1 f2; do
+		divert-mangle <"$TMP/$f" >/dev/null 2>"$TMP/$f.err" 3>&- &
+		pid=$!
+		echo $pid >>"$TMP/pids"
+		wait_until 50 blocked_reading $pid
+		kill -TERM $pid
+		wait_gone $pid 30
+		cat "$TMP/$f.err"
+		grep -q 'Interrupted system call' "$TMP/$f.err"
+	done
 }
