@@ -7,8 +7,7 @@
 
 static const struct argp_option format_options[] = {
 	{ "format", 'F', "FORMAT", 0, "Write the stream as pcapng (the default: "
-	    "interfaces by name, port, packet id, hook, mark) or pcap (classic, "
-	    "LINUX_SLL2 as tcpdump -w writes)", 0 },
+	    "with interface names, port, packet id, hook, mark) or as classic pcap", 0 },
 	{ 0 }
 };
 

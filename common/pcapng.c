@@ -1,7 +1,28 @@
 /* pcapng.c - stream v2's blocks: encode (host order), decode (either order). */
 #include <string.h>
 
+#include <pcap/dlt.h>
+
 #include "pcapng.h"
+
+/*
+ * Files carry LINKTYPE_ values, programs DLT_ ones: they differ, among the
+ * link types the stream reads, only for RAW (libpcap maps them the same
+ * way when it writes and reads classic pcap).
+ */
+#define LINKTYPE_RAW	101
+
+static uint16_t
+linktype_of(int dlt)
+{
+	return dlt == DLT_RAW ? LINKTYPE_RAW : (uint16_t)dlt;
+}
+
+static int
+dlt_of(uint16_t linktype)
+{
+	return linktype == LINKTYPE_RAW ? DLT_RAW : linktype;
+}
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -103,7 +124,7 @@ pcapng_put_idb(uint8_t *b, int dlt, const char *name, uint32_t ifindex)
 	uint8_t t[8];
 	size_t n = 16, len = name != NULL ? strnlen(name, DIVERT_IFNAMSIZ - 1) : 0;
 
-	st16(b + 8, (uint16_t)dlt);
+	st16(b + 8, linktype_of(dlt));
 	st16(b + 10, 0);
 	st32(b + 12, 0);		/* snaplen: no limit */
 	if (len > 0)
@@ -325,7 +346,7 @@ pcapng_read_idb(const uint8_t *b, size_t len, int swap, struct pcapng_if *ifc,
 	if (len < 20)
 		return *why = "interface description block too short", -1;
 	memset(ifc, 0, sizeof(*ifc));
-	ifc->dlt = ld16(b + 8, swap);
+	ifc->dlt = dlt_of(ld16(b + 8, swap));
 	ifc->snaplen = ld32(b + 12, swap);
 	ifc->units = 1000000;
 	walk_opts(b + 16, len - 20, swap, idb_opt, ifc);

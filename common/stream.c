@@ -506,7 +506,7 @@ pcapng_open(struct stream_in *in, const char *name, char *err, size_t errlen)
 	return 0;
 }
 
-/* Read up to n bytes, fewer only at the end; bytes read, or -1. */
+/* Read up to n bytes, fewer only at the end; bytes read, or -1 (a stop signal: EINTR). */
 static ssize_t
 read_upto(int fd, uint8_t *buf, size_t n)
 {
@@ -517,7 +517,7 @@ read_upto(int fd, uint8_t *buf, size_t n)
 		r = read(fd, buf + got, n - got);
 		if (r == 0)
 			break;
-		if (r < 0 && errno != EINTR)
+		if (r < 0 && (errno != EINTR || stop_signalled))
 			return -1;
 		if (r > 0)
 			got += (size_t)r;
@@ -695,6 +695,7 @@ struct stream_out {
 	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
 	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
 	int		 err;			/* errno of a failed append: sticky */
+	int		 started;		/* the header went out */
 	int		 torn;		/* a record is partly written */
 	uint8_t		*buf;		/* records formatted, not yet written */
 	size_t		 len, size, sent;	/* bytes in buf, room, bytes written */
@@ -714,10 +715,6 @@ struct stream_out {
 /* Classic pcap's record header: time stamp, caplen, len (4 x 32 bits). */
 #define PCAP_RECHDR_LEN	16
 
-/*
- * stdio's buffer flushes into buf: whole records or not, as it fills (a
- * record's end in buf is known by arithmetic, see stream_out_write).
- */
 /* Room for n more bytes in buf; -1 (ENOMEM) without. */
 static int
 buf_reserve(struct stream_out *out, size_t n)
@@ -735,6 +732,10 @@ buf_reserve(struct stream_out *out, size_t n)
 	return 0;
 }
 
+/*
+ * stdio's buffer flushes into buf: whole records or not, as it fills (a
+ * record's end in buf is known by arithmetic, see stream_out_write).
+ */
 static ssize_t
 buf_append(void *cookie, const char *data, size_t n)
 {
@@ -999,7 +1000,7 @@ pcapng_start(struct stream_out *out)
 	    DIVERT_VERSION);
 	if (iface_grow(out) < 0 || buf_reserve(out, PCAPNG_SHB_MAX) < 0)
 		return -1;
-	out->len += pcapng_put_shb(out->buf, appl);
+	out->len += pcapng_put_shb(out->buf + out->len, appl);
 	return add_record_end(out);
 }
 
@@ -1066,6 +1067,7 @@ stream_out_open(const char *path, int dlt, enum stream_format fmt, char *err,
 		goto fail;
 	}
 	out->appended = out->out = 0;	/* the header is no record */
+	out->started = 1;
 	return out;
 fail:
 	stream_out_close(out);
@@ -1417,6 +1419,22 @@ stream_out_discard(struct stream_out *out)
 	return n;
 }
 
+/*
+ * libpcap (tcpdump, tshark) refuses a pcapng stream that describes no
+ * interface, where an empty classic one is just empty: a stream that
+ * ends without one gets one (the link type, nothing else), so an empty
+ * stream reads as empty everywhere.
+ */
+static void
+describe_one_iface(struct stream_out *out)
+{
+	if (out->format != STREAM_PCAPNG || !out->started || out->nifs > 0 || out->err != 0 ||
+	    buf_reserve(out, PCAPNG_IDB_MAX) < 0 || ends_reserve(out) < 0)
+		return;
+	out->len += pcapng_put_idb(out->buf + out->len, out->dlt, NULL, 0);
+	out->ends[out->nrec++] = out->len;
+}
+
 int
 stream_out_close(struct stream_out *out)
 {
@@ -1424,6 +1442,7 @@ stream_out_close(struct stream_out *out)
 
 	if (out == NULL)
 		return 0;
+	describe_one_iface(out);
 	rc = push(out);
 	saved = errno;
 	stream_out_discard(out);

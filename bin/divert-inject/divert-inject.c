@@ -72,6 +72,7 @@ struct injector {
 	int			 verbose;
 	int			 force_dir;	/* DIVERT_IN (--in), DIVERT_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
+	char			 in_name[DIVERT_IFNAMSIZ];	/* and its name */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
@@ -123,6 +124,7 @@ check_args(const struct args *a, struct injector *ij)
 	if (a->in_iface != NULL) {
 		if ((ij->in_ifindex = if_nametoindex(a->in_iface)) == 0)
 			usage_errx("--in %s: no such interface here", a->in_iface);
+		snprintf(ij->in_name, sizeof(ij->in_name), "%s", a->in_iface);
 		ij->force_dir = DIVERT_IN;
 	}
 	if (a->out)
@@ -176,9 +178,11 @@ show(struct injector *ij, const struct pkt *p, const char *note)
 	localtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	describe(p, what, sizeof(what));
+	/* The name a pcapng record gives, else this namespace's name for the index. */
 	fprintf(stderr, "%s.%06ld %s %s %s%s%s\n", when, (long)p->a.ts.tv_usec,
-	    p->a.dir == DIVERT_IN ? "in " : "out", ifname(ij, p->a.ifindex), what,
-	    note[0] ? " " : "", note);
+	    p->a.dir == DIVERT_IN ? "in " : "out",
+	    p->a.ifname[0] != '\0' && memchr(p->a.ifname, '\0', sizeof(p->a.ifname)) ?
+	    p->a.ifname : ifname(ij, p->a.ifindex), what, note[0] ? " " : "", note);
 }
 
 /*
@@ -288,16 +292,23 @@ reported(const struct divert_report *r, void *arg)
 		refuse(ij, &p, r->result, r->why);
 }
 
-/* Which way a record goes and by which interface, after --in / --out. */
+/*
+ * Which way a record goes and by which interface, after --in / --out.  The
+ * interface is named as well as numbered (a pcapng record's name is looked
+ * up first): --in replaces both, a record turned the other way loses both.
+ */
 static void
 aim(struct injector *ij, struct pkt *p)
 {
 	int dir = ij->force_dir ? ij->force_dir : p->a.dir == DIVERT_IN ? DIVERT_IN : DIVERT_OUT;
 
-	if (dir == DIVERT_IN && ij->in_ifindex != 0)
+	if (dir == DIVERT_IN && ij->in_ifindex != 0) {
 		p->a.ifindex = ij->in_ifindex;
-	else if (dir != p->a.dir)
+		memcpy(p->a.ifname, ij->in_name, sizeof(p->a.ifname));
+	} else if (dir != p->a.dir) {
 		p->a.ifindex = 0;		/* the record's interface meant the other way */
+		p->a.ifname[0] = '\0';
+	}
 	p->a.dir = dir;
 }
 

@@ -102,14 +102,13 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 		defrag "$W/s.pcap" "$W/got.pcap" --max-memory 8M --overlap $pol
 		grep -q '16380 read, 2 written; 0 passed, 16380 fragments, 2 reassembled' "$W/err"
 		# the same two datagrams (completed in another order); UDP checksums by scapy
-		/usr/bin/python3 - "$W/got.pcap" "$W/want.pcap" <<-'EOF'
-		import sys, struct
+		/usr/bin/python3 - "$W/got.pcap" "$W/want.pcap" "$BATS_TEST_DIRNAME/../stream" <<-'EOF'
+		import sys
 		from scapy.all import IP, UDP
+		sys.path.insert(0, sys.argv[3])
+		from capfile import read
 		def ips(p):
-		    d = open(p, "rb").read(); o = 24; out = []
-		    while o < len(d):
-		        n = struct.unpack("<I", d[o+8:o+12])[0]; out.append(d[o+16:o+16+n]); o += 16 + n
-		    return out
+		    return [data for _, data, _ in read(p)[1]]
 		got, want = ips(sys.argv[1]), ips(sys.argv[2])
 		assert sorted(got) == sorted(want) and len(got) == 2 and all(len(g) == 65535 for g in got), "bytes differ"
 		for g in got:
@@ -166,8 +165,9 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	exec 5>"$W/fifo"
 	cat "$W/one.pcap" >&5
 	sleep 0.5
-	[ "$(file_size "$W/out")" -eq 24 ]		# held, not yet expired
-	wait_until 30 bigger_than "$W/out" 24		# written through ~1 s later
+	hdr=$(stream_header_len "$W/out")
+	[ "$(file_size "$W/out")" -eq "$hdr" ]		# held, not yet expired
+	wait_until 30 bigger_than "$W/out" "$hdr"	# written through ~1 s later
 	kill -0 "$pid"					# while the input is still open
 	exec 5>&-
 	wait "$pid"
@@ -184,7 +184,7 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	[ "$(tshark -r "$W/frags.pcap" -Y 'ip.len > 1280 || ipv6.plen > 1240' 2>/dev/null | wc -l)" -eq 1 ]
 	[ "$(tshark -r "$W/frags.pcap" -o ip.check_checksum:TRUE -Y 'ip' 2>/dev/null | wc -l)" -eq 63 ]
 	[ "$(tshark -r "$W/frags.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == 1' 2>/dev/null | wc -l)" -eq 63 ]
-	defrag "$W/frags.pcap" "$W/rt.pcap"
+	defrag "$W/frags.pcap" "$W/rt.pcap" -F pcap		# pcapng in, classic out
 	grep -q '123 read, 9 written; 4 passed, 119 fragments, 5 reassembled' "$W/err"
 	# records (time stamps, SLL2 headers, bytes) equal; only the file header's snaplen may differ
 	cmp <(tail -c +25 "$W/cap.pcap") <(tail -c +25 "$W/rt.pcap")

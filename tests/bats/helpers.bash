@@ -103,6 +103,16 @@ wait_gone() {	# PID [TENTHS]: wait for a process to exit
 }
 
 file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# stream_header_len FILE: bytes of the stream's header at the start of FILE
+# (pcapng: its section header block, whose length it gives; classic: 24).
+stream_header_len() {
+	if [ "$(od -An -tx1 -N4 "$1" | tr -d ' \n')" = 0a0d0d0a ]; then
+		od -An -tu4 -j4 -N4 "$1" | tr -d ' \n'
+	else
+		echo 24
+	fi
+}
 bigger_than() { [ "$(file_size "$1")" -gt "$2" ]; }
 
 # pcap_show FILE [FILTER]: tcpdump's one line a packet, without its banner.

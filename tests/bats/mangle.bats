@@ -423,7 +423,7 @@ without_v6frags() { tshark -r "$1" -Y 'not ipv6.fraghdr' -F pcap -w "$2" 2>/dev/
 	help=$(printf '%s\n' "${lines[@]}" | sed -nE 's/^ +(-[a-zA-Z?], )?--([a-z-]+).*/\2/p' |
 	    grep -vxE 'help|usage|version' | tr '\n' ' ')
 	echo "help: $help"
-	man=$(sed -nE 's/^\.It Fl (-|[a-z] Ar [a-z]+ , Fl -)([a-z-]+).*/\2/p' "$BATS_TEST_DIRNAME/../../man/divert-mangle.1" | tr '\n' ' ')
+	man=$(sed -nE 's/^\.It Fl (-|[a-zA-Z] Ar [a-z]+ , Fl -)([a-z-]+).*/\2/p' "$BATS_TEST_DIRNAME/../../man/divert-mangle.1" | tr '\n' ' ')
 	echo "man:  $man"
 	[ "$help" = "$man" ]
 	[[ "$help" == *"src "*"dst "* && "$help" == *"sport "*"dport "* ]]

@@ -19,11 +19,15 @@ namespace whose kernel reassembles them, and fed to divert-defrag.
 Protocol 253 (RFC 3692, experiments) has no checksum and no listener: what
 arrives is exactly what the kernel reassembled.
 """
+import os
 import select
 import socket
 import struct
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stream"))
+import capfile  # noqa: E402
 
 PROTO = 253
 DLT_RAW = 101
@@ -160,16 +164,10 @@ def build(path, src4, dst4, src6, dst6):
 
 
 def records(path):
-    with open(path, "rb") as f:
-        d = f.read()
-    assert struct.unpack("<I", d[:4])[0] == 0xA1B2C3D4
-    assert struct.unpack("<I", d[20:24])[0] == DLT_RAW, "want LINKTYPE_RAW"
-    o, out = 24, []
-    while o < len(d):
-        n = struct.unpack("<I", d[o + 8:o + 12])[0]
-        out.append(d[o + 16:o + 16 + n])
-        o += 16 + n
-    return out
+    """The packets of a RAW capture, pcap or pcapng (tests/stream/capfile.py)."""
+    linktype, recs = capfile.read(path)
+    assert linktype == DLT_RAW, "want LINKTYPE_RAW"
+    return [data for _, data, _ in recs]
 
 
 def send(path, iface, mac):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compare divert-defrag's output with what it must be, and check checksums.
 
-  pcapcmp.py GOT WANT [--no-csum]
+  pcapcmp.py GOT WANT [--no-csum]     (pcap or pcapng, tests/stream/capfile.py)
       record for record: time stamp, link header and IP bytes equal; and
       (unless --no-csum) every IPv4 header, UDP and TCP checksum in GOT is
       verified by scapy, independently of divert's code.
@@ -10,25 +10,20 @@
 
 Prints what differs; exits 1 on any difference.
 """
-import struct
+import os
 import sys
 
 from scapy.all import IP, IPv6, UDP, TCP
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stream"))
+from capfile import read  # noqa: E402
+
 
 def records(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    magic, _, _, _, _, _, dlt = struct.unpack("<IHHiIII", data[:24])
-    assert magic == 0xA1B2C3D4, f"{path}: not a microsecond pcap"
+    """[(time in us, link header, IP bytes)] of a pcap or pcapng file."""
+    dlt, recs = read(path)
     hl = {276: 20, 101: 0, 228: 0, 229: 0}[dlt]
-    off, out = 24, []
-    while off < len(data):
-        sec, usec, cap, _ = struct.unpack("<IIII", data[off:off + 16])
-        rec = data[off + 16:off + 16 + cap]
-        out.append((sec * 1000000 + usec, rec[:hl], rec[hl:]))
-        off += 16 + cap
-    return out
+    return [(ts, rec[:hl], rec[hl:]) for ts, rec, _ in recs]
 
 
 def csum_ok(ip):

@@ -121,9 +121,75 @@ def stream_seeds(pk):
     put("stream_fuzz", "null_swapped", b"\x83\x01" + rec)
 
 
+def ng_block(bo, btype, body):
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack(bo + "II", btype, n) + body + struct.pack(bo + "I", n)
+
+
+def ng_opt(bo, code, val):
+    return struct.pack(bo + "HH", code, len(val)) + val + b"\0" * (-len(val) % 4)
+
+
+def ng_custom(bo, tlvs):
+    """Our custom option (2989, PEN 32473): TLVs {type, length, value}."""
+    return ng_opt(bo, 2989, struct.pack(bo + "I", 32473) +
+                  b"".join(bytes([t, len(v)]) + v for t, v in tlvs))
+
+
+def ng_shb(bo):
+    return ng_block(bo, 0x0A0D0D0A, struct.pack(bo + "IHHq", 0x1A2B3C4D, 1, 0, -1) +
+                    ng_opt(bo, 4, b"mkseeds") + struct.pack(bo + "I", 0))
+
+
+def ng_idb(bo, linktype, name=None, ifindex=None, tsresol=None):
+    o = b""
+    if name:
+        o += ng_opt(bo, 2, name)
+    if tsresol is not None:
+        o += ng_opt(bo, 9, bytes([tsresol]))
+    if ifindex is not None:
+        o += ng_custom(bo, [(8, struct.pack(bo + "I", ifindex))])
+    return ng_block(bo, 1, struct.pack(bo + "HHI", linktype, 0, 0) + o +
+                    (struct.pack(bo + "I", 0) if o else b""))
+
+
+def ng_epb(bo, ifid, ts, data, opts=b"", cut=0):
+    pad = b"\0" * (-len(data) % 4)
+    return ng_block(bo, 6, struct.pack(bo + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF,
+                                       len(data), len(data) + cut) + data + pad + opts +
+                    (struct.pack(bo + "I", 0) if opts else b""))
+
+
+def ng_seeds(pk):
+    """pcapng as the divert stream writes it, and as others may."""
+    ip4, ip6 = bytes(pk["udp4"]), bytes(pk["tcp6_ext"])
+    sll2 = struct.pack(">HHIHBB8s", 0x0800, 0, 7, 1, 4, 0, b"") + ip4
+    ctx = lambda bo: (ng_opt(bo, 2, struct.pack(bo + "I", 2)) +
+                      ng_opt(bo, 5, struct.pack(bo + "Q", 42)) +
+                      ng_opt(bo, 6, struct.pack(bo + "I", 4321)) +
+                      ng_custom(bo, [(1, b"\x02"), (2, struct.pack(bo + "I", 0x42)),
+                                     (3, struct.pack(bo + "I", 3)), (4, b"eth3"),
+                                     (5, struct.pack(bo + "Q", 0x1122334455667788)),
+                                     (6, struct.pack(bo + "I", 1000)),
+                                     (7, struct.pack(bo + "I", 100))]))
+    # Ours: SLL2, two interfaces, every option.
+    put("stream_fuzz", "pcapng_v2", b"\x00" + ng_shb("<") + ng_idb("<", 276, b"eth7", 7) +
+        ng_epb("<", 0, 1700000000123456, sll2, ctx("<")) +
+        ng_idb("<", 276, b"eth3", 3) + ng_epb("<", 1, 1700000000123457, sll2, b"", 5))
+    # Another writer: big-endian RAW in nanoseconds, an unknown block, then a
+    # little-endian section of its own, an SPB.
+    put("stream_fuzz", "pcapng_be_sections", b"\x00" + ng_shb(">") +
+        ng_block(">", 0x0BAD, b"unknown!") + ng_idb(">", 101, b"wan0", 12, 9) +
+        ng_epb(">", 0, 1700000000123456789, ip4, ctx(">") + ng_opt(">", 1234, b"x")) +
+        ng_shb("<") + ng_idb("<", 229, None, None, 0x86) +
+        ng_epb("<", 0, 5, ip6) + ng_block("<", 3, struct.pack("<I", len(ip6)) + ip6))
+
+
 if __name__ == "__main__":
     pk = packets()
     mangle_seeds(pk)
     frag_seeds()
     reasm_seeds()
     stream_seeds(pk)
+    ng_seeds(pk)

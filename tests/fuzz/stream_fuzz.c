@@ -1,9 +1,11 @@
 /*
- * stream_fuzz - libFuzzer harness for the stream reader (common/stream.c).
+ * stream_fuzz - libFuzzer harness for the stream reader (common/stream.c,
+ * common/pcapng.c).
  *
- * Input: byte 0 with bit 7 clear: the rest is the whole file (pcap or
- * pcapng, as libpcap reads them).  With bit 7 set, a valid pcap file header
- * is put before the rest: bits 0-3 of byte 0 pick the link type (every one
+ * Input: byte 0 with bit 7 clear: the rest is the whole file (classic
+ * pcap, read through libpcap, or pcapng, read by our own block reader).
+ * With bit 7 set, a valid pcap file header is put before the rest: bits
+ * 0-3 of byte 0 pick the link type (every one
  * the reader supports, and one it does not), byte 1 the variant (bit 0
  * other byte order, bit 1 nanosecond magic, bits 2-3 the snapshot length).
  *

@@ -1,29 +1,23 @@
 #!/usr/bin/python3
-"""pcapdiff.py A B: compare two pcap files record by record (bytes only,
-time stamps aside; either byte order, micro- or nanosecond).  Prints one
-line per differing record: index, length and the differing byte offsets.
-Exit 0 when every record is byte-identical."""
-import struct
+"""pcapdiff.py A B: compare two captures record by record (bytes only,
+time stamps aside): classic pcap (either byte order, micro- or nanosecond)
+or pcapng (either byte order; the first interface's link type).  Prints
+one line per differing record: index, length and the differing byte
+offsets.  Exit 0 when every record is byte-identical."""
+import os
 import sys
 
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stream"))
+from capfile import read  # noqa: E402
+
+
 def records(path):
-    with open(path, 'rb') as f:
-        data = f.read()
-    magic = data[:4]
-    if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
-        end = '<'
-    elif magic in (b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
-        end = '>'
-    else:
-        sys.exit('%s: not a classic pcap file' % path)
-    linktype = struct.unpack(end + 'I', data[20:24])[0]
-    off, out = 24, []
-    while off + 16 <= len(data):
-        _, _, caplen, wirelen = struct.unpack(end + 'IIII', data[off:off + 16])
-        out.append((data[off + 16:off + 16 + caplen], wirelen))
-        off += 16 + caplen
-    return linktype, out
+    try:
+        linktype, recs = read(path)
+    except ValueError as e:
+        sys.exit("%s: %s" % (path, e))
+    return linktype, [(data, wire) for _, data, wire in recs]
 
 
 def main():

@@ -454,6 +454,61 @@ test_pcapng_roundtrip(void)
 		pcap_close(pc);
 }
 
+/* RAW: the file says LINKTYPE_RAW (101), libpcap and we read DLT_RAW (12). */
+static void
+raw_linktype(void)
+{
+	char err[256], ebuf[PCAP_ERRBUF_SIZE];
+	struct stream_out *out = stream_out_open(path, DLT_RAW, STREAM_PCAPNG, err, sizeof(err));
+	struct pkt p = { .data = (uint8_t *)ip4, .len = sizeof(ip4) };
+	struct stream_in *in;
+	uint32_t shblen = 0;
+	uint16_t lt = 0;
+	pcap_t *pc;
+	FILE *fp;
+
+	ok(out != NULL && stream_out_write(out, &p) == 0 && stream_out_close(out) == 0,
+	    "a RAW record in pcapng");
+	if ((fp = fopen(path, "rb")) != NULL) {
+		if (fseek(fp, 4, SEEK_SET) != 0 || fread(&shblen, 4, 1, fp) != 1 ||
+		    fseek(fp, shblen + 8, SEEK_SET) != 0 || fread(&lt, 2, 1, fp) != 1)
+			lt = 0;
+		fclose(fp);
+	}
+	pc = pcap_open_offline(path, ebuf);
+	in = open_capture();
+	ok(lt == 101 && pc != NULL && pcap_datalink(pc) == DLT_RAW && in != NULL &&
+	    stream_in_linktype(in) == DLT_RAW, "the IDB says LINKTYPE_RAW (%u); libpcap and "
+	    "the reader say DLT_RAW", lt);
+	if (pc != NULL)
+		pcap_close(pc);
+	stream_in_close(in);
+}
+
+/* A pcapng stream without records still describes an interface: libpcap reads it as empty. */
+static void
+test_pcapng_empty(void)
+{
+	char err[256], ebuf[PCAP_ERRBUF_SIZE];
+	struct stream_out *out = stream_out_open(path, DLT_RAW, STREAM_PCAPNG, err, sizeof(err));
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	struct stream_in *in;
+	struct pkt q;
+	pcap_t *pc;
+
+	ok(out != NULL && stream_out_close(out) == 0, "an empty pcapng stream");
+	pc = pcap_open_offline(path, ebuf);
+	ok(pc != NULL && pcap_datalink(pc) == DLT_RAW && pcap_next_ex(pc, &h, &d) == PCAP_ERROR_BREAK,
+	    "libpcap reads it: RAW, no records (%s)", pc ? "" : ebuf);
+	if (pc != NULL)
+		pcap_close(pc);
+	in = open_capture();
+	ok(in != NULL && stream_in_linktype(in) == DLT_RAW && stream_in_read(in, &q) == 0,
+	    "so does ours");
+	stream_in_close(in);
+}
+
 /* pcapng keeping an Ethernet input's link type: the record's bytes, as they were. */
 static void
 test_pcapng_keep_linktype(void)
@@ -485,6 +540,7 @@ test_pcapng_keep_linktype(void)
 	    "no direction, no port: none was known");
 	stream_in_close(in);
 	unlink(path2);
+	raw_linktype();
 }
 
 /*
@@ -539,7 +595,7 @@ test_pcapng_foreign(void)
 	blk_begin(&m, 0x0BAD);			/* an unknown block */
 	img_bytes(&m, "whatever", 8);
 	blk_end(&m);
-	idb(&m, DLT_RAW, "wan0", 12, 9);	/* nanoseconds */
+	idb(&m, 101, "wan0", 12, 9);		/* LINKTYPE_RAW, nanoseconds */
 	epb_head(&m, 0, 1700000000123456789ull, ip4, sizeof(ip4), sizeof(ip4) + 12);
 	opt_u32(&m, 2, 1);			/* inbound */
 	opt_u64(&m, 5, 77);
@@ -570,7 +626,8 @@ test_pcapng_foreign(void)
 	img_save(&m, m.len);
 
 	in = open_capture();
-	ok(in != NULL && stream_in_linktype(in) == DLT_RAW, "a big-endian section: RAW");
+	ok(in != NULL && stream_in_linktype(in) == DLT_RAW, "a big-endian section: "
+	    "LINKTYPE_RAW is DLT_RAW");
 	if (in == NULL)
 		return;
 	ok(stream_in_read(in, &q) == 1 && q.dlt == DLT_RAW && q.a.proto == ETH_P_IP &&
@@ -622,7 +679,7 @@ test_pcapng_broken(void)
 
 	memset(&m, 0, sizeof(m));
 	shb(&m, 0);
-	idb(&m, DLT_RAW, "a", 1, 0);
+	idb(&m, 101, "a", 1, 0);
 	epb_head(&m, 0, 1, ip4, sizeof(ip4), sizeof(ip4));
 	blk_end(&m);
 	good = m.len;
@@ -877,6 +934,7 @@ main(void)
 	test_keep_linktype();
 	test_broken();
 	test_pcapng_roundtrip();
+	test_pcapng_empty();
 	test_pcapng_keep_linktype();
 	test_pcapng_discard_redescribes();
 	test_pcapng_foreign();
