@@ -1,0 +1,241 @@
+/*
+ * inplace.c - the divert ports a tool joined, and its verdicts there.
+ *
+ * A handful of ports at most (a stream comes from one listener, or a few
+ * merged): a small table, looked up by port.  A port whose join failed (no
+ * listener offers it here) is tried again at most once a second, so that a
+ * stream from another namespace or another time costs no connect a record.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "inplace.h"
+
+#define PORTS		8		/* ports joined at once, at most */
+#define RETRY_MS	1000		/* a failed join is not tried again sooner */
+
+struct joined_port {
+	int		 port;		/* -1: slot free */
+	struct divert	*h;		/* NULL: the last join failed, at failed_at */
+	uint64_t	 failed_at;	/* ms */
+	uint64_t	 foreign;	/* a holder seen that is not its listener's session */
+};
+
+struct inplace {
+	int			fd;		/* the input */
+	unsigned		flags;		/* DIVERT_JOIN_* */
+	uint64_t		accepted, dropped;
+	struct joined_port	ports[PORTS];
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A live input comes from a process now: a pipe or a socket, not a file. */
+static int
+is_live(int fd)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+struct inplace *
+inplace_new(int fd, int injector)
+{
+	struct inplace *ip;
+	int i;
+
+	if (!is_live(fd) || (ip = calloc(1, sizeof(*ip))) == NULL)
+		return NULL;
+	ip->fd = fd;
+	ip->flags = injector ? DIVERT_JOIN_INJECT : 0;
+	for (i = 0; i < PORTS; i++)
+		ip->ports[i].port = -1;
+	return ip;
+}
+
+/* Leave a port: its verdicts sent, its counts told, its socket closed. */
+static void
+leave(struct inplace *ip, struct joined_port *jp)
+{
+	(void)ip;
+	if (jp->h != NULL)
+		divert_close(jp->h);
+	jp->h = NULL;
+	jp->failed_at = now_ms();
+}
+
+static struct joined_port *
+slot_of(struct inplace *ip, int port)
+{
+	struct joined_port *free_slot = NULL;
+	int i;
+
+	for (i = 0; i < PORTS; i++) {
+		if (ip->ports[i].port == port)
+			return &ip->ports[i];
+		if (ip->ports[i].port < 0 && free_slot == NULL)
+			free_slot = &ip->ports[i];
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->port = port;
+	}
+	return free_slot;
+}
+
+/*
+ * The slot of a's port, with its handle joined now if it is not and it is
+ * time to try.  Whether the listener is still there is seen when verdicts
+ * go (inplace_flush) and while the input is idle (inplace_wait): never a
+ * system call a record.
+ */
+static struct joined_port *
+join_for(struct inplace *ip, const struct divert_addr *a)
+{
+	struct joined_port *jp;
+
+	if (ip == NULL || !(a->flags & DIVERT_ADDR_QUEUE) || (jp = slot_of(ip, a->port)) == NULL)
+		return NULL;
+	/*
+	 * Another binding's records (another namespace's listener, an earlier
+	 * one): its listener is not ours to make hold.
+	 */
+	if (jp->h != NULL && a->holder != 0 && divert_session(jp->h) != 0 &&
+	    a->holder != divert_session(jp->h)) {
+		jp->foreign = a->holder;
+		leave(ip, jp);
+	}
+	if (jp->h == NULL && (jp->foreign == 0 || jp->foreign != a->holder) &&
+	    (jp->failed_at == 0 || now_ms() - jp->failed_at >= RETRY_MS)) {
+		jp->h = divert_join(a->port, ip->flags, NULL);
+		if (jp->h == NULL)
+			jp->failed_at = now_ms();
+	}
+	return jp->h != NULL ? jp : NULL;
+}
+
+void
+inplace_see(struct inplace *ip, const struct divert_addr *a)
+{
+	if (ip != NULL && (ip->flags & DIVERT_JOIN_INJECT))
+		join_for(ip, a);
+}
+
+/*
+ * Give a's held packet its verdict in place: 1, or 0 when it is not for
+ * here.  A listener found gone (or refusing) is left, to be joined again
+ * when one comes back.
+ */
+static int
+verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *pkt,
+    size_t len)
+{
+	struct joined_port *jp;
+
+	if (ip == NULL || !(a->flags & DIVERT_ADDR_QUEUE) || a->holder == 0 ||
+	    (jp = join_for(ip, a)) == NULL)
+		return 0;
+	if (divert_verdict_in_place(jp->h, a, v, pkt, len) == 0)
+		return 1;
+	if (errno == EPIPE || errno == EPERM || errno == EPROTO)
+		leave(ip, jp);
+	return 0;
+}
+
+int
+inplace_accept(struct inplace *ip, const struct divert_addr *a, const uint8_t *pkt,
+    size_t len)
+{
+	if (!verdict(ip, a, DIVERT_ACCEPT, pkt, len))
+		return 0;
+	ip->accepted++;
+	return 1;
+}
+
+int
+inplace_drop(struct inplace *ip, const struct divert_addr *a)
+{
+	if (!verdict(ip, a, DIVERT_DROP, NULL, 0))
+		return 0;
+	ip->dropped++;
+	return 1;
+}
+
+void
+inplace_flush(struct inplace *ip)
+{
+	int i;
+
+	if (ip == NULL)
+		return;
+	for (i = 0; i < PORTS; i++)
+		if (ip->ports[i].h != NULL && divert_flush(ip->ports[i].h) < 0 &&
+		    divert_joined(ip->ports[i].h) < 0)
+			leave(ip, &ip->ports[i]);
+}
+
+int
+inplace_wait(struct inplace *ip, int ms)
+{
+	struct pollfd pfd[1 + PORTS];
+	int slot[1 + PORTS], n, i, rc;
+
+	for (;;) {
+		pfd[0] = (struct pollfd){ .fd = ip->fd, .events = POLLIN };
+		for (n = 1, i = 0; i < PORTS; i++)
+			if (ip->ports[i].h != NULL) {
+				pfd[n] = (struct pollfd){ .fd = divert_fd(ip->ports[i].h),
+				    .events = POLLIN };
+				slot[n++] = i;
+			}
+		if ((rc = poll(pfd, (nfds_t)n, ms)) <= 0)
+			return rc;
+		/* The answer to a join, or a listener gone: divert_joined takes either. */
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
+				leave(ip, &ip->ports[slot[i]]);
+		if (pfd[0].revents != 0)
+			return 1;
+		if (ms >= 0)
+			return 0;	/* the caller's clock: it asks again */
+	}
+}
+
+uint64_t
+inplace_accepted(const struct inplace *ip)
+{
+	return ip != NULL ? ip->accepted : 0;
+}
+
+uint64_t
+inplace_dropped(const struct inplace *ip)
+{
+	return ip != NULL ? ip->dropped : 0;
+}
+
+void
+inplace_free(struct inplace *ip)
+{
+	int i;
+
+	if (ip == NULL)
+		return;
+	for (i = 0; i < PORTS; i++)
+		if (ip->ports[i].h != NULL)
+			divert_close(ip->ports[i].h);
+	free(ip);
+}
