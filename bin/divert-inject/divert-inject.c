@@ -419,7 +419,11 @@ report(const struct injector *ij)
 		    reason_words[r]);
 		first = 0;
 	}
-	fprintf(stderr, "%s, %ju in place\n", first ? "" : ")", (uintmax_t)ij->in_place);
+	fputs(first ? "" : ")", stderr);
+	/* Of the injected, those given back in place (a live pipeline's). */
+	if (ij->in_place > 0)
+		fprintf(stderr, ", %ju in place", (uintmax_t)ij->in_place);
+	fputc('\n', stderr);
 }
 
 int
