@@ -20,29 +20,37 @@
 
 #include "bytes.h"
 #include "ether.h"
+#include "pcapng.h"
 #include "tool.h"
 #include "stream.h"
 
 #define STREAM_BUF	(1 << 16)	/* stdio buffer: one default pipe's worth */
 #define PIPE_BUF_BYTES	(1 << 20)	/* pipe-max-size's default */
+#define NG_READ_BUF	(1 << 18)	/* pcapng reader's buffer, to start with */
+#define NG_MAX_IFS	(1 << 16)	/* interfaces a pcapng section may describe */
 
 struct stream_in {
-	pcap_t		*pcap;
-	FILE		*fp;
-	int		 fd;		/* fp's */
-	int		 dlt;
+	enum stream_format format;
+	int		 fd, close_fd;
+	int		 dlt;		/* pcapng: the first interface's */
 	size_t		 caplen;	/* of the record last read */
 	char		 error[PCAP_ERRBUF_SIZE + 64];
+	/*
+	 * Classic pcap: libpcap reads a stdio stream over fd that first gives
+	 * back the bytes read to tell the formats apart.
+	 */
+	pcap_t		*pcap;
+	FILE		*fp;
+	uint8_t		 magic[4];
+	size_t		 nmagic, magic_given;
+	/* pcapng: our blocks, read into buf, records handed out where they lie */
+	uint8_t		*buf;
+	size_t		 size, start, end;	/* bytes buffered: [start, end) */
+	int		 eof, swap;		/* swap: the section's byte order is not ours */
+	struct pcapng_if *ifs;		/* the section's interfaces */
+	size_t		 nifs, ifcap;
 	char		 iobuf[STREAM_BUF];		/* stdio's buffer for fp */
 };
-
-/*
- * stdio buffers.  glibc ignores setvbuf's size unless given the buffer, so
- * we give it one; stdin's is static, as that stream may
- * outlive a struct that failed to open.
- */
-static char stdin_buf[STREAM_BUF];
-
 
 uint16_t
 pkt_ip_proto(const uint8_t *data, size_t len)
@@ -129,24 +137,56 @@ dlt_supported(int dlt)
 	}
 }
 
-struct stream_in *
-stream_in_open(const char *path, char *err, size_t errlen)
+/* Set the record's link fields from its link header; shared by both formats. */
+static void
+take_record(struct stream_in *in, struct pkt *p, int dlt, uint8_t *rec, size_t caplen)
 {
-	char ebuf[PCAP_ERRBUF_SIZE] = "";
-	struct stream_in *in;
+	p->pkttype = 0;
+	p->dlt = dlt;
+	p->rec = rec;
+	in->caplen = caplen;
+	if (parse_link(dlt, p, caplen) < 0) {
+		p->l2len = caplen;		/* unparseable: all of it is "header" */
+		p->a.proto = 0;
+	}
+	p->data = p->rec + p->l2len;
+	p->len = caplen - p->l2len;
+}
 
-	if ((in = calloc(1, sizeof(*in))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+/* ---- classic pcap, through libpcap ------------------------------------ */
+
+/* stdio's reads: the bytes that told the format first, then the fd's. */
+static ssize_t
+magic_then_fd(void *cookie, char *buf, size_t size)
+{
+	struct stream_in *in = cookie;
+	size_t n = in->nmagic - in->magic_given;
+	ssize_t r;
+
+	if (n > 0) {
+		n = n < size ? n : size;
+		memcpy(buf, in->magic + in->magic_given, n);
+		in->magic_given += n;
+		return (ssize_t)n;
 	}
-	if (path == NULL || strcmp(path, "-") == 0)
-		in->fp = stdin;
-	else if ((in->fp = fopen(path, "rb")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		free(in);
-		return NULL;
+	while ((r = read(in->fd, buf, size)) < 0 && errno == EINTR && !stop_signalled)
+		;
+	return r;
+}
+
+static int
+classic_open(struct stream_in *in, const char *name, char *err, size_t errlen)
+{
+	static const cookie_io_functions_t io = { .read = magic_then_fd };
+	char ebuf[PCAP_ERRBUF_SIZE] = "";
+
+	in->format = STREAM_PCAP;
+	if ((in->fp = fopencookie(in, "rb", io)) == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -1;
 	}
-	setvbuf(in->fp, in->fp == stdin ? stdin_buf : in->iobuf, _IOFBF, STREAM_BUF);
+	/* glibc ignores setvbuf's size unless given the buffer: we give it one. */
+	setvbuf(in->fp, in->iobuf, _IOFBF, STREAM_BUF);
 	/*
 	 * One thread uses the stream: without this every fread libpcap makes
 	 * (two a record) takes and drops stdio's lock, atomics that took
@@ -154,34 +194,15 @@ stream_in_open(const char *path, char *err, size_t errlen)
 	 */
 	__fsetlocking(in->fp, FSETLOCKING_BYCALLER);
 	if ((in->pcap = pcap_fopen_offline(in->fp, ebuf)) == NULL) {
-		snprintf(err, errlen, "%s: not a pcap stream: %s",
-		    in->fp == stdin ? "standard input" : path, ebuf);
-		if (in->fp != stdin)
-			fclose(in->fp);
-		free(in);
-		return NULL;
+		snprintf(err, errlen, "%s: not a pcap stream: %s", name, ebuf);
+		return -1;
 	}
-	in->fd = fileno(in->fp);
 	in->dlt = pcap_datalink(in->pcap);
-	if (!dlt_supported(in->dlt)) {
-		snprintf(err, errlen, "link type %s is not supported (want SLL2, SLL, "
-		    "RAW, IPV4, IPV6, EN10MB, NULL or LOOP)",
-		    pcap_datalink_val_to_name(in->dlt) ?: "unknown");
-		pcap_close(in->pcap);
-		free(in);
-		return NULL;
-	}
-	return in;
+	return 0;
 }
 
-int
-stream_in_linktype(const struct stream_in *in)
-{
-	return in->dlt;
-}
-
-int
-stream_in_read(struct stream_in *in, struct pkt *p)
+static int
+classic_read(struct stream_in *in, struct pkt *p)
 {
 	struct pcap_pkthdr *h;
 	const u_char *data;
@@ -197,23 +218,372 @@ stream_in_read(struct stream_in *in, struct pkt *p)
 	}
 	/* Not memset(p): 112 bytes become a rep stosq, slow to start; p->a alone is not. */
 	memset(&p->a, 0, sizeof(p->a));
+	p->a.hook = DIVERT_HOOK_UNKNOWN;
 	p->a.ts = h->ts;
 	p->a.cut = h->len > h->caplen ? h->len - h->caplen : 0;
-	p->pkttype = 0;
-	p->dlt = in->dlt;
 	/*
 	 * pcap_next_ex is zero-copy: the record is edited in libpcap's own
 	 * buffer, which nothing reads again until the next read refills it.
 	 */
-	p->rec = (uint8_t *)data;
-	in->caplen = h->caplen;
-	if (parse_link(in->dlt, p, h->caplen) < 0) {
-		p->l2len = h->caplen;		/* unparseable: all of it is "header" */
-		p->a.proto = 0;
-	}
-	p->data = p->rec + p->l2len;
-	p->len = h->caplen - p->l2len;
+	take_record(in, p, in->dlt, (uint8_t *)data, h->caplen);
 	return 1;
+}
+
+/* ---- pcapng, ours ----------------------------------------------------- */
+
+static int
+broken(struct stream_in *in, const char *why)
+{
+	snprintf(in->error, sizeof(in->error), "broken stream: %s", why);
+	return -1;
+}
+
+/* A non-blocking input with nothing yet: wait for it. */
+static int
+wait_readable(struct stream_in *in)
+{
+	struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, -1) < 0 && (errno != EINTR || stop_signalled) ? -1 : 0;
+}
+
+/* Room for n bytes from in->start on: the buffered bytes moved to the front, or a larger buffer. */
+static int
+make_room(struct stream_in *in, size_t n)
+{
+	uint8_t *nb;
+	size_t size;
+
+	if (n > in->size) {
+		for (size = in->size; size < n; size *= 2)
+			;
+		if ((nb = realloc(in->buf, size)) == NULL)
+			return broken(in, "out of memory");
+		in->buf = nb, in->size = size;
+	}
+	memmove(in->buf, in->buf + in->start, in->end - in->start);
+	in->end -= in->start;
+	in->start = 0;
+	return 0;
+}
+
+/*
+ * At least n bytes buffered from in->start (read as large as the buffer
+ * takes: few reads, and a record handed out stays where it lies until the
+ * next call).  1, 0 when the stream ends first, -1 on a read error.
+ */
+static int
+fill(struct stream_in *in, size_t n)
+{
+	ssize_t r;
+
+	if (in->end - in->start >= n)
+		return 1;
+	if (in->start == in->end)
+		in->start = in->end = 0;
+	if (in->start + n > in->size && make_room(in, n) < 0)
+		return -1;
+	while (in->end - in->start < n) {
+		if (in->eof)
+			return 0;
+		r = read(in->fd, in->buf + in->end, in->size - in->end);
+		if (r > 0)
+			in->end += (size_t)r;
+		else if (r == 0)
+			in->eof = 1;
+		else if (errno == EINTR && !stop_signalled)
+			continue;
+		else if (errno == EAGAIN && wait_readable(in) == 0)
+			continue;
+		else
+			return broken(in, strerror(errno));
+	}
+	return 1;
+}
+
+/* fill(), with a stream that ends early called truncated. */
+static int
+fill_all(struct stream_in *in, size_t n)
+{
+	int rc = fill(in, n);
+
+	return rc == 0 ? broken(in, "truncated block") : rc;
+}
+
+static int
+wanted_block(uint32_t type)
+{
+	return type == PCAPNG_SHB || type == PCAPNG_IDB || type == PCAPNG_EPB ||
+	    type == PCAPNG_SPB;
+}
+
+/* Pass over len bytes of a block we do not read, whatever its size; then its trailer. */
+static int
+skip_block(struct stream_in *in, uint32_t len)
+{
+	size_t left = len - 4, n;
+
+	while (left > 0) {
+		if (in->end == in->start && fill_all(in, 1) < 0)
+			return -1;
+		n = in->end - in->start < left ? in->end - in->start : left;
+		in->start += n;
+		left -= n;
+	}
+	if (fill_all(in, 4) < 0)
+		return -1;
+	if (pcapng_u32(in->buf + in->start, in->swap) != len)
+		return broken(in, "a block's two lengths differ");
+	in->start += 4;
+	return 0;
+}
+
+/*
+ * The next block: whole in the buffer (*b, *len) when the reader reads
+ * its type, else skipped (*b NULL).  1, 0 at a clean end, -1 (in->error).
+ */
+static int
+next_block(struct stream_in *in, uint32_t *type, uint8_t **b, uint32_t *len)
+{
+	uint32_t magic;
+	int rc, swap = in->swap;
+
+	if ((rc = fill(in, 8)) <= 0)
+		return rc < 0 ? -1 : in->end == in->start ? 0 :
+		    broken(in, "the stream ends inside a block header");
+	*type = pcapng_u32(in->buf + in->start, swap);
+	*b = NULL;
+	if (*type == PCAPNG_SHB) {
+		/* A section says its own byte order, its length's too. */
+		if (fill_all(in, 12) < 0)
+			return -1;
+		memcpy(&magic, in->buf + in->start + 8, 4);
+		if (magic != PCAPNG_MAGIC && magic != __builtin_bswap32(PCAPNG_MAGIC))
+			return broken(in, "bad byte-order magic in a section header");
+		swap = magic != PCAPNG_MAGIC;
+	}
+	*len = pcapng_u32(in->buf + in->start + 4, swap);
+	if (*len < 12 || *len % 4 != 0)
+		return broken(in, "bad block length");
+	if (!wanted_block(*type))
+		return skip_block(in, *len) < 0 ? -1 : 1;
+	if (*len > PCAPNG_BLOCK_MAX)
+		return broken(in, "block too large");
+	if (fill_all(in, *len) < 0)
+		return -1;
+	*b = in->buf + in->start;
+	if (pcapng_u32(*b + *len - 4, swap) != *len)
+		return broken(in, "a block's two lengths differ");
+	in->start += *len;
+	return 1;
+}
+
+static int
+new_section(struct stream_in *in, const uint8_t *b, uint32_t len)
+{
+	const char *why;
+
+	if (pcapng_read_shb(b, len, &in->swap, &why) < 0)
+		return broken(in, why);
+	in->nifs = 0;			/* interface ids start again */
+	return 0;
+}
+
+static int
+new_interface(struct stream_in *in, const uint8_t *b, uint32_t len)
+{
+	struct pcapng_if *n;
+	const char *why;
+	size_t cap;
+
+	if (in->nifs == in->ifcap) {
+		if (in->ifcap >= NG_MAX_IFS)
+			return broken(in, "too many interfaces");
+		cap = in->ifcap ? in->ifcap * 2 : 8;
+		if ((n = realloc(in->ifs, cap * sizeof(*n))) == NULL)
+			return broken(in, "out of memory");
+		in->ifs = n, in->ifcap = cap;
+	}
+	if (pcapng_read_idb(b, len, in->swap, &in->ifs[in->nifs], &why) < 0)
+		return broken(in, why);
+	in->nifs++;
+	return 0;
+}
+
+/* A packet block into p: the link header's fields, then the interface's and options'. */
+static int
+take_packet(struct stream_in *in, uint32_t type, uint8_t *b, uint32_t len, struct pkt *p)
+{
+	const struct pcapng_if *ifc;
+	struct pcapng_pkt pk;
+	const char *why = "a packet on an interface not described";
+	uint32_t caplen;
+
+	if (type == PCAPNG_EPB ? pcapng_read_epb(b, len, in->swap, &pk, &why) < 0 :
+	    in->nifs == 0 || pcapng_read_spb(b, len, in->swap, in->ifs[0].snaplen, &pk,
+	    &why) < 0)
+		return broken(in, why);
+	if (pk.ifid >= in->nifs)
+		return broken(in, why);
+	ifc = &in->ifs[pk.ifid];
+	caplen = pk.caplen > STREAM_SNAPLEN ? STREAM_SNAPLEN : pk.caplen;
+	memset(&p->a, 0, sizeof(p->a));
+	p->a.hook = DIVERT_HOOK_UNKNOWN;
+	pcapng_time(ifc, pk.ts, &p->a.ts);
+	p->a.cut = pk.origlen > caplen ? pk.origlen - caplen : 0;
+	take_record(in, p, ifc->dlt, b + pk.data, caplen);
+	if (ifc->name[0] != '\0')
+		memcpy(p->a.ifname, ifc->name, sizeof(p->a.ifname));
+	if (ifc->has_ifindex)
+		p->a.ifindex = ifc->ifindex;
+	if (type == PCAPNG_EPB)
+		pcapng_epb_options(b + pk.opts, pk.optlen, in->swap, &p->a);
+	return 1;
+}
+
+/* The next block that is a packet; section and interface blocks are taken in on the way. */
+static int
+pcapng_next(struct stream_in *in, struct pkt *p)
+{
+	uint32_t type, len;
+	uint8_t *b;
+	int rc;
+
+	for (;;) {
+		if ((rc = next_block(in, &type, &b, &len)) <= 0)
+			return rc;
+		if (b == NULL)
+			continue;		/* a block we skip */
+		if (type == PCAPNG_SHB)
+			rc = new_section(in, b, len);
+		else if (type == PCAPNG_IDB)
+			rc = new_interface(in, b, len);
+		else
+			return take_packet(in, type, b, len, p);
+		if (rc < 0)
+			return -1;
+	}
+}
+
+/*
+ * Read up to the first interface description: its link type is the
+ * stream's.  A stream that ends before it is empty (and SLL2); a packet
+ * before it is an error.
+ */
+static int
+pcapng_open(struct stream_in *in, const char *name, char *err, size_t errlen)
+{
+	uint32_t type, len;
+	uint8_t *b;
+	int rc;
+
+	in->format = STREAM_PCAPNG;
+	in->dlt = DLT_SLL2;
+	if ((in->buf = malloc(NG_READ_BUF)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	in->size = NG_READ_BUF;
+	memcpy(in->buf, in->magic, in->nmagic);
+	in->end = in->nmagic;
+	while (in->nifs == 0) {
+		if ((rc = next_block(in, &type, &b, &len)) == 0)
+			return 0;
+		if (rc > 0 && b != NULL) {
+			if (type == PCAPNG_SHB)
+				rc = new_section(in, b, len);
+			else if (type == PCAPNG_IDB)
+				rc = new_interface(in, b, len);
+			else
+				rc = broken(in, "a packet before any interface description");
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: %s", name, in->error);
+			return -1;
+		}
+	}
+	in->dlt = in->ifs[0].dlt;
+	return 0;
+}
+
+/* Read up to n bytes, fewer only at the end; bytes read, or -1. */
+static ssize_t
+read_upto(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, buf + got, n - got);
+		if (r == 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+struct stream_in *
+stream_in_open(const char *path, char *err, size_t errlen)
+{
+	int stdin_ = path == NULL || strcmp(path, "-") == 0;
+	const char *name = stdin_ ? "standard input" : path;
+	struct stream_in *in;
+	ssize_t n;
+	int rc;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	in->fd = stdin_ ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (in->fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(in);
+		return NULL;
+	}
+	in->close_fd = !stdin_;
+	if ((n = read_upto(in->fd, in->magic, sizeof(in->magic))) < 0) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		stream_in_close(in);
+		return NULL;
+	}
+	in->nmagic = (size_t)n;
+	if (n == 4 && pcapng_u32(in->magic, 0) == PCAPNG_SHB)
+		rc = pcapng_open(in, name, err, errlen);
+	else
+		rc = classic_open(in, name, err, errlen);
+	if (rc == 0 && !dlt_supported(in->dlt)) {
+		snprintf(err, errlen, "link type %s is not supported (want SLL2, SLL, "
+		    "RAW, IPV4, IPV6, EN10MB, NULL or LOOP)",
+		    pcap_datalink_val_to_name(in->dlt) ?: "unknown");
+		rc = -1;
+	}
+	if (rc < 0) {
+		stream_in_close(in);
+		return NULL;
+	}
+	return in;
+}
+
+int
+stream_in_linktype(const struct stream_in *in)
+{
+	return in->dlt;
+}
+
+enum stream_format
+stream_in_format(const struct stream_in *in)
+{
+	return in->format;
+}
+
+int
+stream_in_read(struct stream_in *in, struct pkt *p)
+{
+	return in->format == STREAM_PCAPNG ? pcapng_next(in, p) : classic_read(in, p);
 }
 
 size_t
@@ -228,17 +598,31 @@ stream_in_error(const struct stream_in *in)
 	return in->error;
 }
 
+/* A whole block waits in the pcapng reader's buffer. */
+static int
+block_buffered(const struct stream_in *in)
+{
+	size_t have = in->end - in->start;
+	uint32_t len;
+
+	if (have < 12)
+		return 0;
+	len = pcapng_u32(in->buf + in->start + 4, in->swap);
+	return len >= 12 && have >= len;
+}
+
 int
 stream_in_idle(struct stream_in *in)
 {
 	struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
 
 	/*
-	 * Bytes already in stdio's buffer are a record waiting, not idleness.
-	 * glibc has no call that says so; gnulib's freadahead reads the same
-	 * two FILE fields.
+	 * A record already read into a buffer is waiting, not idleness.  For
+	 * stdio (classic) glibc has no call that says so; gnulib's
+	 * freadahead reads the same two FILE fields.
 	 */
-	if (in->fp->_IO_read_ptr < in->fp->_IO_read_end)
+	if (in->format == STREAM_PCAPNG ? block_buffered(in) :
+	    in->fp->_IO_read_ptr < in->fp->_IO_read_end)
 		return 0;
 	return poll(&pfd, 1, 0) == 0;
 }
@@ -248,14 +632,24 @@ stream_in_close(struct stream_in *in)
 {
 	if (in == NULL)
 		return;
-	pcap_close(in->pcap);
+	if (in->pcap != NULL)
+		pcap_close(in->pcap);		/* closes fp */
+	else if (in->fp != NULL)
+		fclose(in->fp);
+	if (in->close_fd)
+		close(in->fd);
+	free(in->buf);
+	free(in->ifs);
 	free(in);
 }
 
 /*
- * The writer owns its output buffer: libpcap formats each record (pcap_dump
- * into a stdio FILE whose flushes land in buf), and whole records go out
- * with write(2): where each record ends in buf is counted, not parsed.  So the stream never ends inside a record: a stop
+ * The writer owns its output buffer: each record is formatted into buf
+ * (pcapng: by pcapng.c, an interface's description block, when new, and
+ * the packet block; classic pcap: by libpcap, pcap_dump into a stdio FILE
+ * whose flushes land in buf), and whole records go out with write(2):
+ * where each record ends in buf is counted, not parsed.  So the stream
+ * never ends inside a record: a stop
  * signal ends it after the last record the reader could take at once, and
  * the records not written are counted, not lost in a stdio buffer.
  *
@@ -277,12 +671,27 @@ stream_in_close(struct stream_in *in)
 #define NAP_MAX_MS	16		/* longest nap while a pipe drains */
 #define TORN_WAIT_MS	1000		/* to finish a started record after a stop */
 
+/*
+ * pcapng: an interface described in the stream, and the record whose
+ * block came after its description (a record discarded takes it along).
+ */
+struct ng_iface {
+	uint32_t	 ifindex;
+	char		 name[DIVERT_IFNAMSIZ];	/* zero padded: compared whole */
+	uint64_t	 rec;			/* the record's number (appended) */
+};
+
 struct stream_out {
-	pcap_t		*pcap;
+	enum stream_format format;
+	pcap_t		*pcap;		/* classic */
 	pcap_dumper_t	*dump;
 	FILE		*fp;		/* libpcap's view: appends to buf */
 	int		 fd, close_fd;
 	int		 dlt;
+	struct ng_iface	*ifs;		/* pcapng: in the order described, ids */
+	size_t		 nifs, ifcap, last_if;
+	uint32_t	*ifhash;	/* id + 1 of each interface, open addressing */
+	size_t		 hashmask;
 	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
 	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
 	int		 err;			/* errno of a failed append: sticky */
@@ -309,21 +718,31 @@ struct stream_out {
  * stdio's buffer flushes into buf: whole records or not, as it fills (a
  * record's end in buf is known by arithmetic, see stream_out_write).
  */
+/* Room for n more bytes in buf; -1 (ENOMEM) without. */
+static int
+buf_reserve(struct stream_out *out, size_t n)
+{
+	size_t size;
+	uint8_t *nb;
+
+	if (out->len + n <= out->size)
+		return 0;
+	for (size = out->size ? out->size : STREAM_BUF; size < out->len + n; size *= 2)
+		;
+	if ((nb = realloc(out->buf, size)) == NULL)
+		return errno = ENOMEM, -1;
+	out->buf = nb, out->size = size;
+	return 0;
+}
+
 static ssize_t
 buf_append(void *cookie, const char *data, size_t n)
 {
 	struct stream_out *out = cookie;
-	size_t size;
-	uint8_t *nb;
 
-	if (out->len + n > out->size) {
-		for (size = out->size ? out->size : STREAM_BUF; size < out->len + n; size *= 2)
-			;
-		if ((nb = realloc(out->buf, size)) == NULL) {
-			out->err = ENOMEM;
-			return -1;
-		}
-		out->buf = nb, out->size = size;
+	if (buf_reserve(out, n) < 0) {
+		out->err = ENOMEM;
+		return -1;
 	}
 	memcpy(out->buf + out->len, data, n);
 	out->len += n;
@@ -345,18 +764,27 @@ drain_stdio(struct stream_out *out)
 	return out->err != 0 ? (errno = out->err, -1) : 0;
 }
 
+/* Room for one more record end. */
 static int
-add_record_end(struct stream_out *out)
+ends_reserve(struct stream_out *out)
 {
 	size_t n;
 	size_t *ne;
 
-	if (out->nrec == out->recsize) {
-		n = out->recsize ? out->recsize * 2 : 1024;
-		if ((ne = realloc(out->ends, n * sizeof(*ne))) == NULL)
-			return errno = ENOMEM, -1;
-		out->ends = ne, out->recsize = n;
-	}
+	if (out->nrec < out->recsize)
+		return 0;
+	n = out->recsize ? out->recsize * 2 : 1024;
+	if ((ne = realloc(out->ends, n * sizeof(*ne))) == NULL)
+		return errno = ENOMEM, -1;
+	out->ends = ne, out->recsize = n;
+	return 0;
+}
+
+static int
+add_record_end(struct stream_out *out)
+{
+	if (ends_reserve(out) < 0)
+		return -1;
 	out->ends[out->nrec++] = out->len + out->pending;
 	return 0;
 }
@@ -459,10 +887,152 @@ setup_output(struct stream_out *out)
 	return 0;
 }
 
-struct stream_out *
-stream_out_open(const char *path, int dlt, char *err, size_t errlen)
+/* ---- pcapng interfaces ------------------------------------------------ */
+
+static int
+same_iface(const struct ng_iface *x, const struct ng_iface *y)
+{
+	return x->ifindex == y->ifindex && memcmp(x->name, y->name, sizeof(x->name)) == 0;
+}
+
+static size_t
+iface_hash(const struct ng_iface *k)
+{
+	uint32_t h = k->ifindex * 0x9e3779b1u;
+	size_t i;
+
+	for (i = 0; i < sizeof(k->name) && k->name[i] != '\0'; i++)
+		h = (h ^ (uint8_t)k->name[i]) * 0x01000193u;
+	return h;
+}
+
+/* Put interface id into the hash table (which has room). */
+static void
+iface_hash_in(struct stream_out *out, size_t id)
+{
+	size_t i = iface_hash(&out->ifs[id]) & out->hashmask;
+
+	while (out->ifhash[i] != 0)
+		i = (i + 1) & out->hashmask;
+	out->ifhash[i] = (uint32_t)id + 1;
+}
+
+static void
+iface_rehash(struct stream_out *out)
+{
+	size_t id;
+
+	memset(out->ifhash, 0, (out->hashmask + 1) * sizeof(*out->ifhash));
+	for (id = 0; id < out->nifs; id++)
+		iface_hash_in(out, id);
+	out->last_if = 0;
+}
+
+/* Room for twice the interfaces (the table half full at most). */
+static int
+iface_grow(struct stream_out *out)
+{
+	size_t cap = out->ifcap ? out->ifcap * 2 : 8;
+	struct ng_iface *n;
+	uint32_t *h;
+
+	if ((n = realloc(out->ifs, cap * sizeof(*n))) == NULL)
+		return errno = ENOMEM, -1;
+	out->ifs = n;
+	if ((h = calloc(2 * cap, sizeof(*h))) == NULL)
+		return errno = ENOMEM, -1;
+	free(out->ifhash);
+	out->ifhash = h, out->hashmask = 2 * cap - 1, out->ifcap = cap;
+	iface_rehash(out);
+	return 0;
+}
+
+/*
+ * The id of a's interface (ifindex, name) in the stream; one not yet
+ * described is described now, in buf (which has room), as part of the
+ * record being added.  -1 (ENOMEM).
+ */
+static long
+iface_id(struct stream_out *out, const struct divert_addr *a)
+{
+	struct ng_iface k = { .ifindex = a->ifindex };
+	size_t n = strnlen(a->ifname, sizeof(a->ifname)), i;
+
+	if (n < sizeof(k.name))		/* one that fills it is no Linux name */
+		memcpy(k.name, a->ifname, n);
+	if (out->nifs > 0 && same_iface(&out->ifs[out->last_if], &k))
+		return (long)out->last_if;
+	for (i = iface_hash(&k) & out->hashmask; out->ifhash[i] != 0; i = (i + 1) & out->hashmask)
+		if (same_iface(&out->ifs[out->ifhash[i] - 1], &k))
+			return (long)(out->last_if = out->ifhash[i] - 1);
+	if (out->nifs == out->ifcap && iface_grow(out) < 0)
+		return -1;
+	k.rec = out->appended;
+	out->ifs[out->nifs] = k;
+	iface_hash_in(out, out->nifs);
+	out->len += pcapng_put_idb(out->buf + out->len, out->dlt, k.name, k.ifindex);
+	out->last_if = out->nifs++;
+	return (long)out->last_if;
+}
+
+/* Records from number kept on are gone: so are the interfaces they described. */
+static void
+iface_forget(struct stream_out *out, uint64_t kept)
+{
+	size_t n = out->nifs;
+
+	while (out->nifs > 0 && out->ifs[out->nifs - 1].rec >= kept)
+		out->nifs--;
+	if (out->nifs != n)
+		iface_rehash(out);
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* pcapng: the section header into buf, as the first "record". */
+static int
+pcapng_start(struct stream_out *out)
+{
+	char appl[128];
+
+	snprintf(appl, sizeof(appl), "%s (divert) %s", program_invocation_short_name,
+	    DIVERT_VERSION);
+	if (iface_grow(out) < 0 || buf_reserve(out, PCAPNG_SHB_MAX) < 0)
+		return -1;
+	out->len += pcapng_put_shb(out->buf, appl);
+	return add_record_end(out);
+}
+
+/* Classic: libpcap's dumper, writing into buf through a stdio FILE; its header. */
+static int
+pcap_start(struct stream_out *out, char *err, size_t errlen)
 {
 	static const cookie_io_functions_t io = { .write = buf_append };
+
+	if ((out->fp = fopencookie(out, "w", io)) == NULL) {
+		snprintf(err, errlen, "cannot start the stream: %s", strerror(errno));
+		return -1;
+	}
+	setvbuf(out->fp, out->iobuf, _IOFBF, sizeof(out->iobuf));
+	__fsetlocking(out->fp, FSETLOCKING_BYCALLER);	/* as the reader's */
+	out->pcap = pcap_open_dead(out->dlt, STREAM_SNAPLEN);
+	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
+		snprintf(err, errlen, "cannot start the stream: %s",
+		    out->pcap ? pcap_geterr(out->pcap) : "out of memory");
+		return -1;
+	}
+	out->fp = NULL;			/* the dumper owns it now */
+	if (pcap_dump_flush(out->dump) < 0 || add_record_end(out) < 0) {
+		snprintf(err, errlen, "cannot write the stream: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct stream_out *
+stream_out_open(const char *path, int dlt, enum stream_format fmt, char *err,
+    size_t errlen)
+{
 	struct stream_out *out;
 
 	if ((out = calloc(1, sizeof(*out))) == NULL) {
@@ -470,6 +1040,7 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		return NULL;
 	}
 	out->dlt = dlt;
+	out->format = fmt;
 	if (path == NULL || strcmp(path, "-") == 0)
 		out->fd = STDOUT_FILENO;
 	else if ((out->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -479,37 +1050,25 @@ stream_out_open(const char *path, int dlt, char *err, size_t errlen)
 		return NULL;
 	}
 	out->close_fd = 1;
-	if (setup_output(out) < 0 || (out->fp = fopencookie(out, "w", io)) == NULL) {
+	if (setup_output(out) < 0) {
 		snprintf(err, errlen, "cannot start the stream: %s", strerror(errno));
 		goto fail;
 	}
-	setvbuf(out->fp, out->iobuf, _IOFBF, sizeof(out->iobuf));
-	__fsetlocking(out->fp, FSETLOCKING_BYCALLER);	/* as the reader's */
-	out->pcap = pcap_open_dead(dlt, STREAM_SNAPLEN);
-	if (out->pcap == NULL || (out->dump = pcap_dump_fopen(out->pcap, out->fp)) == NULL) {
-		snprintf(err, errlen, "cannot start the stream: %s",
-		    out->pcap ? pcap_geterr(out->pcap) : "out of memory");
+	if (fmt == STREAM_PCAPNG && pcapng_start(out) < 0) {
+		snprintf(err, errlen, "cannot start the stream: %s", strerror(errno));
 		goto fail;
 	}
-	out->fp = NULL;			/* the dumper owns it now */
+	if (fmt == STREAM_PCAP && pcap_start(out, err, errlen) < 0)
+		goto fail;
 	/* The header goes out now, so a reader (tcpdump -r -) starts at once. */
-	if (pcap_dump_flush(out->dump) < 0 || add_record_end(out) < 0 ||
-	    stream_out_flush(out) < 0) {
+	if (stream_out_flush(out) < 0) {
 		snprintf(err, errlen, "cannot write the stream: %s", strerror(errno));
-		stream_out_close(out);
-		return NULL;
+		goto fail;
 	}
 	out->appended = out->out = 0;	/* the header is no record */
 	return out;
 fail:
-	if (out->pcap != NULL)
-		pcap_close(out->pcap);
-	if (out->fp != NULL)
-		fclose(out->fp);
-	if (out->fd != STDOUT_FILENO)
-		close(out->fd);
-	free(out->pages);
-	free(out);
+	stream_out_close(out);
 	return NULL;
 }
 
@@ -745,6 +1304,46 @@ push(struct stream_out *out)
 	return 0;
 }
 
+/*
+ * pcapng: the record formatted straight into buf, its interface's
+ * description first when new.  Everything that may fail is done before
+ * the first byte goes in, so a record that fails is not taken.
+ */
+static int
+pcapng_write(struct stream_out *out, const struct pkt *p)
+{
+	uint8_t sll2[SLL2_HDRLEN];
+	const uint8_t *hdr = sll2;
+	size_t l2len;
+	long id;
+
+	if (p->rec != NULL && p->dlt == out->dlt) {
+		hdr = p->rec;		/* the record's own header, byte for byte */
+		l2len = p->l2len;
+	} else {
+		if (built_hdrlen(out->dlt) < 0)
+			return errno = EPROTOTYPE, -1;
+		l2len = (size_t)built_hdrlen(out->dlt);
+		if (l2len == SLL2_HDRLEN)
+			sll2_header(sll2, p);
+	}
+	if (l2len + p->len > SLL2_HDRLEN + STREAM_SNAPLEN)
+		return errno = EMSGSIZE, -1;
+	/* A full buffer goes out first: a record that fails is not taken. */
+	if (out->len - out->sent >= FLUSH_AT && push(out) < 0)
+		return -1;
+	if (out->err != 0)
+		return errno = out->err, -1;
+	if (buf_reserve(out, PCAPNG_IDB_MAX + PCAPNG_EPB_EXTRA + l2len + p->len) < 0 ||
+	    ends_reserve(out) < 0 || (id = iface_id(out, &p->a)) < 0)
+		return -1;
+	out->len += pcapng_put_epb(out->buf + out->len, (uint32_t)id, &p->a, hdr, l2len,
+	    p->data, p->len);
+	out->ends[out->nrec++] = out->len;
+	out->appended++;
+	return 0;
+}
+
 int
 stream_out_write(struct stream_out *out, const struct pkt *p)
 {
@@ -752,6 +1351,8 @@ stream_out_write(struct stream_out *out, const struct pkt *p)
 	const uint8_t *rec = out->rec;
 	size_t l2len;
 
+	if (out->format == STREAM_PCAPNG)
+		return pcapng_write(out, p);
 	if (p->rec != NULL && p->dlt == out->dlt) {
 		/* Same link type: the record's own header, byte for byte. */
 		l2len = p->l2len;
@@ -812,6 +1413,7 @@ stream_out_discard(struct stream_out *out)
 	out->nrec = out->torn ? 1 : 0;
 	out->len = out->torn ? out->ends[0] : out->sent;
 	out->appended -= n;
+	iface_forget(out, out->appended);
 	return n;
 }
 
@@ -825,8 +1427,12 @@ stream_out_close(struct stream_out *out)
 	rc = push(out);
 	saved = errno;
 	stream_out_discard(out);
-	pcap_dump_close(out->dump);	/* closes the cookie FILE: nothing to write */
-	pcap_close(out->pcap);
+	if (out->dump != NULL)
+		pcap_dump_close(out->dump);	/* closes the cookie FILE: nothing to write */
+	else if (out->fp != NULL)
+		fclose(out->fp);
+	if (out->pcap != NULL)
+		pcap_close(out->pcap);
 	if (out->set_nonblock && (flags = fcntl(out->fd, F_GETFL)) >= 0)
 		fcntl(out->fd, F_SETFL, flags & ~O_NONBLOCK);
 	if (out->close_fd && close(out->fd) < 0 && rc == 0)
@@ -834,6 +1440,8 @@ stream_out_close(struct stream_out *out)
 	free(out->pages);
 	free(out->ends);
 	free(out->buf);
+	free(out->ifs);
+	free(out->ifhash);
 	free(out);
 	errno = saved;
 	return rc;

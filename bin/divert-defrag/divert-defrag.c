@@ -32,6 +32,7 @@
 #include <linux/if_ether.h>
 
 #include "tool.h"
+#include "format_argp.h"
 #include "frag.h"
 #include "inplace.h"
 #include "reasm.h"
@@ -60,6 +61,7 @@ static const struct argp_option options[] = {
 struct args {
 	const char	*timeout, *maxmem, *overlap, *fragment;
 	int		 keep;
+	struct format_choice fmt;	/* -F */
 };
 
 struct defrag {
@@ -95,15 +97,20 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ARG:
 		argp_error(state, "no arguments: the stream comes on stdin");
 		break;
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->fmt;
+		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
 
+static const struct argp_child children[] = { { &format_argp, 0, NULL, 0 }, { 0 } };
+
 static const struct argp argp = { options, parse_opt, NULL,
-	"Reassemble the IPv4 and IPv6 fragments of a pcap stream (stdin to stdout); "
-	"pass everything else through unchanged.", NULL, NULL, NULL };
+	"Reassemble the IPv4 and IPv6 fragments of a pcapng or pcap stream (stdin to "
+	"stdout); pass everything else through unchanged.", children, NULL, NULL };
 
 /* "4194304", "4096K", "4M", "1G" (powers of 1024); 0 when malformed. */
 static size_t
@@ -413,7 +420,7 @@ main(int argc, char **argv)
 
 	if ((g.in = stream_in_open(NULL, why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
-	if ((g.out = stream_out_open(NULL, stream_in_linktype(g.in), why,
+	if ((g.out = stream_out_open(NULL, stream_in_linktype(g.in), a.fmt.format, why,
 	    sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 	if (getrandom(&g.ident, sizeof(g.ident), 0) < 0)

@@ -25,6 +25,7 @@
 
 #include "describe.h"
 #include "divert.h"
+#include "format_argp.h"
 #include "inplace.h"
 #include "tool.h"
 #include "stream.h"
@@ -39,7 +40,8 @@ static const struct argp_option options[] = {
 	{ "out", OPT_OUT, NULL, 0, "Inject every packet outbound, whatever its record says", 0 },
 	{ "copy", OPT_COPY, NULL, 0, "Inject every packet as a copy, never in place (the "
 	    "listener then takes its packets out of the stack)", 0 },
-	{ "write", 'w', "FILE", 0, "Write what was injected to FILE as a stream (SLL2; - for stdout)", 0 },
+	{ "write", 'w', "FILE", 0, "Write what was injected to FILE as a stream (SLL2; - for "
+	    "stdout)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show each packet on stderr: time, direction, interface, "
 	    "addresses, protocol, length", 0 },
 	{ 0 }
@@ -48,6 +50,7 @@ static const struct argp_option options[] = {
 struct args {
 	const char	*rfile, *wfile, *in_iface;
 	int		 out, verbose, copy;
+	struct format_choice fmt;	/* -F, for -w */
 };
 
 /*
@@ -103,16 +106,22 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s' (the stream comes on stdin, or -r FILE)", arg);
 		break;
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->fmt;
+		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
 
+static const struct argp_child children[] = { { &format_argp, 0, NULL, 0 }, { 0 } };
+
 static const struct argp argp = { options, parse_opt, NULL,
-	"Inject the packets of a pcap stream (stdin) back into the IP stack: outgoing "
-	"ones are sent, incoming ones arrive on their interface.  Records without a "
-	"direction (RAW, Ethernet, NULL captures) go out.", NULL, NULL, NULL };
+	"Inject the packets of a pcapng or pcap stream (stdin) back into the IP stack: "
+	"outgoing ones are sent, incoming ones arrive on their interface (by name, "
+	"else by index).  Records without a direction (RAW, Ethernet, NULL captures) "
+	"go out.", children, NULL, NULL };
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
@@ -127,6 +136,8 @@ check_args(const struct args *a, struct injector *ij)
 	}
 	if (a->out)
 		ij->force_dir = DIVERT_OUT;
+	if (a->fmt.given && a->wfile == NULL)
+		usage_errx("-F chooses the format of -w FILE: give -w too");
 	if (a->wfile != NULL && same_file(a->rfile, a->wfile))
 		usage_errx("-w %s would overwrite the stream being read: write elsewhere",
 		    a->wfile);
@@ -459,8 +470,8 @@ main(int argc, char **argv)
 	if (!a.copy && a.in_iface == NULL && !a.out)
 		ij->ip = inplace_new(a.rfile == NULL || strcmp(a.rfile, "-") == 0 ?
 		    STDIN_FILENO : -1, 1);
-	if (a.wfile != NULL && (ij->out = stream_out_open(a.wfile, DLT_SLL2, why,
-	    sizeof(why))) == NULL)
+	if (a.wfile != NULL && (ij->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format,
+	    why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 
 	status = inject_loop(ij, in);

@@ -25,6 +25,7 @@
 #include <pcap/pcap.h>
 
 #include "divert.h"
+#include "format_argp.h"
 #include "tool.h"
 #include "owner.h"
 #include "stream.h"
@@ -63,6 +64,7 @@ static const struct argp_option options[] = {
 struct args {
 	const char	*port, *count, *rule, *filter, *wfile, *hold, *qlen;
 	int		 tee;
+	struct format_choice fmt;	/* -F */
 };
 
 /* A record given to the stream, not yet written whole: its packet's id, and how it waits. */
@@ -115,15 +117,20 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_NO_ARGS:
 		argp_error(state, "which divert port? (0..65535)");
 		break;
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->fmt;
+		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
 
+static const struct argp_child children[] = { { &format_argp, 0, NULL, 0 }, { 0 } };
+
 static const struct argp argp = { options, parse_opt, "PORT",
-	"Take packets from divert port PORT and write them to stdout as a pcap "
-	"stream (LINKTYPE_LINUX_SLL2).", NULL, NULL, NULL };
+	"Take packets from divert port PORT and write them to stdout as a pcapng "
+	"stream (-F pcap: classic pcap), link type LINUX_SLL2.", children, NULL, NULL };
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
@@ -629,7 +636,8 @@ main(int argc, char **argv)
 		exit(EX_RUNTIME);
 	}
 	offer_port(l);
-	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, why, sizeof(why))) == NULL) {
+	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format, why,
+	    sizeof(why))) == NULL) {
 		divert_close(l->h);
 		errx(EX_RUNTIME, "%s", why);
 	}

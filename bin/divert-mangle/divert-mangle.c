@@ -28,6 +28,7 @@
 #include "edit.h"
 #include "inplace.h"
 #include "ether.h"
+#include "format_argp.h"
 #include "stream.h"
 
 const char *argp_program_version = "divert-mangle (divert) " DIVERT_VERSION;
@@ -82,6 +83,7 @@ struct args {
 	struct edits	 e;
 	const char	*filter, *rfile, *wfile;
 	int		 drop;
+	struct format_choice fmt;	/* -F */
 };
 
 struct mangler {
@@ -173,6 +175,7 @@ parse_opt(int key, char *arg, struct argp_state *state)
 		 * other message: main prints ours.
 		 */
 		state->err_stream = NULL;
+		state->child_inputs[0] = &a->fmt;
 		break;
 	case ARGP_KEY_ARG:
 		usage_errx("unexpected argument '%s': the stream comes on stdin, or -r FILE", arg);
@@ -183,14 +186,16 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+static const struct argp_child children[] = { { &format_argp, 0, NULL, 6 }, { 0 } };
+
 static const struct argp argp = { options, parse_opt, NULL,
-	"Edit the IP, TCP, UDP and SCTP headers of a pcap stream (stdin to stdout), "
+	"Edit the IP, TCP, UDP and SCTP headers of a pcapng or pcap stream (stdin to stdout), "
 	"fixing the checksums, e.g.\n\n"
 	"  divert-listen 4321 | divert-mangle --ttl 5 | divert-inject\n\v"
 	"Edits apply in this order: TTL, TOS/traffic class, DSCP, ECN, flow label, DF, "
 	"IP ID, --src, --dst; then, where the L4 header is present (first fragment), "
 	"--sport, --dport, --mss; then checksums.  Counters go to stderr at exit.",
-	NULL, NULL, NULL };
+	children, NULL, NULL };
 
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
@@ -381,7 +386,7 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 	if (a.filter != NULL)
 		compile_filter(&m, a.filter, stream_in_linktype(m.in));
-	if ((m.out = stream_out_open(a.wfile, stream_in_linktype(m.in), why,
+	if ((m.out = stream_out_open(a.wfile, stream_in_linktype(m.in), a.fmt.format, why,
 	    sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 

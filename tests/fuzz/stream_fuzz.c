@@ -9,8 +9,9 @@
  *
  * The file is an in-memory one (memfd) opened by path, as divert-* open
  * -r FILE.  Every record read must lie within the reader's buffer, its data
- * right after its link header; it is written back out (its own link type,
- * and SLL2) to /dev/null, which builds headers from what was parsed.
+ * right after its link header; it is written back out (its own link type
+ * in pcapng, SLL2 in classic pcap and in pcapng) to /dev/null, which
+ * builds headers, interfaces and options from what was parsed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -90,7 +91,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int fd = -1;
 	char path[64], err[512];
-	struct stream_out *o1, *o2;
+	struct stream_out *o1, *o2, *o3;
 	struct stream_in *in;
 	struct pkt p;
 	uint8_t h[24];
@@ -116,19 +117,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if ((in = stream_in_open(path, err, sizeof(err))) == NULL)
 		return 0;
-	o1 = stream_out_open("/dev/null", stream_in_linktype(in), err, sizeof(err));
-	o2 = stream_out_open("/dev/null", DLT_SLL2, err, sizeof(err));
+	o1 = stream_out_open("/dev/null", stream_in_linktype(in), STREAM_PCAPNG, err, sizeof(err));
+	o2 = stream_out_open("/dev/null", DLT_SLL2, STREAM_PCAP, err, sizeof(err));
+	o3 = stream_out_open("/dev/null", DLT_SLL2, STREAM_PCAPNG, err, sizeof(err));
 	for (n = 0; n < 100000 && (rc = stream_in_read(in, &p)) == 1; n++) {
 		check_record(in, &p);
 		if (o1 != NULL)
 			stream_out_write(o1, &p);
 		if (o2 != NULL)
 			stream_out_write(o2, &p);
+		if (o3 != NULL)
+			stream_out_write(o3, &p);
 	}
 	if (rc < 0 && strlen(stream_in_error(in)) == 0)
 		abort();
 	stream_out_close(o1);
 	stream_out_close(o2);
+	stream_out_close(o3);
 	stream_in_close(in);
 	return 0;
 }
