@@ -1,10 +1,20 @@
 /*
  * inplace.c - the divert ports a tool joined, and its verdicts there.
  *
- * A handful of ports at most (a stream comes from one listener, or a few
- * merged): a small table, looked up by port.  A port whose join failed (no
- * listener offers it here) is tried again at most once a second, so that a
- * stream from another namespace or another time costs no connect a record.
+ * An injector joins the listener up its pipeline (upstream.h), found
+ * before the first packet, so that the listener holds every packet: never
+ * a port merely named by a record, whose listener could be another
+ * pipeline's (a stream from another namespace, host or time), which would
+ * then hold packets nobody answers.  It leaves when the stream turns out
+ * not to carry its listener's packets (the context lost on the way, by a
+ * tool between that rewrites the stream), so that the listener takes them
+ * again.
+ *
+ * A tool that only drops joins the port of the first held record it drops:
+ * it never makes a listener hold, and the session check keeps its verdicts
+ * to its own listener's packets.  A handful of ports at most: a small
+ * table.  A port whose join failed is tried again at most once a second, so
+ * that a stream from elsewhere costs no connect a record.
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,13 +22,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/time.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "inplace.h"
+#include "upstream.h"
 
 #define PORTS		8		/* ports joined at once, at most */
 #define RETRY_MS	1000		/* a failed join is not tried again sooner */
+#define FIND_MS		2000		/* the listener is looked for this long at start */
+#define FIND_STEP_MS	50		/* ...this often, while the input is silent */
+#define LOST_MS		1000		/* records this much younger than the join must be held */
 
 struct joined_port {
 	int		 port;		/* -1: slot free */
@@ -31,6 +47,11 @@ struct inplace {
 	int			fd;		/* the input */
 	unsigned		flags;		/* DIVERT_JOIN_* */
 	uint64_t		accepted, dropped;
+	/* An injector's listener, up the pipeline. */
+	struct joined_port	*up;		/* NULL: none joined */
+	int			 up_lost;	/* the stream lost its context: never again */
+	uint64_t		 up_tried;	/* ms of the last look for it */
+	struct timeval		 up_since;	/* when its listener took the join (0: not yet) */
 	struct joined_port	ports[PORTS];
 };
 
@@ -119,7 +140,9 @@ join_for(struct inplace *ip, const struct divert_addr *a)
 		jp->foreign = a->holder;
 		leave(ip, jp);
 	}
-	if (jp->h == NULL && (jp->foreign == 0 || jp->foreign != a->holder) &&
+	/* An injector joins its listener up the pipeline only (inplace_see). */
+	if (jp->h == NULL && !(ip->flags & DIVERT_JOIN_INJECT) &&
+	    (jp->foreign == 0 || jp->foreign != a->holder) &&
 	    (jp->failed_at == 0 || now_ms() - jp->failed_at >= RETRY_MS)) {
 		jp->h = divert_join(a->port, ip->flags, NULL);
 		if (jp->h == NULL)
@@ -128,11 +151,84 @@ join_for(struct inplace *ip, const struct divert_addr *a)
 	return jp->h != NULL ? jp : NULL;
 }
 
+/* Join the listener up the pipeline, if there is one: 1 when joined (its answer may be due). */
+static int
+find_listener(struct inplace *ip)
+{
+	struct joined_port *jp;
+	int port;
+
+	ip->up_tried = now_ms();
+	if (upstream_listener(ip->fd, &port) == 0 || (jp = slot_of(ip, port)) == NULL)
+		return 0;
+	if (jp->h == NULL && (jp->h = divert_join(port, ip->flags, NULL)) == NULL)
+		return 0;
+	ip->up = jp;
+	return 1;
+}
+
+void
+inplace_find(struct inplace *ip)
+{
+	struct pollfd pfd;
+	uint64_t start = now_ms();
+
+	if (ip == NULL || !(ip->flags & DIVERT_JOIN_INJECT))
+		return;
+	pfd = (struct pollfd){ .fd = ip->fd, .events = POLLIN };
+	/*
+	 * The listener offers its port before it writes a byte: once the
+	 * input is readable it is there to be found, if it is a listener's.
+	 */
+	while (!find_listener(ip) && now_ms() - start < FIND_MS)
+		if (poll(&pfd, 1, FIND_STEP_MS) != 0) {
+			find_listener(ip);
+			return;
+		}
+}
+
+/* Whether a is a record of the joined listener's (its session is known by now). */
+static int
+listeners(const struct joined_port *jp, const struct divert_addr *a)
+{
+	return (a->flags & DIVERT_ADDR_QUEUE) && a->port == jp->port &&
+	    (a->holder == 0 || a->holder == divert_session(jp->h));
+}
+
+/* Whether a was taken by the listener well after it took the join. */
+static int
+after_join(const struct inplace *ip, const struct divert_addr *a)
+{
+	int64_t ms = ((int64_t)a->ts.tv_sec - ip->up_since.tv_sec) * 1000 +
+	    ((int64_t)a->ts.tv_usec - ip->up_since.tv_usec) / 1000;
+
+	return ip->up_since.tv_sec != 0 && ms > LOST_MS;
+}
+
 void
 inplace_see(struct inplace *ip, const struct divert_addr *a)
 {
-	if (ip != NULL && (ip->flags & DIVERT_JOIN_INJECT))
-		join_for(ip, a);
+	if (ip == NULL || !(ip->flags & DIVERT_JOIN_INJECT) || ip->up_lost)
+		return;
+	if (ip->up == NULL || ip->up->h == NULL) {
+		ip->up = NULL;
+		/* Not found at start (late, or gone and back): look again, now and then. */
+		if ((a->flags & DIVERT_ADDR_QUEUE) && now_ms() - ip->up_tried >= RETRY_MS)
+			find_listener(ip);
+		return;
+	}
+	if (ip->up_since.tv_sec == 0 && divert_session(ip->up->h) != 0)
+		gettimeofday(&ip->up_since, NULL);
+	/*
+	 * The stream lost its context on the way (a record the listener
+	 * wrote after the join, not held by it): the listener would hold
+	 * packets for nothing.  Leave, for good.
+	 */
+	if (after_join(ip, a) && !listeners(ip->up, a)) {
+		leave(ip, ip->up);
+		ip->up = NULL;
+		ip->up_lost = 1;
+	}
 }
 
 /*

@@ -5,9 +5,9 @@
  * A record is answered in place when its packet is held by a listener of
  * this network namespace (holder, port, id) and the tool's input is live;
  * otherwise the tool does what it did before (a copy, or nothing).  An
- * injector joins a port at the first record that names it, so that the
- * listener holds the next ones; a tool that only drops joins when it first
- * drops a held record (it never makes the listener hold).
+ * injector joins the listener up its pipeline at start, so that it holds
+ * the packets; a tool that only drops joins when it first drops a held
+ * record (it never makes the listener hold).
  */
 #ifndef DIVERT_INPLACE_H
 #define DIVERT_INPLACE_H
@@ -28,7 +28,18 @@ struct inplace;
  */
 struct inplace *inplace_new(int fd, int injector);
 
-/* An injector sees each record first: a port named for the first time is joined. */
+/*
+ * An injector, before its first read: find the listener up the pipeline
+ * and join it, so that it holds packets from the first one on (waiting a
+ * little, while the input is silent, for a listener still starting).
+ */
+void inplace_find(struct inplace *ip);
+
+/*
+ * An injector sees each record first: a listener not found yet is looked
+ * for again, and one whose packets the stream does not carry (it lost the
+ * records' context on the way) is left.
+ */
 void inplace_see(struct inplace *ip, const struct divert_addr *a);
 
 /*

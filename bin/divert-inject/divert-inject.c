@@ -461,15 +461,18 @@ main(int argc, char **argv)
 	/* With --in the one inbound path is built now: a kernel that lacks it fails at once. */
 	if (ij->in_ifindex != 0 && divert_prepare_in(ij->h, ij->in_ifindex) < 0)
 		errx(EX_RUNTIME, "%s", divert_geterr(ij->h));
-	if ((in = stream_in_open(a.rfile, why, sizeof(why))) == NULL)
-		errx(EX_RUNTIME, "%s", why);
 	/*
 	 * In place only from a live input, and only where the record's own
-	 * direction counts: --in and --out send copies where they say.
+	 * direction counts: --in and --out send copies where they say.  The
+	 * listener is joined before the stream's first record, so that it
+	 * holds that one too.
 	 */
 	if (!a.copy && a.in_iface == NULL && !a.out)
 		ij->ip = inplace_new(a.rfile == NULL || strcmp(a.rfile, "-") == 0 ?
 		    STDIN_FILENO : -1, 1);
+	inplace_find(ij->ip);
+	if ((in = stream_in_open(a.rfile, why, sizeof(why))) == NULL)
+		errx(EX_RUNTIME, "%s", why);
 	if (a.wfile != NULL && (ij->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format,
 	    why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);

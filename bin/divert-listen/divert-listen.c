@@ -274,14 +274,16 @@ mono_ms(void)
 /*
  * Offer the port to the tools downstream: an injector that joins makes
  * packets wait for it instead of being taken.  --tee lets every packet go
- * on at once: nothing to offer.  A port another process offers here
+ * on at once: nothing to offer; nor does a classic pcap stream, which
+ * cannot say which packets are held.  A port another process offers here
  * (unusual: it would have to be a listener of the port) is streamed as
  * before, without in place.
  */
 static void
-offer_port(struct listener *l)
+offer_port(struct listener *l, enum stream_format fmt)
 {
-	if (l->tee)
+	/* Classic pcap has no room for the holder: its reader could not answer. */
+	if (l->tee || fmt != STREAM_PCAPNG)
 		return;
 	if (divert_offer(l->h, l->hold_ms) < 0) {
 		warnx("%s: packets are taken, never given back in place", divert_geterr(l->h));
@@ -635,7 +637,7 @@ main(int argc, char **argv)
 		divert_close(l->h);
 		exit(EX_RUNTIME);
 	}
-	offer_port(l);
+	offer_port(l, a.fmt.format);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format, why,
 	    sizeof(why))) == NULL) {
 		divert_close(l->h);
