@@ -35,12 +35,16 @@
 #define FIND_MS		2000		/* the listener is looked for this long at start */
 #define FIND_STEP_MS	50		/* ...this often, while the input is silent */
 #define LOST_MS		1000		/* records this much younger than the join must be held */
+#define EARLY_DROPS	64		/* drops kept for a listener that has not answered yet */
 
 struct joined_port {
 	int		 port;		/* -1: slot free */
 	struct divert	*h;		/* NULL: the last join failed, at failed_at */
 	uint64_t	 failed_at;	/* ms */
 	uint64_t	 foreign;	/* a holder seen that is not its listener's session */
+	/* Drops asked before the listener answered the join: given once it has. */
+	struct divert_addr early[EARLY_DROPS];
+	unsigned	 nearly;
 };
 
 struct inplace {
@@ -96,7 +100,22 @@ leave(struct inplace *ip, struct joined_port *jp)
 	if (jp->h != NULL)
 		divert_close(jp->h);
 	jp->h = NULL;
+	jp->nearly = 0;
 	jp->failed_at = now_ms();
+}
+
+/* The drops asked before the listener answered, now that it has (or refused). */
+static void
+early_drops(struct inplace *ip, struct joined_port *jp)
+{
+	unsigned i;
+
+	if (jp->nearly == 0 || jp->h == NULL || divert_joined(jp->h) == 0)
+		return;
+	for (i = 0; i < jp->nearly; i++)
+		if (divert_verdict_in_place(jp->h, &jp->early[i], DIVERT_DROP, NULL, 0) == 0)
+			ip->dropped++;
+	jp->nearly = 0;
 }
 
 static struct joined_port *
@@ -247,6 +266,14 @@ verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *p
 		return 0;
 	if (divert_verdict_in_place(jp->h, a, v, pkt, len) == 0)
 		return 1;
+	/*
+	 * Joined a moment ago (a tool that drops joins at its first drop):
+	 * the drop waits for the answer, rather than for the hold timeout.
+	 */
+	if (errno == EAGAIN && v == DIVERT_DROP && jp->nearly < EARLY_DROPS) {
+		jp->early[jp->nearly++] = *a;
+		return 2;
+	}
 	if (errno == EPIPE || errno == EPERM || errno == EPROTO)
 		leave(ip, jp);
 	return 0;
@@ -265,10 +292,14 @@ inplace_accept(struct inplace *ip, const struct divert_addr *a, const uint8_t *p
 int
 inplace_drop(struct inplace *ip, const struct divert_addr *a)
 {
-	if (!verdict(ip, a, DIVERT_DROP, NULL, 0))
+	switch (verdict(ip, a, DIVERT_DROP, NULL, 0)) {
+	case 0:
 		return 0;
-	ip->dropped++;
-	return 1;
+	case 1:
+		ip->dropped++;
+		break;
+	}
+	return 1;		/* done, or to be done as soon as the listener answers */
 }
 
 void
@@ -278,10 +309,12 @@ inplace_flush(struct inplace *ip)
 
 	if (ip == NULL)
 		return;
-	for (i = 0; i < PORTS; i++)
+	for (i = 0; i < PORTS; i++) {
+		early_drops(ip, &ip->ports[i]);
 		if (ip->ports[i].h != NULL && divert_flush(ip->ports[i].h) < 0 &&
 		    divert_joined(ip->ports[i].h) < 0)
 			leave(ip, &ip->ports[i]);
+	}
 }
 
 int
@@ -304,6 +337,8 @@ inplace_wait(struct inplace *ip, int ms)
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
 				leave(ip, &ip->ports[slot[i]]);
+			else if (pfd[i].revents != 0 && ip->ports[slot[i]].nearly > 0)
+				inplace_flush(ip);	/* the drops that waited for the answer */
 		if (pfd[0].revents != 0)
 			return 1;
 		if (ms >= 0)

@@ -660,12 +660,17 @@ main(int argc, char **argv)
 	let_pending_through(l);
 	settle_torn(l);
 
-	remove_rule();
-	drain(l);
-	/* The stream ends first: the tools downstream finish with it, and leave. */
+	/*
+	 * The stream ends first: the tools downstream finish with it, answer
+	 * what they read, and leave.  The rule goes only then: removing a
+	 * chain makes the kernel drop every packet queued in the namespace,
+	 * the held ones too.
+	 */
 	status = stream_out_finish(l->out, l->out_errno, "the stream");
 	if (l->offered)
 		wait_joiners(l);
+	remove_rule();
+	drain(l);
 	divert_stats(l->h, &st);
 	report(l, &st);
 	divert_close(l->h);
