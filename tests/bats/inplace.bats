@@ -250,3 +250,26 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 	grep -q '1 received, 1 written' "$TMP/l2.err"
 	[ "$(signal_comm "$NS_A" divert-inject; echo ok)" = ok ]
 }
+
+@test "inplace: divert-defrag between: the datagram goes back in place as its last fragment, the others are dropped in the kernel" {
+	hosts_up
+	# At -450 prerouting sees the fragments, before the kernel reassembles them.
+	pipeline "$NS_B" "divert-listen --hold-timeout 60000 --rule 'prerouting udp --priority -450' 4400 \
+	    2>$TMP/l.err | divert-defrag 2>$TMP/d.err | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_B" 4400
+	wait_joined "$NS_B" 4400
+	bg_B "$TMP/got" /dev/null socat -u UDP4-RECV:7777 -
+	wait_until 50 sh -c "ip netns exec $NS_B ss -Hlun 'sport = :7777' | grep -q ."
+	head -c 3000 /dev/urandom >"$TMP/dgram"
+	inA socat -u OPEN:"$TMP/dgram" UDP4-SENDTO:$B4:7777
+	wait_until 50 sh -c "[ \$(stat -c %s $TMP/got) -ge 3000 ]"
+	cmp "$TMP/dgram" "$TMP/got"
+	wait_joined "$NS_B" 4400 2			# defrag too, for its drops
+	wait_until 30 queue_empty "$NS_B" 4400		# long before the hold timeout
+	stop "$NS_B"
+	cat "$TMP/l.err" "$TMP/d.err" "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "3 1 2 0" ]	# 3008 bytes of UDP: 3 fragments
+	grep -q '2 dropped in place' "$TMP/d.err"
+	grep -q '1 read, 1 injected (0 out, 1 in), 0 fragmented into 0, 0 refused, 1 in place' \
+	    "$TMP/i.err"
+}
