@@ -57,8 +57,9 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 @test "inplace: the same with divert-mangle --ttl 5 between: intact, and A sees B's packets with TTL 5 (tshark)" {
 	nat_up
 	head -c 5000000 /dev/urandom >"$TMP/5mb"
-	bg_A /dev/null /dev/null tcpdump -i vA -n -w "$TMP/a.pcap" -s 96 src $RB4
+	bg_A /dev/null "$TMP/td.err" tcpdump -i vA -n --immediate-mode -w "$TMP/a.pcap" -s 96 src $RB4
 	TD=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
 	pipeline "$NS_C" "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
 	    divert-mangle --ttl 5 2>$TMP/m.err | divert-inject 2>$TMP/i.err"
 	wait_queue "$NS_C" 4400
