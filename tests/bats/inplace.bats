@@ -274,3 +274,39 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 	grep -q '1 read, 1 injected (0 out, 1 in), 0 fragmented into 0, 0 refused, 1 in place' \
 	    "$TMP/i.err"
 }
+
+@test "inplace: --queue-len bounds what waits: held packets beyond it are dropped by the kernel, counted" {
+	hosts_up
+	# An injector that reads late: what the listener holds waits for it.
+	pipeline "$NS_A" "divert-listen --queue-len 2 --hold-timeout 60000 --rule 'output icmp' 4400 \
+	    2>$TMP/l.err | (sleep 3; exec cat) | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	bg_A "$TMP/ping.out" /dev/null ping -c 5 -i 0.2 -W 6 $B4
+	PING=$BG
+	wait_until 30 sh -c "[ \$(ip netns exec $NS_A awk '\$1 == 4400 { print \$6 }' /proc/net/netfilter/nfnetlink_queue) -ge 3 ]"
+	[ "$(queue_waiting "$NS_A" 4400)" -eq 2 ]	# the queue's length, no more
+	wait_gone "$PING" 150
+	cat "$TMP/ping.out"
+	grep -q '5 packets transmitted, 2 received' "$TMP/ping.out"	# the two held, in place
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	grep -q '2 received, 2 written, 0 let through, 3 dropped by kernel; 2 held (2 in place, 0 dropped in place, 0 timed out)' "$TMP/l.err"
+}
+
+@test "inplace: --tee never holds: nothing offered, the originals go on at once; an injector downstream sends copies" {
+	hosts_up
+	pipeline "$NS_A" "divert-listen --tee --rule 'output icmp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	run inA ping -c 3 -i 0.2 -W 2 $B4
+	echo "$output"
+	[[ "$output" == *"3 packets transmitted, 3 received"* ]]
+	[[ "$output" == *"DUP!"* ]]			# the original and the copy both went
+	run inA grep -c '@divert/' /proc/net/unix
+	[ "$output" -eq 0 ]				# no port offered
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	grep -q '3 received, 3 written, 0 let through, 0 dropped by kernel$' "$TMP/l.err"
+	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused$' "$TMP/i.err"
+}
