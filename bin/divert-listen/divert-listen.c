@@ -412,6 +412,18 @@ settle_written(struct listener *l)
 	l->written += done;
 }
 
+/* Whether a record not yet written waits for the injector (not ours to batch). */
+static int
+any_shared(const struct listener *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->npend; i++)
+		if (l->pend[i].shared)
+			return 1;
+	return 0;
+}
+
 /*
  * Records that will not be written (stop, reader gone): their packets go on.
  * A record already begun (torn: only on sockets, or larger than the pipe) is
@@ -426,7 +438,7 @@ let_pending_through(struct listener *l)
 		return;
 	gone = (size_t)stream_out_discard(l->out);
 	keep = gone < l->npend ? l->npend - gone : 0;	/* 0, or 1: the torn one */
-	if (keep == 0 && !l->pend[l->npend - 1].shared && !l->pend[0].shared) {
+	if (keep == 0 && !any_shared(l)) {
 		if (divert_verdict_upto(l->h, l->pend[l->npend - 1].id, DIVERT_ACCEPT) < 0)
 			err(EX_RUNTIME, "verdict on divert port");
 	} else
