@@ -310,3 +310,35 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 	grep -q '3 received, 3 written, 0 let through, 0 dropped by kernel$' "$TMP/l.err"
 	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused$' "$TMP/i.err"
 }
+
+@test "inplace: SIGTERM while holding with the injector stalled: nothing lost, nothing twice (a copy once the listener left)" {
+	hosts_up
+	inA divert-rule add output udp 4400 -d $B4
+	mkfifo "$TMP/gate"
+	# The injector has joined, but its input stalls until the gate opens.
+	pipeline "$NS_A" "divert-listen 4400 2>$TMP/l.err | { cat $TMP/gate >/dev/null; exec cat; } |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	noports() { ip netns exec "$NS_B" awk '/^Udp:/ { if (n++) print $3 }' /proc/net/snmp; }
+	before=$(noports)
+	# Held packets keep the sender's socket buffer: it waits for them.
+	bgsh "$NS_A" "head -c 4200000 /dev/zero | socat -u -b 1400 - UDP-SENDTO:$B4:9"
+	sender=$BG
+	wait_until 100 sh -c "[ \$(ip netns exec $NS_A awk '\$1 == 4400 { print \$3 }' /proc/net/netfilter/nfnetlink_queue) -gt 20 ]"
+	signal_comm "$NS_A" divert-listen TERM
+	wait_until 50 sh -c "! ip netns exec $NS_A awk '\$1 == 4400 { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_queue"
+	echo open >"$TMP/gate"
+	wait_gone "$PIPE" 100
+	wait_gone "$sender" 100
+	cat "$TMP/l.err" "$TMP/i.err"
+	read -r got wrote passed < <(sed -En 's/.* ([0-9]+) received, ([0-9]+) written, ([0-9]+) let through.*/\1 \2 \3/p' "$TMP/l.err")
+	[ "$((wrote + passed))" -eq "$got" ]
+	[ "$wrote" -gt 20 ]
+	# Written and held, but the injector had read none when the listener left.
+	[ "$(held_report "$TMP/l.err")" = "$wrote 0 0 $wrote" ]
+	grep -q "$wrote read, $wrote injected ($wrote out, 0 in), 0 fragmented into 0, 0 refused\$" "$TMP/i.err"
+	# B got each exactly once: the let through as they were, the written as copies.
+	wait_until 50 sh -c "[ \$(( \$(ip netns exec $NS_B awk '/^Udp:/ { if (n++) print \$3 }' /proc/net/snmp) - $before )) -ge $got ]" || true
+	[ "$(( $(noports) - before ))" -eq "$got" ]
+}
