@@ -2,6 +2,12 @@
 # make bench: measure the toolkit against the stack alone and against plain
 # libnetfilter_queue loops, in throwaway namespaces A and B (veth).  Prints one
 # table: median of $RUNS runs with min and max, then the target ratios.
+#
+# The pipelines run twice: in place (LI, LMI: a pcapng stream, the listener
+# holds while divert-inject is joined and the kernel gets its own packets
+# back) and as copies (LIc, LMIc: a classic pcap stream, which carries no
+# port nor holder, so the injector never joins, the listener steals and every
+# packet is sent again as a copy, as before in-place reinjection).
 # Usage: bench/run.sh BUILD_DIR      (RUNS=3 DUR=2 by default)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +25,11 @@ PORT=9000 Q=4321
 have() { command -v "$1" >/dev/null 2>&1; }
 note() { printf '%s\n' "$*" >&2; }
 
+# The option that makes a writer's stream classic pcap (copies); none from a
+# build older than the pcapng stream, whose pipelines always copy.
+PCAP=
+divert-listen --help 2>/dev/null | grep -Eq '^ +-F[, ]' && PCAP="-F pcap"
+
 # consumer MODE: start what takes packets from queue Q in A; pid in $CPID.
 consumer() {
 	case $1 in
@@ -29,6 +40,8 @@ consumer() {
 	Ltee) bg_A /dev/null "$TMP/c.err" divert-listen --tee $Q ;;
 	LI) bgsh "$NS_A" "divert-listen $Q 2>$TMP/c.err | divert-inject 2>$TMP/i.err" ;;
 	LMI) bgsh "$NS_A" "divert-listen $Q 2>$TMP/c.err | divert-mangle --ttl 5 2>/dev/null | divert-inject 2>$TMP/i.err" ;;
+	LIc) bgsh "$NS_A" "divert-listen $PCAP $Q 2>$TMP/c.err | divert-inject 2>$TMP/i.err" ;;
+	LMIc) bgsh "$NS_A" "divert-listen $PCAP $Q 2>$TMP/c.err | divert-mangle $PCAP --ttl 5 2>/dev/null | divert-inject 2>$TMP/i.err" ;;
 	esac
 	CPID=$BG
 	wait_queue "$NS_A" $Q || note "bench: queue $Q did not appear for $1"
@@ -47,10 +60,18 @@ queue_drops() {
 	inA awk -v q=$Q '$1 == q { print $6 + $7 }' /proc/net/netfilter/nfnetlink_queue
 }
 
-# flood_run MODE: one run; appends "MODE pps sent received drops" to $RES.raw
+# in_place: how many packets the last pipeline's injector gave back in place
+# (its "N in place" at exit; 0 when it says nothing, as a copying one does).
+in_place() {
+	local n
+	n=$(grep -o '[0-9][0-9]* in place' "$TMP/i.err" 2>/dev/null | head -n 1 | cut -d' ' -f1)
+	echo "${n:-0}"
+}
+
+# flood_run MODE: one run; appends "MODE pps sent received drops in-place" to $TMP/raw
 flood_run() {
 	local mode=$1 sent got drops=0 rate
-	rm -f "$TMP/sink.err" "$TMP/c.err"
+	rm -f "$TMP/sink.err" "$TMP/c.err" "$TMP/i.err"
 	bg_B "$TMP/sink.out" "$TMP/sink.err" sink $PORT
 	local spid=$BG
 	wait_until 50 grep -q ready "$TMP/sink.err"
@@ -64,7 +85,7 @@ flood_run() {
 		got=$(sed -n 's/.* \([0-9]*\) written.*/\1/p' "$TMP/c.err")
 	fi
 	rate=$(( ${got:-0} / DUR ))
-	echo "$mode $rate $sent ${got:-0} ${drops:-0}" >>"$TMP/raw"
+	echo "$mode $rate $sent ${got:-0} ${drops:-0} $(in_place)" >>"$TMP/raw"
 }
 
 # median/min/max of the pps column for MODE
@@ -73,19 +94,21 @@ stats() {
 	    awk '{ v[NR] = $1 } END { if (NR) printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
 
-loss() {
-	awk -v m="$1" '$1 == m { s += $3; g += $4; d += $5 } END {
-	    printf "sent %d, received %d, queue drops %d%s", s, g, d,
-	    (m != "L" && m != "S" && g < s) ? " (LOST " s - g ")" : "" }' "$TMP/raw"
+loss() {	# for the pipelines, how many went back in place too
+	awk -v m="$1" '$1 == m { s += $3; g += $4; d += $5; p += $6 } END {
+	    printf "sent %d, received %d, queue drops %d%s%s", s, g, d,
+	    (m != "L" && m != "S" && g < s) ? " (LOST " s - g ")" : "",
+	    (m ~ /^LM?Ic?$/) ? ", in place " p : "" }' "$TMP/raw"
 }
 
 add_rule() { inA divert-rule add output udp $Q --dport $PORT >/dev/null; }
 
 note "bench: UDP flood, $DUR s a run, $RUNS runs a mode"
-for mode in S R1 R64 L Ltee LI LMI; do
+MODES="S R1 R64 L Ltee LI LMI LIc LMIc"
+for mode in $MODES; do
 	case $mode in
-	LI) have divert-inject || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
-	LMI) { have divert-inject && have divert-mangle; } || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
+	LI|LIc) have divert-inject || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
+	LMI|LMIc) { have divert-inject && have divert-mangle; } || { echo "$mode n/a" >>"$TMP/raw"; continue; } ;;
 	esac
 	inA divert-rule flush
 	[ $mode = S ] || add_rule
@@ -94,7 +117,8 @@ for mode in S R1 R64 L Ltee LI LMI; do
 done
 inA divert-rule flush
 
-# RTT: 100 pings 10 ms apart, median, direct and through listen | inject.
+# RTT: 100 pings 10 ms apart, median: direct, through the R1 accept loop, and
+# through listen | inject in place and as copies.
 rtt_median() {
 	inA ping -c 100 -i 0.01 -q -W 1 $B4 >/dev/null 2>&1
 	inA ping -c 100 -i 0.01 -W 1 $B4 2>/dev/null | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' |
@@ -110,10 +134,13 @@ if have divert-inject; then
 	consumer LI
 	for r in $(seq "$RUNS"); do echo "RTT1 $(rtt_median)" >>"$TMP/rtt"; done
 	stop_consumer
+	consumer LIc
+	for r in $(seq "$RUNS"); do echo "RTT1c $(rtt_median)" >>"$TMP/rtt"; done
+	stop_consumer
 	inA divert-rule flush
 fi
 
-# TCP: 50 MB A -> B, direct and through listen | inject.
+# TCP: 50 MB A -> B, direct and through listen | inject in place and as copies.
 tcp_time() {
 	bg_B /dev/null /dev/null socat -u TCP-LISTEN:5001,reuseaddr OPEN:/dev/null
 	wait_until 50 sh -c "ip netns exec $NS_B ss -tln | grep -q :5001"
@@ -129,6 +156,9 @@ if have divert-inject; then
 	inA divert-rule add input tcp $Q >/dev/null
 	CPID=; consumer LI
 	for r in $(seq "$RUNS"); do echo "TCP1 $(tcp_time)" >>"$TMP/tcp"; done
+	stop_consumer
+	consumer LIc
+	for r in $(seq "$RUNS"); do echo "TCP1c $(tcp_time)" >>"$TMP/tcp"; done
 	stop_consumer
 	inA divert-rule flush
 fi
@@ -163,26 +193,30 @@ med() {	# med FILE KEY: median of KEY's values
 }
 
 # ---- the table ----
-printf '\n%-44s %12s %12s %12s\n' "divert bench ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))" median min max
-row() { printf '%-44s %12s %12s %12s\n' "$1" ${2:-n/a} ${3:-} ${4:-}; }
-for mode in S R1 R64 L Ltee LI LMI; do
+printf '\n%-54s %12s %12s %12s\n' "divert bench ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))" median min max
+row() { printf '%-54s %12s %12s %12s\n' "$1" ${2:-n/a} ${3:-} ${4:-}; }
+for mode in $MODES; do
 	case $mode in
 	S) label="S    stack alone (pps)" ;;
 	R1) label="R1   libnetfilter_queue, verdict/packet" ;;
 	R64) label="R64  libnetfilter_queue, batch of 64" ;;
 	L) label="L    divert-listen >/dev/null (stolen)" ;;
 	Ltee) label="Ltee divert-listen --tee" ;;
-	LI) label="LI   listen | inject" ;;
-	LMI) label="LMI  listen | mangle --ttl 5 | inject" ;;
+	LI) label="LI   listen | inject (in place)" ;;
+	LMI) label="LMI  listen | mangle --ttl 5 | inject (in place)" ;;
+	LIc) label="LIc  listen -F pcap | inject (copies)" ;;
+	LMIc) label="LMIc listen -F pcap | mangle --ttl 5 | inject (copies)" ;;
 	esac
 	row "$label" $(stats $mode)
 	grep -q "^$mode n/a" "$TMP/raw" || printf '     %s\n' "$(loss $mode)"
 done
 row "RTT  ping median, direct (us)" $(med "$TMP/rtt" RTT0)
 row "RTT  ping median, R1 accept loop (us)" $(med "$TMP/rtt" RTTR)
-row "RTT  ping median, listen | inject (us)" $(med "$TMP/rtt" RTT1)
+row "RTT  ping median, listen | inject, in place (us)" $(med "$TMP/rtt" RTT1)
+row "RTT  ping median, listen | inject, copies (us)" $(med "$TMP/rtt" RTT1c)
 row "TCP  50 MB direct (ms)" $(med "$TMP/tcp" TCP0)
-row "TCP  50 MB listen | inject (ms)" $(med "$TMP/tcp" TCP1)
+row "TCP  50 MB listen | inject, in place (ms)" $(med "$TMP/tcp" TCP1)
+row "TCP  50 MB listen | inject, copies (ms)" $(med "$TMP/tcp" TCP1c)
 row "OFF  divert-mangle --ttl 5, 1M pkts (ms)" $(med "$TMP/off" MANGLE)	# to /dev/null
 row "OFF  tcprewrite --ttl=5 --fixcsum (ms)" $(med "$TMP/off" TCPREWRITE)
 row "OFF  divert-defrag, 1M fragments (ms)" $(med "$TMP/off" DEFRAG)
@@ -202,10 +236,17 @@ echo "Ratios"
 ratio "L / S" "$(m L)" "$(m S)" 0.85 ">="
 ratio "LI / S" "$(m LI)" "$(m S)" 0.50 ">="
 ratio "LI / R1" "$(m LI)" "$(m R1)" 1.5 ">="
+ratio "LI / R64 (in place)" "$(m LI)" "$(m R64)" 0.85 ">="
 ratio "LMI / S" "$(m LMI)" "$(m S)" 0.45 ">="
-r0=$(mo "$TMP/rtt" RTT0) r1=$(mo "$TMP/rtt" RTT1)
+ratio "LIc / S (copies)" "$(m LIc)" "$(m S)" 0.50 ">="
+ratio "LMIc / S (copies)" "$(m LMIc)" "$(m S)" 0.45 ">="
+r0=$(mo "$TMP/rtt" RTT0) r1=$(mo "$TMP/rtt" RTT1) rr=$(mo "$TMP/rtt" RTTR)
 [ -n "$r0" ] && [ -n "$r1" ] && ratio "RTT added (us, / 1)" "$((r1 - r0))" 1 100 "<="
-ratio "TCP LI speed / direct" "$(mo "$TMP/tcp" TCP0)" "$(mo "$TMP/tcp" TCP1)" 0.5 ">="
+# in place adds at most 1.5 times what any queue consumer's wake-up adds
+[ -n "$r0" ] && [ -n "$r1" ] && [ -n "$rr" ] &&
+    ratio "RTT added, in place / R1" "$((r1 - r0))" "$((rr - r0))" 1.5 "<="
+ratio "TCP LI speed / direct" "$(mo "$TMP/tcp" TCP0)" "$(mo "$TMP/tcp" TCP1)" 0.8 ">="
+ratio "TCP LIc speed / direct (copies)" "$(mo "$TMP/tcp" TCP0)" "$(mo "$TMP/tcp" TCP1c)" 0.5 ">="
 ratio "mangle speed / tcprewrite" "$(mo "$TMP/off" TCPREWRITE)" "$(mo "$TMP/off" MANGLE)" 3 ">="
 d=$(mo "$TMP/off" DEFRAG)
 [ -n "$d" ] && ratio "defrag Mfragments/s" 1000 "$d" 1 ">="

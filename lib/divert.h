@@ -281,13 +281,17 @@ int divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int v
 /*
  * Sending (as sendto(2) on a divert socket).  to->dir DIVERT_OUT (or
  * unknown): out through a raw socket, routed by destination.  DIVERT_IN:
- * into the stack as if it arrived on to->ifindex (or the interface named
- * to->ifname when ifindex is 0).  pkt is a whole IPv4 or IPv6 packet; its
- * length fields and IPv4 header checksum are set from len (a longer length
- * field: len wins; a shorter one trims the packet), an outbound IPv4 ID 0
- * is filled (DF clear), and a packet over the route MTU is fragmented
- * (IPv4 without DF, IPv6 with a fragment header).  The packet carries the
- * handle's mark.  pkt is changed in place (length fields, ID).
+ * into the stack as if it arrived on the interface named to->ifname, or
+ * on to->ifindex when the name is empty or not here.  pkt is a whole IPv4
+ * or IPv6 packet; its length fields and IPv4 header checksum are set from
+ * len (a longer length field: len wins; a shorter one trims the packet),
+ * an outbound IPv4 ID 0 is filled (DF clear), and a packet over the route
+ * MTU is fragmented (IPv4 without DF, IPv6 with a fragment header).  The
+ * packet carries the handle's mark: outbound with to->mark not 0, it is
+ * sent and routed with to->mark, and the loop tag chain divert_rule_add
+ * makes adds the handle's bit after routing; with 0, the handle's mark is
+ * its whole mark; inbound, its mark is to->mark | the handle's mark.  pkt
+ * is changed in place (length fields, ID).
  *
  * Without a report function (divert_set_report) the packet is sent at once:
  * 0, or -1 with errno and words in divert_geterr.  With one, outbound

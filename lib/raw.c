@@ -25,6 +25,16 @@
  * only when a wait brings no progress; that socket is then taken as stuck
  * and refuses at once until the next tidy, so a dead neighbour costs one
  * wait per 100 ms, not one per packet.
+ *
+ * Marks.  Every socket's own SO_MARK is the handle's loop-avoidance bit.  A
+ * packet whose record has a mark of its own is sent with that mark instead
+ * (a per-packet SO_MARK control message): the kernel routes it by exactly
+ * that mark, so an `ip rule fwmark N` meant for the original still matches
+ * the copy, and the toolkit table's tag chain (lib/rule.c: at the output
+ * hook, before any divert chain) adds the bit back, having recognised the
+ * packet by its socket's mark.  A record without a mark (0: a crafted
+ * packet, a capture that does not say) is sent with the socket's mark, as
+ * it always was.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +62,12 @@ union addr {
 	struct sockaddr		sa;
 	struct sockaddr_in	in4;
 	struct sockaddr_in6	in6;
+};
+
+/* A packet's control messages: the interface to leave by, its own mark. */
+union control {
+	char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint32_t))];
+	struct cmsghdr	 align;
 };
 
 /* A destination address and its socket. */
@@ -87,10 +103,7 @@ struct raw {
 	struct mmsghdr	 msg[RAW_BATCH];
 	struct iovec	 iov[RAW_BATCH];
 	union addr	 dst[RAW_BATCH];
-	union {					/* IP_PKTINFO: the interface to leave by */
-		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
-		struct cmsghdr	 align;
-	}		 ctl[RAW_BATCH];
+	union control	 ctl[RAW_BATCH];
 	struct raw_pkt	 meta[RAW_BATCH];
 	uint8_t		*slot;			/* RAW_BATCH buffers of FRAG_MAX bytes */
 };
@@ -389,25 +402,55 @@ tidy(struct raw *r)
  * (IP_PKTINFO): the routing table may have no route for it, or another
  * interface.  Other packets are routed by their destination.
  */
-static void
-leave_by(struct msghdr *m, char *buf, size_t size, const struct raw_pkt *p)
+static int
+leaves_by_record(const struct raw_pkt *p)
 {
 	const uint8_t *dst = p->data + 16;
-	struct in_pktinfo info = { .ipi_ifindex = (int)p->a.ifindex };
-	struct cmsghdr *c;
 
-	m->msg_control = NULL;
+	return p->data[0] >> 4 == 4 && p->a.ifindex != 0 && p->a.ifindex != LOOPBACK_INDEX &&
+	    ((dst[0] & 0xf0) == 0xe0 || memcmp(dst, "\xff\xff\xff\xff", 4) == 0);
+}
+
+/* The mark p is sent with: its record's, or the sockets' own when it has none. */
+static uint32_t
+mark_of(const struct raw *r, const struct raw_pkt *p)
+{
+	return p->a.mark != 0 ? p->a.mark : r->mark;
+}
+
+/* Append a control message of level and type with len bytes of data to m. */
+static void
+put_control(struct msghdr *m, int level, int type, const void *data, size_t len)
+{
+	struct cmsghdr *c = (struct cmsghdr *)((char *)m->msg_control + m->msg_controllen);
+
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	m->msg_controllen += CMSG_SPACE(len);
+}
+
+/*
+ * p's control messages, in ctl: the interface it leaves by (leaves_by_record),
+ * and its record's mark when that is not the socket's (routing then uses
+ * exactly that mark, see the top of this file).
+ */
+static void
+set_controls(struct msghdr *m, union control *ctl, const struct raw *r,
+    const struct raw_pkt *p)
+{
+	struct in_pktinfo info = { .ipi_ifindex = (int)p->a.ifindex };
+	uint32_t mark = mark_of(r, p);
+
+	m->msg_control = ctl->buf;
 	m->msg_controllen = 0;
-	if (p->data[0] >> 4 != 4 || p->a.ifindex == 0 || p->a.ifindex == LOOPBACK_INDEX ||
-	    !((dst[0] & 0xf0) == 0xe0 || memcmp(dst, "\xff\xff\xff\xff", 4) == 0))
-		return;
-	m->msg_control = buf;
-	m->msg_controllen = size;
-	c = CMSG_FIRSTHDR(m);
-	c->cmsg_level = IPPROTO_IP;
-	c->cmsg_type = IP_PKTINFO;
-	c->cmsg_len = CMSG_LEN(sizeof(info));
-	memcpy(CMSG_DATA(c), &info, sizeof(info));
+	if (leaves_by_record(p))
+		put_control(m, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+	if (mark != r->mark)
+		put_control(m, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (m->msg_controllen == 0)
+		m->msg_control = NULL;
 }
 
 void
@@ -439,7 +482,7 @@ raw_queue(struct raw *r, const struct raw_pkt *p)
 	r->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = p->len };
 	r->msg[i].msg_hdr = (struct msghdr){ .msg_name = &r->dst[i], .msg_namelen = alen,
 		.msg_iov = &r->iov[i], .msg_iovlen = 1 };
-	leave_by(&r->msg[i].msg_hdr, r->ctl[i].buf, sizeof(r->ctl[i].buf), p);
+	set_controls(&r->msg[i].msg_hdr, &r->ctl[i], r, p);
 	if (r->n == RAW_BATCH)
 		raw_flush(r);
 }
@@ -476,7 +519,7 @@ raw_flush(struct raw *r)
 int
 raw_send(struct raw *r, const struct raw_pkt *p)
 {
-	union { char buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; struct cmsghdr align; } ctl;
+	union control ctl;
 	struct iovec iov = { .iov_base = p->data, .iov_len = p->len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	union addr a;
@@ -487,7 +530,7 @@ raw_send(struct raw *r, const struct raw_pkt *p)
 		return errno;
 	msg.msg_name = &a;
 	msg.msg_namelen = alen;
-	leave_by(&msg, ctl.buf, sizeof(ctl.buf), p);
+	set_controls(&msg, &ctl, r, p);
 	while (sendmsg(fd, &msg, MSG_DONTWAIT) < 0)
 		if (errno != EINTR && !(errno == EAGAIN && drained(r, fd)))
 			return errno;
@@ -499,12 +542,16 @@ raw_route_mtu(struct raw *r, const struct raw_pkt *p)
 {
 	union addr a;
 	socklen_t alen, olen;
+	uint32_t mark = mark_of(r, p);
 	int fd, mtu = 0, v4 = p->data[0] >> 4 == 4;
 
 	alen = address_of(r, p, &a);
 	fd = v4 ? r->probe4 : r->probe6;
 	if (fd < 0)
 		return -EAFNOSUPPORT;
+	/* The route the packet takes is the one its mark chooses. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return -errno;
 	if (v4)
 		a.in4.sin_port = htons(9);
 	else

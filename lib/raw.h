@@ -1,7 +1,8 @@
 /*
  * raw.h - outbound sending (internal): header-included raw IPv4 and IPv6
  * sockets carrying the loop-avoidance mark, with packets batched into
- * sendmmsg() until a flush.
+ * sendmmsg() until a flush.  A packet whose divert address has a mark
+ * (a.mark != 0) is sent, and routed, with that mark instead (raw.c).
  */
 #ifndef DIVERT_RAW_H
 #define DIVERT_RAW_H
@@ -26,7 +27,8 @@ typedef void (*raw_done_fn)(const struct raw_pkt *p, int err, void *arg);
 struct raw;
 
 /*
- * Open the sockets, marked with mark.  done is called for every queued
+ * Open the sockets, marked with mark (what packets without a mark of
+ * their own carry).  done is called for every queued
  * packet, in order, when the batch is sent.  NULL with a message in why.
  */
 struct raw *raw_open(uint32_t mark, raw_done_fn done, void *arg, char *why, size_t whylen);

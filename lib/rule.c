@@ -4,6 +4,11 @@
  * rules need them and removing them when they empty.  Every change is one
  * nf_tables batch, made against the generation of the ruleset it was
  * decided on (and tried again when that moved), over lib/nl.c.
+ *
+ * The table also holds the loop tag chain (rule_expr.h), with one rule
+ * for each mark its divert rules use: added with the first rule of a
+ * mark, deleted with the last, never listed, never a reason to keep the
+ * table (it goes with the last divert rule).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -207,6 +212,35 @@ put_new_rule(struct conn *c, struct mnl_nlmsg_batch *b,
 	return 0;
 }
 
+/* The loop tag chain, and its rule for mark. */
+static int
+put_tag_chain(struct conn *c, struct mnl_nlmsg_batch *b)
+{
+	struct nftnl_chain *ch;
+
+	if ((ch = rule_expr_tag_chain()) == NULL)
+		return -ENOMEM;
+	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWCHAIN,
+	    NLM_F_CREATE), ch);
+	nftnl_chain_free(ch);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
+static int
+put_tag_rule(struct conn *c, struct mnl_nlmsg_batch *b, uint32_t mark)
+{
+	struct nftnl_rule *nr;
+
+	if ((nr = rule_expr_tag_build(mark)) == NULL)
+		return -ENOMEM;
+	nftnl_rule_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWRULE,
+	    NLM_F_CREATE | NLM_F_APPEND), nr);
+	nftnl_rule_free(nr);
+	mnl_nlmsg_batch_next(b);
+	return 0;
+}
+
 static int
 put_del_rule(struct conn *c, struct mnl_nlmsg_batch *b, const char *chain,
     uint64_t handle)
@@ -259,14 +293,20 @@ batch_send(struct conn *c, struct mnl_nlmsg_batch *b, uint64_t *handle)
 	    c->answers, sizeof(c->answers), c->why, sizeof(c->why));
 }
 
+/* What the table lacks for r's copies: the tag chain, its rule for r's mark. */
+struct tag_need {
+	bool	chain, rule;
+};
+
 /*
- * Table, chain and rule in one batch, so nothing is left half made; the
- * kernel refuses it (ERESTART) if the ruleset is no longer generation
- * genid, the one in which no copy of the rule was found.
+ * Table, tag chain and rule (as need says), chain and rule in one batch,
+ * so nothing is left half made; the kernel refuses it (ERESTART) if the
+ * ruleset is no longer generation genid, the one in which no copy of the
+ * rule was found.
  */
 static int
 send_add(struct conn *c, struct divert_rule *r, const char *chain,
-    enum rule_verdict kind, uint32_t genid)
+    enum rule_verdict kind, struct tag_need need, uint32_t genid)
 {
 	struct mnl_nlmsg_batch *b;
 	int ret;
@@ -274,6 +314,8 @@ send_add(struct conn *c, struct divert_rule *r, const char *chain,
 	if ((b = batch_start(c, &genid)) == NULL)
 		return -ENOMEM;
 	if ((ret = put_table(c, b, NFT_MSG_NEWTABLE, NLM_F_CREATE)) == 0 &&
+	    (!need.chain || (ret = put_tag_chain(c, b)) == 0) &&
+	    (!need.rule || (ret = put_tag_rule(c, b, r->mark)) == 0) &&
 	    (ret = put_new_chain(c, b, r, chain)) == 0 &&
 	    (ret = put_new_rule(c, b, r, chain, kind)) == 0)
 		ret = batch_send(c, b, &r->handle);
@@ -298,21 +340,26 @@ new_tag(void)
 
 struct chain_info {
 	char	name[NFT_CHAIN_MAXNAMELEN];
-	int	chain;		/* enum divert_chain; NONE: not ours */
+	int	chain;		/* enum divert_chain; NONE: not ours (or the tag chain) */
 	int	priority;
+	bool	tag;		/* the loop tag chain */
 	size_t	nrules;
 };
 
 struct rule_info {
 	struct divert_rule	 rule;	/* chain NONE: not decodable */
 	struct chain_info	*chain;	/* NULL: chain unknown */
+	bool			 tag;	/* in the loop tag chain: not a divert rule */
+	uint32_t		 tag_mark;	/* a tag rule's mark; 0: not of our shape */
 };
 
 struct ruleset {
 	struct chain_info	*chains;
 	size_t			 nchains;
 	struct rule_info	*rules;
-	size_t			 nrules;
+	size_t			 nrules;	/* tag rules too */
+	size_t			 ndivert;	/* the rules that are not tag rules */
+	bool			 has_tag_chain;
 	uint32_t		 genid;
 };
 
@@ -386,6 +433,10 @@ chain_cb(const struct nlmsghdr *nlh, void *data)
 	snprintf(ci->name, sizeof(ci->name), "%s",
 	    nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
 	ci->chain = rule_expr_read_chain(c, &ci->priority);
+	if (str_is(ci->name, RULE_TAG_CHAIN)) {
+		ci->tag = rs->has_tag_chain = true;
+		ci->chain = DIVERT_CHAIN_NONE;	/* no divert rule goes there */
+	}
 	nftnl_chain_free(c);
 	return MNL_CB_OK;
 }
@@ -425,10 +476,16 @@ rule_cb(const struct nlmsghdr *nlh, void *data)
 	rs->rules = more;
 	ri = &rs->rules[rs->nrules++];
 	ri->chain = ci = find_chain(rs, nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN));
+	ri->tag = ci != NULL && ci->tag;
+	ri->tag_mark = 0;
 	if (ci != NULL)
 		ci->nrules++;
 	rule_expr_read(nr, ci != NULL ? ci->chain : DIVERT_CHAIN_NONE,
 	    ci != NULL ? ci->priority : 0, &ri->rule);
+	if (ri->tag && rule_expr_tag_read(nr, &ri->tag_mark) < 0)
+		ri->tag_mark = 0;
+	if (!ri->tag)
+		rs->ndivert++;
 	nftnl_rule_free(nr);
 	return MNL_CB_OK;
 }
@@ -513,7 +570,8 @@ divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf)
 	}
 	conn_close(c);
 	for (i = 0; ret == 0 && i < rs.nrules; i++)
-		ret = cb(&rs.rules[i].rule, arg);
+		if (!rs.rules[i].tag)	/* the toolkit's own: not a divert rule */
+			ret = cb(&rs.rules[i].rule, arg);
 	ruleset_free(&rs);
 	return ret;
 }
@@ -532,6 +590,8 @@ find_rule(struct ruleset *rs, const struct divert_rule *r)
 	divert_rule_format(r, want, sizeof(want));
 	for (i = 0; i < rs->nrules; i++) {
 		ri = &rs->rules[i];
+		if (ri->tag)		/* never listed: never named */
+			continue;
 		if (r->handle != 0 && ri->rule.handle != r->handle)
 			continue;
 		/* Tagged: that very rule, not one that reads the same. */
@@ -549,8 +609,42 @@ find_rule(struct ruleset *rs, const struct divert_rule *r)
 	return NULL;
 }
 
-/* Delete the rule, then what it leaves empty: its chain, or, when it was
- * the last rule, the whole table.  Empty chains left by others go too. */
+/* Whether a divert rule other than except uses mark. */
+static bool
+mark_in_use(const struct ruleset *rs, uint32_t mark, const struct rule_info *except)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++)
+		if (&rs->rules[i] != except && !rs->rules[i].tag &&
+		    rs->rules[i].rule.chain != DIVERT_CHAIN_NONE &&
+		    rs->rules[i].rule.mark == mark)
+			return true;
+	return false;
+}
+
+/* Delete the tag rules of the victim's mark, unless another rule uses it. */
+static int
+put_del_tags(struct conn *c, struct mnl_nlmsg_batch *b, struct ruleset *rs,
+    const struct rule_info *victim)
+{
+	uint32_t mark = victim->rule.mark;
+	size_t i;
+	int ret = 0;
+
+	if (victim->rule.chain == DIVERT_CHAIN_NONE || mark_in_use(rs, mark, victim))
+		return 0;
+	for (i = 0; ret == 0 && i < rs->nrules; i++)
+		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark)
+			ret = put_del_rule(c, b, RULE_TAG_CHAIN, rs->rules[i].rule.handle);
+	return ret;
+}
+
+/*
+ * Delete the rule, then what it leaves empty: its chain, and its mark's
+ * tag rule, or, when it was the last divert rule, the whole table (tag
+ * chain and all).  Empty chains left by others go too.
+ */
 static int
 send_del(struct conn *c, struct ruleset *rs, struct rule_info *victim)
 {
@@ -562,9 +656,11 @@ send_del(struct conn *c, struct ruleset *rs, struct rule_info *victim)
 		return -ENOMEM;
 	ret = put_del_rule(c, b, victim->chain->name, victim->rule.handle);
 	victim->chain->nrules--;
-	if (ret == 0 && rs->nrules == 1)
+	if (ret == 0 && rs->ndivert == 1)
 		ret = put_table(c, b, NFT_MSG_DELTABLE, 0);
 	else if (ret == 0)
+		ret = put_del_tags(c, b, rs, victim);
+	if (ret == 0 && rs->ndivert > 1)
 		for (i = 0; ret == 0 && i < rs->nchains; i++)
 			/* Base chains only: nothing can jump to them. */
 			if (rs->chains[i].nrules == 0 &&
@@ -638,6 +734,19 @@ pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
 		snprintf(buf, len, "%s_%d", rule_chain_name(r->chain), r->priority);
 }
 
+/* What the table lacks for copies sent under mark (see tag_need). */
+static struct tag_need
+tag_needs(const struct ruleset *rs, uint32_t mark)
+{
+	struct tag_need need = { .chain = !rs->has_tag_chain, .rule = true };
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++)
+		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark)
+			need.rule = false;
+	return need;
+}
+
 /* One try: refuse a copy of a rule that is there, else add it. */
 static int
 add_unless_there(struct conn *c, struct divert_rule *r)
@@ -645,6 +754,7 @@ add_unless_there(struct conn *c, struct divert_rule *r)
 	char chain[NFT_CHAIN_MAXNAMELEN];
 	struct rule_info *same;
 	struct ruleset rs;
+	struct tag_need need;
 	int ret;
 
 	if ((ret = read_ruleset(c, &rs)) < 0)
@@ -654,12 +764,13 @@ add_unless_there(struct conn *c, struct divert_rule *r)
 		ret = -EEXIST;
 	} else {
 		pick_chain(&rs, r, chain, sizeof(chain));
-		ret = send_add(c, r, chain, RULE_QUEUE_NATIVE, rs.genid);
+		need = tag_needs(&rs, r->mark);
+		ret = send_add(c, r, chain, RULE_QUEUE_NATIVE, need, rs.genid);
 		/* No nft queue expression in this kernel (CONFIG_NFT_QUEUE
 		 * unset): the xtables NFQUEUE target through nft_compat
 		 * does the same. */
 		if (ret == -ENOENT || ret == -EOPNOTSUPP)
-			ret = send_add(c, r, chain, RULE_QUEUE_COMPAT, rs.genid);
+			ret = send_add(c, r, chain, RULE_QUEUE_COMPAT, need, rs.genid);
 	}
 	ruleset_free(&rs);
 	return ret;

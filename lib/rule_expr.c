@@ -15,6 +15,13 @@
  *   queue (native) or target NFQUEUE v3	the divert port(s)
  * The decoder accepts exactly this shape and nothing else.  The rule's
  * comment (NFTNL_RULE_USERDATA) holds its tag.
+ *
+ * The table also has the loop tag chain (RULE_TAG_CHAIN: hook output, the
+ * first priority of all), one rule per mark in use:
+ *   socket mark & MARK == MARK		sent by a socket with the bit (a copy)
+ *   meta mark set meta mark | MARK	the packet gets the bit too
+ * A copy sent with its record's own mark (lib/raw.c) is routed by that
+ * mark, then tagged here before any divert chain sees it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -88,6 +95,17 @@ rule_expr_read_chain(const struct nftnl_chain *c, int *priority)
 		if (hooks[i] == hook)
 			return (int)i;
 	return DIVERT_CHAIN_NONE;
+}
+
+struct nftnl_chain *
+rule_expr_tag_chain(void)
+{
+	struct divert_rule r;
+
+	divert_rule_init(&r);
+	r.chain = DIVERT_CHAIN_OUTPUT;
+	r.priority = RULE_TAG_PRIORITY;
+	return rule_expr_chain(&r, RULE_TAG_CHAIN);
 }
 
 /* --- rule -> expressions ---------------------------------------------- */
@@ -292,6 +310,62 @@ add_matches(struct nftnl_rule *nr, const struct divert_rule *r,
 		return -1;
 	return kind == RULE_QUEUE_NATIVE ? add_queue(nr, r, total) :
 	    add_nfqueue_target(nr, r, total);
+}
+
+/* "mark | bit": reg 1 = (reg 1 & ~bit) ^ bit, as nft writes an or. */
+static int
+add_or(struct nftnl_rule *nr, uint32_t bit)
+{
+	struct nftnl_expr *e = add_expr(nr, "bitwise");
+	uint32_t keep = ~bit;
+
+	if (e == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(bit));
+	if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &keep, sizeof(keep)) < 0 ||
+	    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &bit, sizeof(bit)) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+add_tag_exprs(struct nftnl_rule *nr, uint32_t mark)
+{
+	struct nftnl_expr *e;
+
+	if ((e = add_expr(nr, "socket")) == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
+	if (add_mask(nr, &mark, sizeof(mark)) < 0 ||
+	    add_cmp_eq(nr, &mark, sizeof(mark)) < 0 ||
+	    add_meta(nr, NFT_META_MARK) < 0 ||
+	    add_or(nr, mark) < 0 ||
+	    (e = add_expr(nr, "meta")) == NULL)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	return 0;
+}
+
+struct nftnl_rule *
+rule_expr_tag_build(uint32_t mark)
+{
+	struct nftnl_rule *nr;
+
+	if ((nr = nftnl_rule_alloc()) == NULL)
+		return NULL;
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	if (nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, RULE_TAG_CHAIN) < 0 ||
+	    add_tag_exprs(nr, mark) < 0) {
+		nftnl_rule_free(nr);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return nr;
 }
 
 /* The tag as the rule's comment, in the layout nft reads and prints. */
@@ -600,6 +674,62 @@ decode_exprs(struct nftnl_rule *nr, struct divert_rule *r)
 	}
 	if (!take_verdict(&c, r) || c.i != c.n)
 		return -1;
+	return 0;
+}
+
+/* "reg 1 = (reg 1 & ~bit) ^ bit" (mark | bit): bit into *bit. */
+static bool
+read_or(const struct nftnl_expr *e, uint32_t *bit)
+{
+	const void *m, *x;
+	uint32_t mlen, xlen, keep, set;
+
+	if (e == NULL || !u32_is(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1) ||
+	    !u32_is(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1) ||
+	    !u32_is(e, NFTNL_EXPR_BITWISE_LEN, 4) ||
+	    (nftnl_expr_is_set(e, NFTNL_EXPR_BITWISE_OP) &&
+	    !u32_is(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL)))
+		return false;
+	m = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &mlen);
+	x = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_XOR, &xlen);
+	if (m == NULL || x == NULL || mlen != 4 || xlen != 4)
+		return false;
+	memcpy(&keep, m, 4);
+	memcpy(&set, x, 4);
+	if (keep != ~set)
+		return false;
+	*bit = set;
+	return true;
+}
+
+int
+rule_expr_tag_read(struct nftnl_rule *nr, uint32_t *mark)
+{
+	struct cursor c = { .n = 0, .i = 0 };
+	const struct nftnl_expr *e;
+	uint32_t mask, value, bit;
+
+	if (nftnl_expr_foreach(nr, collect_expr, &c) < 0 || c.n != 6)
+		return -1;
+	e = peek(&c, 0, "socket");
+	if (e == NULL || !u32_is(e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_MARK) ||
+	    !u32_is(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1) ||
+	    (nftnl_expr_is_set(e, NFTNL_EXPR_SOCKET_LEVEL) &&
+	    !u32_is(e, NFTNL_EXPR_SOCKET_LEVEL, 0)) ||
+	    !read_mask(peek(&c, 1, "bitwise"), &mask, 4) ||
+	    !read_cmp_eq(peek(&c, 2, "cmp"), &value, 4) ||
+	    !is_meta(peek(&c, 3, "meta"), NFT_META_MARK) ||
+	    !read_or(peek(&c, 4, "bitwise"), &bit))
+		return -1;
+	e = peek(&c, 5, "meta");
+	if (e == NULL || !u32_is(e, NFTNL_EXPR_META_KEY, NFT_META_MARK) ||
+	    !u32_is(e, NFTNL_EXPR_META_SREG, NFT_REG_1) ||
+	    nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG))
+		return -1;
+	/* One bit throughout, or it is not a rule we made. */
+	if (mask == 0 || value != mask || bit != mask)
+		return -1;
+	*mark = mask;
 	return 0;
 }
 

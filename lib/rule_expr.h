@@ -22,6 +22,15 @@ enum rule_verdict {
 };
 
 /*
+ * The loop tag chain: in table inet divert, hook output, before everything
+ * (NF_IP_PRI_FIRST); a packet sent by a socket carrying a rule's mark gets
+ * that mark too (rule_expr.c).  No divert rule may share its priority at
+ * output: the kernel runs chains of one priority newest first.
+ */
+#define RULE_TAG_CHAIN		"loop_tag"
+#define RULE_TAG_PRIORITY	INT32_MIN
+
+/*
  * The base chain called name in table inet divert that r's rules go in:
  * r's hook and priority, type filter, policy accept (r passes
  * divert_rule_check).  NULL with errno (ENOMEM).
@@ -52,6 +61,18 @@ struct nftnl_rule *rule_expr_build(const struct divert_rule *r, const char *chai
  */
 int rule_expr_read(struct nftnl_rule *nr, int chain, int priority,
     struct divert_rule *r);
+
+/* The loop tag chain (RULE_TAG_CHAIN); NULL with errno (ENOMEM). */
+struct nftnl_chain *rule_expr_tag_chain(void);
+
+/*
+ * The loop tag chain's rule for mark: "socket mark & mark == mark meta mark
+ * set meta mark | mark".  NULL with errno (ENOMEM).
+ */
+struct nftnl_rule *rule_expr_tag_build(uint32_t mark);
+
+/* The mark of a rule of exactly rule_expr_tag_build's shape: 0; else -1. */
+int rule_expr_tag_read(struct nftnl_rule *nr, uint32_t *mark);
 
 /* s is want (and not NULL). */
 static inline bool

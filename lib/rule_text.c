@@ -628,6 +628,11 @@ divert_rule_check(const struct divert_rule *r, char *errbuf)
 		    "output interface is not chosen yet", chains[r->chain].name);
 	if (r->fanout && r->port_lo == r->port_hi)
 		return rule_seterr(errbuf, EINVAL, "--fanout needs a port range A-B");
+	/* The loop tag chain's (rule_expr.h): it must see copies first. */
+	if (r->chain == DIVERT_CHAIN_OUTPUT && r->priority == INT32_MIN)
+		return rule_seterr(errbuf, EINVAL, "--priority %d on output is the "
+		    "loop tag chain's, which must come first: use %d or more",
+		    INT32_MIN, INT32_MIN + 1);
 	return 0;
 }
 

@@ -228,10 +228,11 @@ inbound(struct divert *h, struct raw_pkt *p)
 	 * same interfaces by other indexes.  The caller's name need not end in
 	 * a NUL: one that fills ifname is no interface's (IF_NAMESIZE counts
 	 * the NUL), and is not read past.  A name not here falls back on the
-	 * index, unless there is none.
+	 * index, unless there is none.  (Looked up through tun.c's cache: an
+	 * if_nametoindex a packet would cost a system call each.)
 	 */
 	if (p->a.ifname[0] != '\0' && memchr(p->a.ifname, '\0', sizeof(p->a.ifname)) != NULL &&
-	    (index = if_nametoindex(p->a.ifname)) != 0)
+	    (index = tun_index_of(h->tun, p->a.ifname)) != 0)
 		p->a.ifindex = index;
 	else if (p->a.ifindex == 0 && p->a.ifname[0] != '\0') {
 		snprintf(why, sizeof(why), "no interface called %.*s here", IF_NAMESIZE,
@@ -243,7 +244,8 @@ inbound(struct divert *h, struct raw_pkt *p)
 		tell(h, p, DIVERT_E_NOIF, EDESTADDRREQ, 0, "inbound, but no interface to arrive on");
 		return;
 	}
-	switch (tun_inject(h->tun, &p->a.ifindex, p->data, p->len, why, sizeof(why))) {
+	/* The record's mark, with the bit (nothing skips the divert rules inbound). */
+	switch (tun_inject(h->tun, &p->a.ifindex, p->a.mark, p->data, p->len, why, sizeof(why))) {
 	case TUN_OK:
 		went(h, p, 1);
 		break;

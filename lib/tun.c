@@ -1,5 +1,12 @@
 /*
- * tun.c - TUN + clsact + cls_bpf (mark) + mirred ingress redirect, one per interface.
+ * tun.c - TUN + clsact + cls_bpf (mark) + mirred ingress redirect, one per
+ * interface and mark.
+ *
+ * The classifier sets a constant mark: the handle's loop-avoidance bit, or
+ * a record's own mark with the bit added.  So a record with a mark of its
+ * own goes through a TUN of its own for that (interface, mark); the first
+ * TUN_MARKS such marks are served so, later ones by the interface's plain
+ * TUN (their mark is not restored: the bit alone).
  *
  * A redirect names its target by index, and the kernel drops what it
  * redirects to an interface that is down or gone without telling the
@@ -19,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,11 +59,22 @@
 #define NL_BUF		8192	/* an answer: an ack with extended-ack text, a filter */
 #define REQ_BUF		1024	/* a request */
 
+#define NAMES		16	/* interface names remembered (tun_index_of) */
+#define NAME_TTL	1	/* seconds a remembered index is trusted */
+
+/* An interface name and the index it had when looked up (0: none here). */
+struct name {
+	char		name[IFNAMSIZ];
+	uint32_t	index;
+	time_t		when;		/* monotonic seconds; 0: empty */
+};
+
 /* What a target interface is now. */
 enum link { L_UP, L_DOWN, L_GONE };
 
 struct tun {
-	uint32_t	ifindex;		/* the index records name: the key */
+	uint32_t	ifindex;		/* the index records name: the key, */
+	uint32_t	mark;			/* with the mark the classifier sets */
 	uint32_t	target;			/* the interface X it means now */
 	char		target_name[IFNAMSIZ];	/* X's name: how it is found again */
 	int		link;			/* enum link, of X */
@@ -69,12 +88,13 @@ struct tun_set {
 	struct nl		 nl;		/* requests */
 	struct mnl_socket	*ev;		/* link notifications, non-blocking */
 	struct timespec		 looked;	/* when ev was last read (coarse clock) */
-	uint32_t		 mark;
-	int			 prog;		/* the classifier, loaded on first use; -1 */
+	uint32_t		 mark;		/* the loop-avoidance bit */
 	int			 built;		/* a path was built: the kernel has what we need */
 	uint64_t		 late_down, late_gone;	/* see tun_losses */
 	int			 n;
-	struct tun		 t[TUN_MAX];
+	int			 nplain, nmarked;	/* entries of the bit alone, of other marks */
+	struct tun		 t[TUN_MAX + TUN_MARKS];
+	struct name		 names[NAMES];	/* tun_index_of's, by a hash of the name */
 	char			 buf[NL_BUF];
 	char			 evbuf[4 * NL_BUF];
 };
@@ -109,7 +129,6 @@ tun_open(uint32_t mark, char *why, size_t whylen)
 		return NULL;
 	}
 	ts->mark = mark;
-	ts->prog = -1;
 	if ((rc = nl_open(&ts->nl, NETLINK_ROUTE)) < 0 || (ts->ev = watch_links()) == NULL) {
 		snprintf(why, whylen, "cannot open rtnetlink: %s", strerror(rc < 0 ? -rc : errno));
 		tun_close(ts);
@@ -264,7 +283,8 @@ add_clsact(struct tun_set *ts, int ifindex, char *why, size_t whylen)
  * target.  The protocol must be in network order, or it never matches.
  */
 static int
-add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t whylen)
+add_redirect(struct tun_set *ts, int ifindex, uint32_t target, int prog, char *why,
+    size_t whylen)
 {
 	union { char buf[REQ_BUF]; struct nlmsghdr align; } req;
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
@@ -278,7 +298,7 @@ add_redirect(struct tun_set *ts, int ifindex, uint32_t target, char *why, size_t
 	tcm->tcm_handle = FILTER_HANDLE;
 	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
 	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-	mnl_attr_put_u32(nlh, TCA_BPF_FD, (uint32_t)ts->prog);
+	mnl_attr_put_u32(nlh, TCA_BPF_FD, (uint32_t)prog);
 	mnl_attr_put_strz(nlh, TCA_BPF_NAME, PROG_NAME);
 	acts = mnl_attr_nest_start(nlh, TCA_BPF_ACT);
 	act = mnl_attr_nest_start(nlh, 1);
@@ -413,6 +433,20 @@ target_gone(struct tun_set *ts, struct tun *t)
 	t->fd = -1;
 }
 
+/*
+ * A link changed: the names remembered for its index (renamed, or gone),
+ * and, if it has a name, that name's (it may be new) are looked up again.
+ */
+static void
+forget_names(struct tun_set *ts, uint32_t index, const char *name)
+{
+	struct name *n;
+
+	for (n = ts->names; n < ts->names + NAMES; n++)
+		if (n->index == index || (name != NULL && strcmp(n->name, name) == 0))
+			n->when = 0;
+}
+
 /* One link notification: targets go down, come up, go, come back by name. */
 static void
 link_event(struct tun_set *ts, const struct nlmsghdr *nlh)
@@ -427,6 +461,7 @@ link_event(struct tun_set *ts, const struct nlmsghdr *nlh)
 		if (mnl_attr_get_type(a) == IFLA_IFNAME &&
 		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
 			name = mnl_attr_get_str(a);
+	forget_names(ts, index, name);
 	for (t = ts->t; t < ts->t + ts->n; t++) {
 		if (t->link != L_GONE && t->target == index) {
 			if (nlh->nlmsg_type == RTM_DELLINK) {
@@ -503,6 +538,7 @@ follow_links(struct tun_set *ts, int force)
 	for (;;) {
 		got = mnl_socket_recvfrom(ts->ev, ts->evbuf, sizeof(ts->evbuf));
 		if (got < 0 && errno == ENOBUFS) {
+			memset(ts->names, 0, sizeof(ts->names));
 			resync(ts);
 			continue;
 		}
@@ -518,19 +554,20 @@ follow_links(struct tun_set *ts, int force)
 
 /*
  * The path for records naming ifindex: by that index, or the one a
- * recreated target now has (a live listener's records carry the new one).
+ * recreated target now has (a live listener's records carry the new one);
+ * of mark, or of any mark when any.
  */
 static struct tun *
-find(struct tun_set *ts, uint32_t ifindex)
+find(struct tun_set *ts, uint32_t ifindex, uint32_t mark, bool any)
 {
-	int i;
+	struct tun *t;
 
-	for (i = 0; i < ts->n; i++)
-		if (ts->t[i].ifindex == ifindex)
-			return &ts->t[i];
-	for (i = 0; i < ts->n; i++)
-		if (ts->t[i].link != L_GONE && ts->t[i].target == ifindex)
-			return &ts->t[i];
+	for (t = ts->t; t < ts->t + ts->n; t++)
+		if (t->ifindex == ifindex && (any || t->mark == mark))
+			return t;
+	for (t = ts->t; t < ts->t + ts->n; t++)
+		if (t->link != L_GONE && t->target == ifindex && (any || t->mark == mark))
+			return t;
 	return NULL;
 }
 
@@ -539,12 +576,14 @@ static int
 build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 {
 	char name[IF_NAMESIZE];
-	int idx, e;
+	int idx, e, prog;
 
-	if (ts->prog < 0 && (ts->prog = load_program(ts->mark, why, whylen)) < 0)
+	if ((prog = load_program(t->mark, why, whylen)) < 0)
 		return TUN_E_SYSTEM;
-	if ((t->fd = create_tun(t->name, why, whylen)) < 0)
+	if ((t->fd = create_tun(t->name, why, whylen)) < 0) {
+		close(prog);
 		return TUN_E_SYSTEM;
+	}
 	t->failed = 0;
 	if ((t->index = idx = (int)if_nametoindex(t->name)) == 0) {
 		snprintf(why, whylen, "TUN device %s vanished", t->name);
@@ -559,15 +598,18 @@ build(struct tun_set *ts, struct tun *t, char *why, size_t whylen)
 		explain(why, whylen, "cannot add a clsact qdisc", "CONFIG_NET_SCH_INGRESS");
 		goto fail;
 	}
-	if (add_redirect(ts, idx, t->target, why, whylen) < 0) {
+	if (add_redirect(ts, idx, t->target, prog, why, whylen) < 0) {
 		explain(why, whylen, "cannot add the redirecting bpf filter",
 		    "CONFIG_NET_CLS_BPF and CONFIG_NET_ACT_MIRRED");
 		goto fail;
 	}
+	/* The filter holds the program now: it goes with the TUN. */
+	close(prog);
 	ts->built = 1;
 	return TUN_OK;
 fail:
 	e = errno;		/* the kernel's refusal, for the caller's report */
+	close(prog);
 	close(t->fd);
 	t->fd = -1;
 	/*
@@ -583,38 +625,73 @@ fail:
 	return TUN_E_SYSTEM;
 }
 
-/* A new entry for records naming ifindex (not yet built); NULL with why. */
+/*
+ * A new entry for records naming ifindex, of mark (not yet built); NULL
+ * with why.  Another mark's entry for ifindex says what it means now.
+ */
 static struct tun *
-add_target(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
+add_target(struct tun_set *ts, uint32_t ifindex, uint32_t mark, char *why, size_t whylen)
 {
-	struct tun *t = &ts->t[ts->n];
+	struct tun *t = &ts->t[ts->n], *known = find(ts, ifindex, 0, true);
 
-	if (ts->n == TUN_MAX) {
+	if (mark == ts->mark && ts->nplain == TUN_MAX) {
 		snprintf(why, whylen, "more than %d inbound interfaces", TUN_MAX);
 		errno = ENOSPC;
 		return NULL;
 	}
-	if (ifindex == 0 || if_indextoname(ifindex, t->target_name) == NULL) {
+	if (known != NULL) {
+		*t = *known;
+		t->ifindex = ifindex;
+	} else if (ifindex == 0 || if_indextoname(ifindex, t->target_name) == NULL) {
 		snprintf(why, whylen, "no interface with index %u here", ifindex);
 		errno = ENXIO;
 		return NULL;
+	} else {
+		t->ifindex = t->target = ifindex;
+		t->link = link_by_name(ts, t->target_name);
 	}
-	t->ifindex = t->target = ifindex;
-	t->link = link_by_name(ts, t->target_name);
+	t->mark = mark;
 	t->fd = -1;
+	t->failed = 0;
+	t->name[0] = '\0';
+	t->index = 0;
+	if (mark == ts->mark)
+		ts->nplain++;
+	else
+		ts->nmarked++;
 	ts->n++;
 	return t;
 }
 
-/* The path for ifindex, ready to take a packet; an enum tun_result, words in why. */
+/*
+ * The entry for ifindex and mark, made if need be; past TUN_MARKS marks
+ * other than the bit alone, the plain one.  NULL with why.
+ */
+static struct tun *
+entry(struct tun_set *ts, uint32_t ifindex, uint32_t mark, char *why, size_t whylen)
+{
+	struct tun *t;
+
+	if ((t = find(ts, ifindex, mark, false)) != NULL)
+		return t;
+	if (mark != ts->mark && ts->nmarked == TUN_MARKS)
+		return entry(ts, ifindex, ts->mark, why, whylen);
+	return add_target(ts, ifindex, mark, why, whylen);
+}
+
+/*
+ * The path for ifindex and mark, ready to take a packet; an enum
+ * tun_result, words in why.
+ */
 static int
-ready(struct tun_set *ts, uint32_t ifindex, struct tun **tp, char *why, size_t whylen)
+ready(struct tun_set *ts, uint32_t ifindex, uint32_t mark, struct tun **tp, char *why,
+    size_t whylen)
 {
 	struct tun *t;
 	int rc;
 
 	follow_links(ts, 0);
-	if ((t = find(ts, ifindex)) == NULL && (t = add_target(ts, ifindex, why, whylen)) == NULL)
+	if ((t = entry(ts, ifindex, mark, why, whylen)) == NULL)
 		return TUN_E_NOIF;
 	*tp = t;
 	if (t->link == L_GONE) {
@@ -637,21 +714,21 @@ int
 tun_prepare(struct tun_set *ts, uint32_t ifindex, char *why, size_t whylen)
 {
 	struct tun *t;
-	int rc = ready(ts, ifindex, &t, why, whylen);
+	int rc = ready(ts, ifindex, ts->mark, &t, why, whylen);
 
 	return rc == TUN_E_DOWN ? TUN_OK : rc;	/* down now: it may come up */
 }
 
 int
-tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t len,
-    char *why, size_t whylen)
+tun_inject(struct tun_set *ts, uint32_t *ifindex, uint32_t mark, const uint8_t *data,
+    size_t len, char *why, size_t whylen)
 {
 	struct tun *t;
 	uint64_t down, gone;
 	ssize_t n;
 	int rc, e;
 
-	if ((rc = ready(ts, *ifindex, &t, why, whylen)) != TUN_OK)
+	if ((rc = ready(ts, *ifindex, mark | ts->mark, &t, why, whylen)) != TUN_OK)
 		return rc;
 	*ifindex = t->target;
 	while ((n = write(t->fd, data, len)) < 0 && errno == EINTR)
@@ -686,6 +763,34 @@ tun_inject(struct tun_set *ts, uint32_t *ifindex, const uint8_t *data, size_t le
 	return TUN_OK;
 }
 
+/* A hash of name, for the cache (FNV-1a). */
+static unsigned
+name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h % NAMES;
+}
+
+uint32_t
+tun_index_of(struct tun_set *ts, const char *name)
+{
+	struct name *n = &ts->names[name_hash(name)];
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	follow_links(ts, 0);		/* a rename or a deletion forgets the names */
+	if (n->when == 0 || now.tv_sec - n->when >= NAME_TTL || strcmp(n->name, name) != 0) {
+		snprintf(n->name, sizeof(n->name), "%s", name);
+		n->index = if_nametoindex(name);
+		/* Seconds from 1: 0 marks an empty slot. */
+		n->when = now.tv_sec > 0 ? now.tv_sec : 1;
+	}
+	return n->index;
+}
+
 void
 tun_losses(struct tun_set *ts, int final, uint64_t *down, uint64_t *gone)
 {
@@ -712,8 +817,6 @@ tun_close(struct tun_set *ts)
 	for (i = 0; i < ts->n; i++)
 		if (ts->t[i].fd >= 0)
 			close(ts->t[i].fd);
-	if (ts->prog >= 0)
-		close(ts->prog);
 	nl_close(&ts->nl);
 	if (ts->ev != NULL)
 		mnl_socket_close(ts->ev);

@@ -11,13 +11,24 @@
 	echo "$output"
 	[ "$status" -eq 0 ]
 	for row in "S    stack alone" "R1   " "R64  " "L    divert-listen" "Ltee " "LI   " "LMI  " \
-	    "RTT  ping median, direct" "RTT  ping median, listen | inject" "TCP  50 MB direct" \
-	    "TCP  50 MB listen | inject" "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M"; do
+	    "LIc  " "LMIc " "RTT  ping median, direct" "RTT  ping median, listen | inject, in place" \
+	    "RTT  ping median, listen | inject, copies" "TCP  50 MB direct" \
+	    "TCP  50 MB listen | inject, in place" "TCP  50 MB listen | inject, copies" \
+	    "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M"; do
 		echo "$output" | grep -q "^$row.* [0-9][0-9]*  *[0-9]"
 	done
-	for ratio in "L / S" "LI / S" "LI / R1" "LMI / S" "RTT added" "TCP LI speed / direct" \
+	for ratio in "L / S" "LI / S" "LI / R1" "LI / R64" "LMI / S" "LIc / S" "LMIc / S" \
+	    "RTT added" "RTT added, in place / R1" "TCP LI speed / direct" "TCP LIc speed / direct" \
 	    "mangle speed / tcprewrite" "defrag Mfragments/s"; do
 		echo "$output" | grep -Eq "^$ratio .* [0-9]+\.[0-9]+   target"
+	done
+	# The in-place rows are in place, the copy rows copies: divert-inject's
+	# own count of what went back in place.
+	for mode in LI LMI; do
+		echo "$output" | grep -A1 "^$mode " | grep -Eq ', in place [1-9][0-9]*$'
+	done
+	for mode in LIc LMIc; do
+		echo "$output" | grep -A1 "^$mode " | grep -Eq ', in place 0$'
 	done
 	[ -z "$(ip netns list | grep -- -bench)" ]
 }

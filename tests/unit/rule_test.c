@@ -2,14 +2,17 @@
  * rule_test.c - divert rules without a kernel: text -> rule -> nftables
  * objects, through their netlink wire form -> rule -> text, for every
  * option, with both verdicts (queue, NFQUEUE target); bad texts refused
- * with words.
+ * with words.  The loop tag chain and its rules: built as nft itself
+ * writes them, read back, anything else refused.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <libnftnl/chain.h>
@@ -122,6 +125,8 @@ static const char *const bad[][2] = {
 	{ "output 1 --p", "bad option '--p'" },		/* ambiguous */
 	{ "output 1 --fanout=1", "bad option '--fanout=1'" },
 	{ "output -5", "bad option '-5'" },
+	{ "output 1 --priority -2147483648", "the loop tag chain's" },
+	{ "output tcp 1 --priority -0x80000000", "use -2147483647 or more" },
 };
 
 static struct nftnl_rule *
@@ -450,6 +455,163 @@ test_foreign(void)
 	nftnl_chain_free(c);
 }
 
+/* --- the loop tag chain ----------------------------------------------- */
+
+/* A tag rule's six expressions, each field given: nft's encoding, by hand. */
+struct tag_shape {
+	uint32_t	sockkey;		/* NFT_SOCKET_MARK */
+	uint32_t	mask, value;		/* socket mark & mask == value */
+	uint32_t	keep, set;		/* meta mark set meta mark & keep ^ set */
+	int		extra;			/* a counter after them */
+};
+
+static void
+set_bitwise(struct nftnl_expr *e, uint32_t mask, uint32_t xor)
+{
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, 4);
+}
+
+static struct nftnl_rule *
+tag_by_hand(const struct tag_shape *t)
+{
+	struct nftnl_rule *nr = nftnl_rule_alloc();
+	struct nftnl_expr *e;
+
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE);
+	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, "loop_tag");
+	e = nftnl_expr_alloc("socket");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY, t->sockkey);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("bitwise");
+	set_bitwise(e, t->mask, 0);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("cmp");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &t->value, 4);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("bitwise");
+	set_bitwise(e, t->keep, t->set);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	nftnl_rule_add_expr(nr, e);
+	if (t->extra)
+		nftnl_rule_add_expr(nr, nftnl_expr_alloc("counter"));
+	return nr;
+}
+
+/* nr's netlink form, in buf: its length. */
+static size_t
+wire_of(struct nftnl_rule *nr, char *buf)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, NFPROTO_INET, 0, 1);
+
+	nftnl_rule_nlmsg_build_payload(nlh, nr);
+	return nlh->nlmsg_len;
+}
+
+static void
+test_tag_chain(void)
+{
+	struct nftnl_chain *c = rule_expr_tag_chain(), *cw;
+	int priority = 0;
+
+	cw = through_wire_chain(c);
+	ok(strcmp(nftnl_chain_get_str(cw, NFTNL_CHAIN_NAME), "loop_tag") == 0 &&
+	    strcmp(nftnl_chain_get_str(cw, NFTNL_CHAIN_TABLE), DIVERT_TABLE) == 0 &&
+	    strcmp(nftnl_chain_get_str(cw, NFTNL_CHAIN_TYPE), "filter") == 0 &&
+	    nftnl_chain_get_u32(cw, NFTNL_CHAIN_HOOKNUM) == NF_INET_LOCAL_OUT &&
+	    nftnl_chain_get_s32(cw, NFTNL_CHAIN_PRIO) == INT32_MIN &&
+	    nftnl_chain_get_u32(cw, NFTNL_CHAIN_POLICY) == NF_ACCEPT,
+	    "tag chain: loop_tag, filter, hook output, priority -2147483648, accept");
+	ok(rule_expr_read_chain(cw, &priority) == DIVERT_CHAIN_OUTPUT &&
+	    priority == INT32_MIN, "tag chain: an output chain at the first priority "
+	    "(rule.c tells it by its name)");
+	nftnl_chain_free(cw);
+	nftnl_chain_free(c);
+}
+
+static void
+test_tag_rules(void)
+{
+	static const uint32_t marks[] = { DIVERT_MARK_DEFAULT, 0x1, 0x80000000u, 0x3,
+		0xffffffffu };
+	static char built[8192], hand[8192];
+	struct nftnl_rule *nr, *nw, *byhand;
+	struct divert_rule back;
+	uint32_t m, got;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		m = marks[i];
+		nr = rule_expr_tag_build(m);
+		byhand = tag_by_hand(&(struct tag_shape){ NFT_SOCKET_MARK, m, m, ~m, m, 0 });
+		n = wire_of(nr, built);
+		ok(n == wire_of(byhand, hand) && memcmp(built, hand, n) == 0,
+		    "tag %#x: the wire form of socket mark & M == M meta mark set "
+		    "meta mark | M, as nft writes it", m);
+		nw = through_wire_rule(nr);
+		got = 0;
+		ok(rule_expr_tag_read(nw, &got) == 0 && got == m,
+		    "tag %#x: read back (got %#x)", m, got);
+		ok(rule_expr_read(nw, DIVERT_CHAIN_OUTPUT, INT32_MIN, &back) < 0 &&
+		    back.chain == DIVERT_CHAIN_NONE, "tag %#x: not a divert rule", m);
+		nftnl_rule_free(nw);
+		nftnl_rule_free(nr);
+		nftnl_rule_free(byhand);
+	}
+}
+
+/* Tag-like rules of another shape: not ours. */
+static void
+test_tag_foreign(void)
+{
+	static const struct {
+		struct tag_shape	 t;
+		const char		*what;
+	} cases[] = {
+		{ { NFT_SOCKET_MARK, 4, 4, ~4u, 4, 1 }, "one expression more" },
+		{ { NFT_SOCKET_TRANSPARENT, 4, 4, ~4u, 4, 0 }, "socket transparent" },
+		{ { NFT_SOCKET_MARK, 4, 0, ~4u, 4, 0 }, "mark & 4 == 0" },
+		{ { NFT_SOCKET_MARK, 4, 4, ~4u, 8, 0 }, "sets another bit" },
+		{ { NFT_SOCKET_MARK, 4, 4, 0xffffffffu, 4, 0 }, "an xor, not an or" },
+		{ { NFT_SOCKET_MARK, 0, 0, 0xffffffffu, 0, 0 }, "mark 0" },
+	};
+	struct divert_rule r;
+	struct nftnl_rule *nr, *nw;
+	char err[DIVERT_ERRBUF_SIZE];
+	uint32_t got;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		nr = tag_by_hand(&cases[i].t);
+		nw = through_wire_rule(nr);
+		ok(rule_expr_tag_read(nw, &got) < 0, "tag-like, %s: not a tag rule",
+		    cases[i].what);
+		nftnl_rule_free(nw);
+		nftnl_rule_free(nr);
+	}
+	divert_rule_init(&r);
+	divert_rule_parse(&r, "output 1", 0, err);
+	nr = rule_expr_build(&r, "output", RULE_QUEUE_NATIVE);
+	nw = through_wire_rule(nr);
+	ok(rule_expr_tag_read(nw, &got) < 0, "a divert rule is not a tag rule");
+	nftnl_rule_free(nw);
+	nftnl_rule_free(nr);
+}
+
 int
 main(void)
 {
@@ -460,5 +622,8 @@ main(void)
 	test_parts();
 	test_foreign();
 	test_fields();
+	test_tag_chain();
+	test_tag_rules();
+	test_tag_foreign();
 	return tap_done();
 }
