@@ -94,9 +94,8 @@ inplace_new(int fd, int injector)
 
 /* Leave a port: its verdicts sent, its counts told, its socket closed. */
 static void
-leave(struct inplace *ip, struct joined_port *jp)
+leave(struct joined_port *jp)
 {
-	(void)ip;
 	if (jp->h != NULL)
 		divert_close(jp->h);
 	jp->h = NULL;
@@ -157,7 +156,7 @@ join_for(struct inplace *ip, const struct divert_addr *a)
 	if (jp->h != NULL && a->holder != 0 && divert_session(jp->h) != 0 &&
 	    a->holder != divert_session(jp->h)) {
 		jp->foreign = a->holder;
-		leave(ip, jp);
+		leave(jp);
 	}
 	/* An injector joins its listener up the pipeline only (inplace_see). */
 	if (jp->h == NULL && !(ip->flags & DIVERT_JOIN_INJECT) &&
@@ -244,7 +243,7 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 	 * packets for nothing.  Leave, for good.
 	 */
 	if (after_join(ip, a) && !listeners(ip->up, a)) {
-		leave(ip, ip->up);
+		leave(ip->up);
 		ip->up = NULL;
 		ip->up_lost = 1;
 	}
@@ -275,7 +274,7 @@ verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *p
 		return 2;
 	}
 	if (errno == EPIPE || errno == EPERM || errno == EPROTO)
-		leave(ip, jp);
+		leave(jp);
 	return 0;
 }
 
@@ -313,7 +312,7 @@ inplace_flush(struct inplace *ip)
 		early_drops(ip, &ip->ports[i]);
 		if (ip->ports[i].h != NULL && divert_flush(ip->ports[i].h) < 0 &&
 		    divert_joined(ip->ports[i].h) < 0)
-			leave(ip, &ip->ports[i]);
+			leave(&ip->ports[i]);
 	}
 }
 
@@ -336,7 +335,7 @@ inplace_wait(struct inplace *ip, int ms)
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
-				leave(ip, &ip->ports[slot[i]]);
+				leave(&ip->ports[slot[i]]);
 			else if (pfd[i].revents != 0 && ip->ports[slot[i]].nearly > 0)
 				inplace_flush(ip);	/* the drops that waited for the answer */
 		if (pfd[0].revents != 0)
