@@ -38,8 +38,8 @@ DEB_libpcap	= libpcap-dev
 USES_divert-rule   = libnftnl libmnl
 USES_divert-listen = libnetfilter_queue libnftnl libmnl libpcap
 USES_divert-inject = libnetfilter_queue libmnl libpcap
-USES_divert-mangle = libpcap
-USES_divert-defrag = libpcap
+USES_divert-mangle = libnetfilter_queue libmnl libpcap
+USES_divert-defrag = libnetfilter_queue libmnl libpcap
 USES_libdivert	   = libnetfilter_queue libnftnl libmnl
 
 # pkg-config runs once per module, when this file is read; a module it does

@@ -96,6 +96,10 @@ struct frag_meta {
 	uint8_t		nexthdr;	/* v6: the fragment header's next header */
 	uint8_t		dir, pkttype, halen;
 	uint8_t		haddr[8];
+	/* The queued packet it is, for a verdict in place when it goes nowhere. */
+	uint64_t	holder;
+	uint32_t	qid, qflags;
+	uint16_t	qport;
 };
 
 struct block {				/* a fragment's later bytes */
@@ -131,6 +135,8 @@ struct reasm {
 	struct reasm_config cfg;
 	reasm_out_fn	 out;
 	void		*arg;
+	reasm_gone_fn	 gone;
+	void		*gone_arg;
 	union slot	*pool;
 	size_t		 mapped;	/* bytes of address space the pool has */
 	uint32_t	 nslots;
@@ -167,6 +173,55 @@ struct fraginfo {
 
 static struct dgram *D(struct reasm *r, uint32_t i) { return &r->pool[i].d; }
 static struct frag_meta *M(struct reasm *r, uint32_t i) { return &r->pool[i].f.m; }
+
+/* ---- records that go nowhere ------------------------------------------ */
+
+/* A record taken in goes nowhere: the gone function hears of its packet, if held. */
+static void
+gone(struct reasm *r, const struct divert_addr *a)
+{
+	if (r->gone != NULL && (a->flags & DIVERT_ADDR_QUEUE) && a->holder != 0)
+		r->gone(a, r->gone_arg);
+}
+
+/* The queued packet a stored fragment is, as its record said. */
+static void
+frag_addr(struct reasm *r, uint32_t f, struct divert_addr *a)
+{
+	const struct frag_meta *m = M(r, f);
+
+	memset(a, 0, sizeof(*a));
+	a->ts.tv_sec = m->ts_sec;
+	a->ts.tv_usec = m->ts_usec;
+	a->dir = m->dir;
+	a->ifindex = m->ifindex;
+	a->proto = m->proto;
+	a->hatype = m->hatype;
+	a->halen = m->halen;
+	memcpy(a->haddr, m->haddr, sizeof(a->haddr));
+	a->holder = m->holder;
+	a->id = m->qid;
+	a->port = m->qport;
+	a->flags = m->qflags;
+}
+
+/* Every fragment a datagram holds goes nowhere, but the record except is (NULL: none). */
+static void
+frags_gone(struct reasm *r, const struct dgram *d, const struct divert_addr *except)
+{
+	struct divert_addr a;
+	uint32_t f;
+
+	if (r->gone == NULL)
+		return;
+	for (f = d->first; f != NIL; f = M(r, f)->next) {
+		frag_addr(r, f, &a);
+		if (except != NULL && a.holder == except->holder && a.id == except->id &&
+		    a.port == except->port && a.flags == except->flags)
+			continue;
+		gone(r, &a);
+	}
+}
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -491,12 +546,15 @@ dgram_free(struct reasm *r, uint32_t i)
  * that can only expire.
  */
 static void
-dgram_kill(struct reasm *r, uint32_t i, uint64_t *counter)
+dgram_kill(struct reasm *r, uint32_t i, uint64_t *counter, const struct pkt *p)
 {
 	struct dgram *d = D(r, i);
 
 	(*counter)++;
 	r->st.dropped += d->nfrags + 1;		/* + the fragment that showed it */
+	frags_gone(r, d, NULL);
+	if (p != NULL)
+		gone(r, &p->a);			/* it is not stored */
 	if (r->cfg.overlap == REASM_OVERLAP_LINUX) {
 		dgram_free(r, i);
 		return;
@@ -523,6 +581,10 @@ write_through(struct reasm *r, uint32_t f)
 	q.a.hatype = m->hatype;
 	q.a.halen = m->halen;
 	memcpy(q.a.haddr, m->haddr, sizeof(q.a.haddr));
+	q.a.holder = m->holder;
+	q.a.id = m->qid;
+	q.a.port = m->qport;
+	q.a.flags = m->qflags;
 	q.dlt = m->dlt;
 	q.rec = r->scratch;
 	q.l2len = m->l2len;
@@ -541,11 +603,13 @@ dgram_lose(struct reasm *r, uint32_t i, uint64_t *counter)
 
 	if (!d->dead) {
 		(*counter)++;
-		if (r->cfg.keep_incomplete)
+		if (r->cfg.keep_incomplete) {
 			for (f = d->first; f != NIL; f = M(r, f)->next)
 				write_through(r, f);
-		else
+		} else {
 			r->st.dropped += d->nfrags;
+			frags_gone(r, d, NULL);
+		}
 	}
 	dgram_free(r, i);
 }
@@ -702,7 +766,7 @@ max_len(const struct key *k)
  * killing the datagram.
  */
 static int
-check_lengths(struct reasm *r, uint32_t i, const struct fraginfo *fi)
+check_lengths(struct reasm *r, uint32_t i, const struct fraginfo *fi, const struct pkt *p)
 {
 	struct dgram *d = D(r, i);
 
@@ -718,12 +782,12 @@ check_lengths(struct reasm *r, uint32_t i, const struct fraginfo *fi)
 	if (fi->end == fi->off)
 		goto invalid;
 	if (d->nfrags >= REASM_MAX_FRAGS) {
-		dgram_kill(r, i, &r->st.too_many);
+		dgram_kill(r, i, &r->st.too_many, p);
 		return -1;
 	}
 	return 0;
 invalid:
-	dgram_kill(r, i, &r->st.invalid);
+	dgram_kill(r, i, &r->st.invalid, p);
 	return -1;
 }
 
@@ -827,6 +891,10 @@ frag_store(struct reasm *r, const struct pkt *p, const struct fraginfo *fi,
 	m->pkttype = p->pkttype;
 	m->halen = p->a.halen;
 	memcpy(m->haddr, p->a.haddr, sizeof(m->haddr));
+	m->holder = p->a.holder;
+	m->qid = p->a.id;
+	m->qport = p->a.port;
+	m->qflags = p->a.flags;
 	if (l2len > 0)
 		chain_copy(r, f, 0, p->rec, l2len, 1);
 	chain_copy(r, f, l2len, p->data, fi->iplen, 1);
@@ -945,10 +1013,12 @@ dgram_complete(struct reasm *r, uint32_t i, const struct pkt *p)
 	struct pkt q;
 
 	if (len > max_len(&d->key) || ecn == 0xff) {
-		dgram_kill(r, i, ecn == 0xff ? &r->st.ecn : &r->st.oversize);
+		dgram_kill(r, i, ecn == 0xff ? &r->st.ecn : &r->st.oversize, NULL);
 		r->st.dropped--;		/* the last fragment is stored: counted */
 		return;
 	}
+	/* The datagram goes as p's record: its packet; the other fragments' go nowhere. */
+	frags_gone(r, d, &p->a);
 	chain_copy(r, d->hdr, h->l2len, r->buf, h->unfrag, 0);
 	hdr = *h;			/* its block is given back below */
 	copy_all(r, d, hdr.unfrag);
@@ -972,6 +1042,7 @@ frag_unstored(struct reasm *r, const struct pkt *p)
 		r->out(p, r->arg);
 	} else {
 		r->st.dropped++;
+		gone(r, &p->a);
 	}
 }
 
@@ -1001,9 +1072,10 @@ add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, ui
 	d = D(r, i);
 	if (d->dead) {
 		r->st.dropped++;
+		gone(r, &p->a);
 		return;
 	}
-	if (check_lengths(r, i, fi) < 0)
+	if (check_lengths(r, i, fi, p) < 0)
 		return;
 	if (d->dir == NIL && fi->off < d->held_end) {	/* out of order: bitmaps from now on */
 		if (make_room(r, bits_build_need(d), i) < 0)
@@ -1012,13 +1084,16 @@ add_fragment(struct reasm *r, const struct pkt *p, const struct fraginfo *fi, ui
 	}
 	switch (fit(r, d, fi, &pl)) {
 	case FIT_OVERLAP:
-		dgram_kill(r, i, &r->st.overlaps);
+		dgram_kill(r, i, &r->st.overlaps, p);
 		return;
 	case FIT_DUP:
 		r->st.duplicates++;
 		if (r->cfg.overlap == REASM_OVERLAP_LAST)
 			break;			/* its bytes replace the ones held */
 		r->st.dropped++;
+		/* A duplicate that completes: the datagram goes as it (frags_gone spares it). */
+		if (!(r->cfg.overlap != REASM_OVERLAP_LINUX && is_complete(d)))
+			gone(r, &p->a);
 		/*
 		 * A duplicate last fragment may have told the end.  Linux then
 		 * waits for a fragment that can never come (it checks only
@@ -1147,11 +1222,13 @@ reasm_input(struct reasm *r, const struct pkt *p, uint64_t now)
 		r->st.fragments++;
 		r->st.invalid++;
 		r->st.dropped++;
+		gone(r, &p->a);
 		break;
 	case K_TOOBIG:
 		r->st.fragments++;
 		r->st.oversize++;
 		r->st.dropped++;
+		gone(r, &p->a);
 		break;
 	case K_ATOMIC:
 		r->st.fragments++;
@@ -1226,6 +1303,13 @@ const struct reasm_stats *
 reasm_stats(const struct reasm *r)
 {
 	return &r->st;
+}
+
+void
+reasm_set_gone(struct reasm *r, reasm_gone_fn fn, void *arg)
+{
+	r->gone = fn;
+	r->gone_arg = arg;
 }
 
 void

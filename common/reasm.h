@@ -79,10 +79,21 @@ struct reasm_stats {
 
 typedef void (*reasm_out_fn)(const struct pkt *p, void *arg);
 
+/*
+ * What hears of the records taken in that go nowhere (merged into a
+ * datagram that goes as another record, duplicates, fragments of dropped or
+ * lost datagrams), when their packet is held by a listener (a.holder): only
+ * the queued packet's address (port, id, holder, time) is filled in.
+ */
+typedef void (*reasm_gone_fn)(const struct divert_addr *a, void *arg);
+
 struct reasm;
 
 /* A reassembler writing to out; NULL (errno) when the pool cannot be had. */
 struct reasm *reasm_new(const struct reasm_config *cfg, reasm_out_fn out, void *arg);
+
+/* Tell fn of every held record that goes nowhere (NULL: nobody). */
+void reasm_set_gone(struct reasm *r, reasm_gone_fn fn, void *arg);
 
 /* Take one record at time now (ms). */
 void reasm_input(struct reasm *r, const struct pkt *p, uint64_t now);

@@ -26,6 +26,27 @@ handle_fail(struct divert *h, int err, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * A binding's session: random, never 0 (0 says "not held").  Without the
+ * entropy pool (early boot), the clock and the process make one: it need
+ * only differ from the port's earlier bindings.
+ */
+static uint64_t
+new_session(void)
+{
+	struct timespec ts;
+	uint64_t s = 0;
+
+	while (s == 0) {
+		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != sizeof(s)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			s = ((uint64_t)ts.tv_sec << 32 ^ (uint64_t)ts.tv_nsec) * 0x9e3779b97f4a7c15u ^
+			    (uint64_t)getpid();
+		}
+	}
+	return s;
+}
+
 /* Words for a failed open into errbuf (may be NULL); errno kept. */
 static struct divert *
 open_failed(struct divert *h, char *errbuf, const char *why)
@@ -64,6 +85,8 @@ divert_open(int port, uint32_t mark, unsigned flags, char *errbuf)
 	/* IDs and fragment identifications start anywhere, as the kernel's do. */
 	if (getrandom(&h->ident, sizeof(h->ident), GRND_NONBLOCK) != sizeof(h->ident))
 		h->ident = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	if (port != DIVERT_PORT_NONE)
+		h->session = new_session();
 	/* A send-only handle is for sending: one that cannot says so now. */
 	if (port == DIVERT_PORT_NONE) {
 		if (send_open(h) < 0)
@@ -77,6 +100,8 @@ divert_open(int port, uint32_t mark, unsigned flags, char *errbuf)
 int
 divert_fd(const struct divert *h)
 {
+	if (h->join != NULL)
+		return joined_fd(h);
 	return h->q != NULL ? queue_fd(h->q) : -1;
 }
 
@@ -90,6 +115,8 @@ int
 divert_flush(struct divert *h)
 {
 	send_flush(h);
+	if (h->join != NULL && join_flush(h) < 0)
+		return -1;
 	if (h->q != NULL && queue_flush(h->q) < 0)
 		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
 		    strerror(errno));
@@ -101,6 +128,8 @@ divert_close(struct divert *h)
 {
 	if (h == NULL)
 		return;
+	offer_close(h);		/* no joiner may come for a port about to go */
+	join_close(h);
 	send_close(h);
 	queue_close(h->q);
 	free(h);

@@ -110,7 +110,11 @@ struct divert;
 #define DIVERT_HOLD	0x1
 struct divert *divert_open(int port, uint32_t mark, unsigned flags, char *errbuf);
 
-/* The port's netlink socket, for poll() (POLLIN: packets ready); -1 send-only. */
+/*
+ * The port's netlink socket, for poll() (POLLIN: packets ready); -1
+ * send-only.  A joined handle's: its Unix socket to the listener
+ * (readable: the answer came, or the listener left: call divert_joined).
+ */
 int divert_fd(const struct divert *h);
 
 /* Words for the handle's last error. */
@@ -119,7 +123,8 @@ const char *divert_geterr(const struct divert *h);
 /*
  * Send what is batched and buffered, unbind and close: the kernel drops
  * what is still queued (as divert(4)), held packets included; inbound
- * devices go away.
+ * devices go away.  An offered port stops being offered first; a joined
+ * handle tells its listener what it answered, and leaves.
  */
 void divert_close(struct divert *h);
 
@@ -140,7 +145,8 @@ void divert_close(struct divert *h);
  * verdict could not be buffered is kept held (divert_verdict_upto answers
  * it), and verdicts that could not be sent are retried by the next flush.
  */
-enum divert_verdict { DIVERT_DROP = 0, DIVERT_ACCEPT = 1, DIVERT_HOLD_IT = 2 };
+enum divert_verdict { DIVERT_DROP = 0, DIVERT_ACCEPT = 1, DIVERT_HOLD_IT = 2,
+	DIVERT_HOLD_SHARED = 3 };
 typedef int (*divert_cb)(const struct divert_addr *from, uint8_t *pkt, size_t len,
     void *arg);
 int divert_dispatch(struct divert *h, divert_cb cb, void *arg);
@@ -165,10 +171,112 @@ ssize_t divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr
  * every packet still held with an id up to id, in one message.  0, or -1
  * with errno (EMSGSIZE: new contents over 65531 bytes): the packet then
  * stays held, or, for dispatch's packet in hand, the callback's return
- * value counts.
+ * value counts.  divert_verdict_upto leaves the packets held for joiners
+ * (DIVERT_HOLD_SHARED) alone.
  */
 int divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size_t len);
 int divert_verdict_upto(struct divert *h, uint32_t id, int verdict);
+
+/*
+ * In place, across processes.  A bound handle offers its port: other
+ * processes of the same network namespace join it (divert_join) and answer
+ * the packets it holds for them with their own verdicts, on the port's
+ * socket itself (passed to them over a Unix socket), with no extra hop.
+ *
+ * The session is a random non-zero number a bound handle draws at open: a
+ * program that holds a packet for the joiners (its callback returns
+ * DIVERT_HOLD_SHARED) sets the packet address's holder to it, and a joined
+ * handle answers only packets whose holder is its listener's session (port
+ * and id alone are not enough: ids start again at each binding).  0 for a
+ * send-only handle, and for a joined one until the listener answered.
+ */
+uint64_t divert_session(const struct divert *h);
+
+/*
+ * Offer the port to joiners, who may answer each packet up to hold_ms
+ * after it was held (the listener's hold timeout, which they are told).
+ * Only processes of the same user, or root, may join.  0, or -1 with errno
+ * (EADDRINUSE: another process offers this port here; EINVAL: send-only).
+ */
+int divert_offer(struct divert *h, unsigned hold_ms);
+
+/* A descriptor for poll() (POLLIN: joiners to take in or hear; -1: not offered). */
+int divert_offer_fd(const struct divert *h);
+
+/*
+ * Take in the joins that are waiting, hear what joiners say and see which
+ * left, without waiting: 0, or -1 with errno.
+ */
+int divert_offer_run(struct divert *h);
+
+/* Who has joined an offered port, and what those that left reported doing. */
+struct divert_joiners {
+	unsigned	joined;		/* processes joined now */
+	unsigned	injectors;	/* ...of which injectors (DIVERT_JOIN_INJECT) */
+	uint64_t	joins;		/* joins accepted so far */
+	uint64_t	accepted;	/* packets accepted in place, by those that left */
+	uint64_t	dropped;	/* packets dropped in place, by those that left */
+};
+int divert_offer_info(const struct divert *h, struct divert_joiners *j);
+
+/*
+ * Packets held for the joiners (DIVERT_HOLD_SHARED) are listed with the
+ * time they were held, answered or not (the joiners answer them on the
+ * port's socket: this side does not see it).  divert_held_age: how long
+ * the oldest has waited (ms), -1 when none is listed.
+ * divert_verdict_expired gives verdict (DIVERT_DROP, DIVERT_ACCEPT) to
+ * every one listed for ms or more, in one message (the kernel answers only
+ * those it still holds) and forgets them: their number, or -1 with errno.
+ */
+long divert_held_age(const struct divert *h);
+int divert_verdict_expired(struct divert *h, unsigned ms, int verdict);
+
+/*
+ * How many packets the kernel may hold for the port (queued, not yet
+ * answered; DIVERT_QUEUE_MAXLEN at open); more are dropped.  Call it right
+ * after divert_open: packets that come meanwhile are let through.  0, or
+ * -1 with errno.
+ */
+int divert_set_queue_len(struct divert *h, uint32_t n);
+
+/*
+ * Join the port offered in this network namespace: a handle that answers
+ * its held packets (divert_verdict_in_place).  DIVERT_JOIN_INJECT: this
+ * process gives packets back (the listener holds while an injector is
+ * joined); without it, it only drops some.  The request is sent here and
+ * the answer taken later, never waiting (the listener may be busy writing
+ * to this very process): divert_joined says when it came.  NULL with errno
+ * (ECONNREFUSED: no process offers the port here; EPERM) and words in
+ * errbuf.
+ */
+#define DIVERT_JOIN_INJECT	0x1
+struct divert *divert_join(int port, unsigned flags, char *errbuf);
+
+/*
+ * Whether a joined handle is joined, without waiting: 1, with the
+ * listener's session and hold timeout known; 0 while its answer has not
+ * come (divert_fd is readable when it has); -1 with errno once it refused
+ * (EPERM) or left (EPIPE): the handle has then closed its copy of the
+ * port's socket, at once, so that the port is free for another binding.
+ */
+int divert_joined(struct divert *h);
+
+/* A joined handle's listener's hold timeout (ms); 0 until joined. */
+unsigned divert_hold_timeout(const struct divert *h);
+
+/*
+ * Answer a held packet, given the address its listener gave it: a->port,
+ * a->id and a->holder must be the joined (or this bound) handle's port and
+ * session, and a->ts younger than the hold timeout.  DIVERT_DROP, or
+ * DIVERT_ACCEPT with pkt (len bytes, copied) as its new contents (NULL:
+ * unchanged).  A joined handle buffers verdicts (one message each, sent
+ * together at divert_flush or when the buffer is full).  0, or -1 with
+ * errno: ESRCH (not a packet this binding holds: give a copy instead),
+ * ETIMEDOUT (too old: the listener drops it), EAGAIN (not joined yet),
+ * EPIPE (the listener left), EMSGSIZE.
+ */
+int divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int verdict,
+    const void *pkt, size_t len);
 
 /*
  * Sending (as sendto(2) on a divert socket).  to->dir DIVERT_OUT (or

@@ -8,6 +8,12 @@
  * are queued, and so handed out; so consecutive packets given the same
  * verdict (a run) take one batch message, unless a packet the program
  * holds is older than the run's last: then each takes its own.
+ *
+ * Packets held for the port's joiners (DIVERT_HOLD_SHARED, share.c) are
+ * answered by other processes on this same socket: this side never learns
+ * which were.  They stay listed, with the time they were held, until they
+ * expire (divert_verdict_expired): a batch verdict then answers those still
+ * queued, and leaves alone the ids the kernel no longer has.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,9 +37,11 @@
 
 #define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
 #define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
-#define VERDICT_SIZE	64		/* bytes one verdict message takes, rounded up */
 #define NAMES		16		/* interface names remembered */
 #define NAME_TTL	1		/* seconds a remembered name is trusted (renames) */
+
+#define HELD_GONE	0x1		/* answered: a hole */
+#define HELD_SHARED	0x2		/* held for the joiners (DIVERT_HOLD_SHARED) */
 
 /*
  * The ids of held packets, oldest first: appended as packets are held,
@@ -47,7 +55,8 @@
  */
 struct held {
 	uint32_t	*id;
-	uint8_t		*gone;			/* answered: a hole */
+	uint64_t	*when;			/* ms (monotonic) it was held */
+	uint8_t		*st;			/* HELD_* */
 	unsigned	 head, tail;		/* the ids are in [head, tail) */
 	unsigned	 live;			/* ids in [head, tail) not gone */
 	unsigned	 cap;
@@ -77,6 +86,7 @@ struct queue {
 	uint32_t	 cur;			/* the packet the callback has */
 	uint64_t	 received, overruns;
 	time_t		 now;			/* coarse clock, read at each receive */
+	uint64_t	 now_ms;		/* the same in ms: when packets are held */
 	struct name	 names[NAMES];		/* by ifindex, direct-mapped */
 	struct run	 run;
 	struct held	 held;
@@ -101,9 +111,10 @@ held_squeeze(struct held *s)
 	unsigned i, k = 0;
 
 	for (i = s->head; i < s->tail; i++)
-		if (!s->gone[i]) {
+		if (!(s->st[i] & HELD_GONE)) {
 			s->id[k] = s->id[i];
-			s->gone[k++] = 0;
+			s->when[k] = s->when[i];
+			s->st[k++] = s->st[i];
 		}
 	s->head = 0;
 	s->tail = k;
@@ -114,21 +125,25 @@ held_grow(struct held *s)
 {
 	unsigned cap = s->cap ? s->cap * 2 : DIVERT_BATCH;
 	uint32_t *id;
-	uint8_t *gone;
+	uint64_t *when;
+	uint8_t *st;
 
 	if ((id = reallocarray(s->id, cap, sizeof(*id))) == NULL)
 		return -1;
 	s->id = id;
-	if ((gone = realloc(s->gone, cap)) == NULL)
+	if ((when = reallocarray(s->when, cap, sizeof(*when))) == NULL)
 		return -1;
-	s->gone = gone;
+	s->when = when;
+	if ((st = realloc(s->st, cap)) == NULL)
+		return -1;
+	s->st = st;
 	s->cap = cap;
 	return 0;
 }
 
-/* 0, or -1 with ENOMEM: id is not listed. */
+/* 0, or -1 with ENOMEM: id is not listed.  flags: 0 or HELD_SHARED. */
 static int
-held_add(struct held *s, uint32_t id)
+held_add(struct held *s, uint32_t id, uint64_t when, uint8_t flags)
 {
 	if (s->tail == s->cap) {
 		if (s->cap > 0 && s->live <= s->cap / 2)
@@ -137,7 +152,8 @@ held_add(struct held *s, uint32_t id)
 			return -1;
 	}
 	s->id[s->tail] = id;
-	s->gone[s->tail++] = 0;
+	s->when[s->tail] = when;
+	s->st[s->tail++] = flags;
 	s->live++;
 	return 0;
 }
@@ -146,7 +162,8 @@ static void
 held_free(struct held *s)
 {
 	free(s->id);
-	free(s->gone);
+	free(s->when);
+	free(s->st);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -154,10 +171,19 @@ held_free(struct held *s)
 static void
 held_trim(struct held *s)
 {
-	while (s->head < s->tail && s->gone[s->head])
+	while (s->head < s->tail && (s->st[s->head] & HELD_GONE))
 		s->head++;
 	if (s->head == s->tail)
 		s->head = s->tail = 0;
+}
+
+/* Entry i answered. */
+static void
+held_gone(struct held *s, unsigned i)
+{
+	if (!(s->st[i] & HELD_GONE))
+		s->live--;
+	s->st[i] |= HELD_GONE;
 }
 
 static void
@@ -168,9 +194,7 @@ held_remove(struct held *s, uint32_t id)
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (s->id[mid] == id) {
-			if (!s->gone[mid])
-				s->live--;
-			s->gone[mid] = 1;
+			held_gone(s, mid);
 			held_trim(s);
 			return;
 		}
@@ -181,32 +205,48 @@ held_remove(struct held *s, uint32_t id)
 	}
 }
 
+/* Whether entry i is held by the program itself (not answered, not the joiners'). */
+static int
+held_own(const struct held *s, unsigned i)
+{
+	return !(s->st[i] & (HELD_GONE | HELD_SHARED));
+}
+
 /*
- * The newest held id up to id in *last, and how far the list goes up to
- * it in *end (for held_forget): 1, or 0 if none is held.
+ * The newest id the program holds up to id in *last, how far the list
+ * goes up to it in *end, and whether a packet held for the joiners is
+ * older than *last in *mixed (a batch up to *last would answer it): 1, or
+ * 0 if the program holds none.
  */
 static int
-held_upto(const struct held *s, uint32_t id, uint32_t *last, unsigned *end)
+held_upto(const struct held *s, uint32_t id, uint32_t *last, unsigned *end, int *mixed)
 {
 	unsigned i;
-	int any = 0;
+	int any = 0, shared = 0;
 
-	for (i = s->head; i < s->tail && !before(id, s->id[i]); i++)
-		if (!s->gone[i]) {
+	*mixed = 0;
+	for (i = s->head; i < s->tail && !before(id, s->id[i]); i++) {
+		if (held_own(s, i)) {
 			*last = s->id[i];
+			*mixed = shared;
 			any = 1;
+		} else if (!(s->st[i] & HELD_GONE)) {
+			shared = 1;
 		}
+	}
 	*end = i;
 	return any;
 }
 
-/* Forget the held ids before end (a batch verdict answered them). */
+/* Forget the ids the program held before end (a batch verdict answered them). */
 static void
-held_forget(struct held *s, unsigned end)
+held_forget_own(struct held *s, unsigned end)
 {
-	for (; s->head < end; s->head++)
-		if (!s->gone[s->head])
-			s->live--;
+	unsigned i;
+
+	for (i = s->head; i < end; i++)
+		if (held_own(s, i))
+			held_gone(s, i);
 	held_trim(s);
 }
 
@@ -215,6 +255,27 @@ static int
 held_covers(const struct held *s, uint32_t id)
 {
 	return s->head < s->tail && !before(id, s->id[s->head]);
+}
+
+/* The first entry held for the joiners, or s->tail when none is. */
+static unsigned
+held_first_shared(const struct held *s)
+{
+	unsigned i;
+
+	for (i = s->head; i < s->tail; i++)
+		if ((s->st[i] & (HELD_GONE | HELD_SHARED)) == HELD_SHARED)
+			break;
+	return i;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
 /* Send the verdicts buffered; on failure they stay, for the next flush to retry. */
@@ -230,16 +291,31 @@ send_verdicts(struct queue *q)
 	return 0;
 }
 
+size_t
+verdict_msg(void *buf, int type, uint16_t port, uint32_t id, int nf, int with_payload,
+    size_t len)
+{
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, type, port);
+	struct nlattr *payload;
+	size_t hlen;
+
+	nfq_nlmsg_verdict_put(nlh, (int)id, nf);
+	if (!with_payload)
+		return NLMSG_ALIGN(nlh->nlmsg_len);
+	payload = (struct nlattr *)((char *)buf + NLMSG_ALIGN(nlh->nlmsg_len));
+	payload->nla_type = NFQA_PAYLOAD;
+	payload->nla_len = (uint16_t)(NLA_HDRLEN + len);
+	hlen = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_HDRLEN;
+	nlh->nlmsg_len = (uint32_t)(hlen + NLA_ALIGN(len));
+	return hlen;
+}
+
 static int
 put_verdict(struct queue *q, int type, uint32_t id, int verdict)
 {
-	struct nlmsghdr *nlh;
-
 	if (q->vlen + VERDICT_SIZE > sizeof(q->vbuf) && send_verdicts(q) < 0)
 		return -1;
-	nlh = nfq_nlmsg_put((char *)q->vbuf + q->vlen, type, q->port);
-	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
-	q->vlen += NLMSG_ALIGN(nlh->nlmsg_len);
+	q->vlen += verdict_msg(q->vbuf + q->vlen, type, q->port, id, verdict, 0, 0);
 	return 0;
 }
 
@@ -269,11 +345,14 @@ end_run(struct queue *q)
 	return 0;
 }
 
-/* List id as held; with no memory left for it, let it go on rather than lose it. */
+/*
+ * List id as held (flags: HELD_SHARED for the joiners); with no memory left
+ * for it, let it go on rather than lose it.
+ */
 static int
-hold(struct queue *q, uint32_t id)
+hold(struct queue *q, uint32_t id, uint8_t flags)
 {
-	if (held_add(&q->held, id) == 0)
+	if (held_add(&q->held, id, q->now_ms, flags) == 0)
 		return 0;
 	put_verdict(q, NFQNL_MSG_VERDICT, id, NF_ACCEPT);
 	errno = ENOMEM;
@@ -292,15 +371,16 @@ answer(struct queue *q, uint32_t id, int verdict)
 {
 	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, rc = 0, saved;
 
-	if (verdict == DIVERT_HOLD_IT) {
+	if (verdict == DIVERT_HOLD_IT || verdict == DIVERT_HOLD_SHARED) {
 		if (q->run.n > 0)
 			rc = end_run(q);	/* failed: the run stays, to be retried */
-		return hold(q, id) < 0 ? -1 : rc;
+		return hold(q, id, verdict == DIVERT_HOLD_SHARED ? HELD_SHARED : 0) < 0 ?
+		    -1 : rc;
 	}
 	if (q->run.n > 0 && (q->run.verdict != nf || q->run.n == DIVERT_BATCH) &&
 	    end_run(q) < 0) {
 		saved = errno;
-		if (hold(q, id) == 0)
+		if (hold(q, id, 0) == 0)
 			errno = saved;
 		return -1;
 	}
@@ -459,6 +539,7 @@ receive(struct queue *q, unsigned vlen, int wait)
 	q->off = 0;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
 	q->now = now.tv_sec;
+	q->now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	return 0;
 }
 
@@ -476,6 +557,9 @@ receive_failed(struct divert *h)
 static int
 no_port(struct divert *h)
 {
+	if (h->join != NULL)
+		return handle_fail(h, EINVAL, "a joined handle receives nothing and answers "
+		    "with divert_verdict_in_place");
 	return handle_fail(h, EINVAL, "a send-only handle has no divert port");
 }
 
@@ -550,21 +634,13 @@ static int
 send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t len)
 {
 	static const uint8_t pad[NLA_ALIGNTO];
-	union { char buf[128]; struct nlmsghdr align; } hdr;
+	union { char buf[VERDICT_SIZE]; struct nlmsghdr align; } hdr;
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct nlmsghdr *nlh = nfq_nlmsg_put(hdr.buf, NFQNL_MSG_VERDICT, q->port);
-	struct nlattr *payload;
 	struct iovec iov[3];
 	struct msghdr msg = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
 		.msg_iov = iov, .msg_iovlen = 3 };
-	size_t hlen;
+	size_t hlen = verdict_msg(hdr.buf, NFQNL_MSG_VERDICT, q->port, id, nf, 1, len);
 
-	nfq_nlmsg_verdict_put(nlh, (int)id, nf);
-	payload = (struct nlattr *)(hdr.buf + NLMSG_ALIGN(nlh->nlmsg_len));
-	payload->nla_type = NFQA_PAYLOAD;
-	payload->nla_len = (uint16_t)(NLA_HDRLEN + len);
-	hlen = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_HDRLEN;
-	nlh->nlmsg_len = (uint32_t)(hlen + NLA_ALIGN(len));
 	iov[0] = (struct iovec){ hdr.buf, hlen };
 	iov[1] = (struct iovec){ (void *)pkt, len };
 	iov[2] = (struct iovec){ (void *)pad, NLA_ALIGN(len) - len };
@@ -581,9 +657,9 @@ divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size
 		return no_port(h);
 	if (verdict != DIVERT_DROP && verdict != DIVERT_ACCEPT)
 		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
-	if (pkt != NULL && len > UINT16_MAX - NLA_HDRLEN)
+	if (pkt != NULL && len > VERDICT_PAYLOAD_MAX)
 		return handle_fail(h, EMSGSIZE, "verdict on divert port %d: new contents of "
-		    "%zu bytes: at most %d", h->port, len, UINT16_MAX - NLA_HDRLEN);
+		    "%zu bytes: at most %d", h->port, len, VERDICT_PAYLOAD_MAX);
 	if (pkt == NULL)
 		rc = put_verdict(q, NFQNL_MSG_VERDICT, id, nf);
 	else
@@ -599,10 +675,28 @@ divert_verdict(struct divert *h, uint32_t id, int verdict, const void *pkt, size
 	return 0;
 }
 
+/* Verdicts one by one for what the program holds in [head, end): 0, or -1. */
+static int
+answer_own(struct queue *q, unsigned end, int nf)
+{
+	struct held *s = &q->held;
+	unsigned i;
+
+	for (i = s->head; i < end; i++)
+		if (held_own(s, i)) {
+			if (put_verdict(q, NFQNL_MSG_VERDICT, s->id[i], nf) < 0)
+				return -1;
+			held_gone(s, i);
+		}
+	held_trim(s);
+	return 0;
+}
+
 int
 divert_verdict_upto(struct divert *h, uint32_t id, int verdict)
 {
 	struct queue *q = h->q;
+	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, mixed, rc;
 	uint32_t last;
 	unsigned end;
 
@@ -612,16 +706,79 @@ divert_verdict_upto(struct divert *h, uint32_t id, int verdict)
 		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
 	/*
 	 * Up to the newest held id, not past it: every packet up to there is
-	 * held or answered (a run is younger than what is held).
+	 * held or answered (a run is younger than what is held).  Packets held
+	 * for the joiners are theirs: with one among them, one message each.
 	 */
-	if (!held_upto(&q->held, id, &last, &end))
+	if (!held_upto(&q->held, id, &last, &end, &mixed))
 		return 0;
-	if (put_verdict(q, NFQNL_MSG_VERDICT_BATCH, last,
-	    verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT) < 0)
+	if (mixed)
+		rc = answer_own(q, end, nf);
+	else if ((rc = put_verdict(q, NFQNL_MSG_VERDICT_BATCH, last, nf)) == 0)
+		held_forget_own(&q->held, end);
+	if (rc < 0)
 		return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
 		    strerror(errno));
-	held_forget(&q->held, end);
 	return 0;
+}
+
+long
+divert_held_age(const struct divert *h)
+{
+	const struct held *s;
+	unsigned i;
+	uint64_t now;
+
+	if (h->q == NULL)
+		return -1;
+	s = &h->q->held;
+	if ((i = held_first_shared(s)) == s->tail)
+		return -1;
+	now = mono_ms();
+	return now > s->when[i] ? (long)(now - s->when[i]) : 0;
+}
+
+int
+divert_verdict_expired(struct divert *h, unsigned ms, int verdict)
+{
+	struct queue *q = h->q;
+	struct held *s;
+	int nf = verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, own = 0, n = 0;
+	unsigned i, end, last = 0;
+	uint64_t now = mono_ms();
+
+	if (q == NULL)
+		return no_port(h);
+	if (verdict != DIVERT_DROP && verdict != DIVERT_ACCEPT)
+		return handle_fail(h, EINVAL, "a verdict is DIVERT_DROP or DIVERT_ACCEPT");
+	s = &q->held;
+	/* Times grow along the list: the expired ones are a prefix of it. */
+	for (end = s->head; end < s->tail && s->when[end] + ms <= now; end++)
+		if ((s->st[end] & (HELD_GONE | HELD_SHARED)) == HELD_SHARED)
+			last = end + 1;
+	if (last == 0)
+		return 0;
+	for (i = s->head; i < last; i++)
+		own |= held_own(s, i);
+	/* What a run owes goes first: the batch must not overtake it. */
+	if (q->run.n > 0 && end_run(q) < 0)
+		goto failed;
+	if (!own && put_verdict(q, NFQNL_MSG_VERDICT_BATCH, s->id[last - 1], nf) < 0)
+		goto failed;
+	for (i = s->head; i < last; i++) {
+		if ((s->st[i] & (HELD_GONE | HELD_SHARED)) != HELD_SHARED)
+			continue;
+		/* A program's own packet among them: one message each. */
+		if (own && put_verdict(q, NFQNL_MSG_VERDICT, s->id[i], nf) < 0)
+			goto failed;
+		held_gone(s, i);
+		n++;
+	}
+	held_trim(s);
+	return n;
+failed:
+	held_trim(s);
+	return handle_fail(h, errno, "verdict on divert port %d: %s", h->port,
+	    strerror(errno));
 }
 
 /* Packets that arrive while we bind are let through; only the ack matters here. */
@@ -724,4 +881,29 @@ queue_close(struct queue *q)
 	nl_close(&q->nl);
 	held_free(&q->held);
 	free(q);
+}
+
+int
+divert_set_queue_len(struct divert *h, uint32_t n)
+{
+	union { char buf[128]; struct nlmsghdr align; } req;
+	struct queue *q = h->q;
+	struct nlmsghdr *nlh;
+	char kernel[128];
+	int rc;
+
+	if (q == NULL)
+		return no_port(h);
+	if (n == 0)
+		return handle_fail(h, EINVAL, "a queue holds 1 packet or more");
+	nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, n);
+	/* What comes meanwhile is let through (config_cb), answered here. */
+	if ((rc = nl_talk(&q->nl, nlh, config_cb, q, q->bufs[0], MSG_SIZE, kernel,
+	    sizeof(kernel))) < 0 || send_verdicts(q) < 0) {
+		rc = rc < 0 ? -rc : errno;
+		return handle_fail(h, rc, "divert port %d: cannot set the queue length to %u: "
+		    "%s%s%s", h->port, n, strerror(rc), kernel[0] ? ": " : "", kernel);
+	}
+	return 0;
 }

@@ -10,6 +10,12 @@
  * Time is stream time: the record time stamps, so a capture replays as it
  * was taken; while the input is idle the clock runs on with wall time, so
  * incomplete datagrams still expire in a quiet live pipeline.
+ *
+ * In a live pipeline whose listener holds the packets (inplace.h), the
+ * datagram goes back in place as the fragment that completed it, and the
+ * packets of the other fragments are dropped there; so are those of
+ * fragments that go nowhere.  --fragment's pieces are copies (the packet
+ * they replace is dropped in place).
  */
 #include <argp.h>
 #include <err.h>
@@ -28,6 +34,7 @@
 #include "tool.h"
 #include "format_argp.h"
 #include "frag.h"
+#include "inplace.h"
 #include "reasm.h"
 #include "stream.h"
 
@@ -62,6 +69,7 @@ struct defrag {
 	struct stream_out	*out;
 	struct reasm		*r;
 	struct reasm_config	 cfg;
+	struct inplace		*ip;		/* drops in place; NULL: not live */
 	int			 out_errno;	/* the output failed: EPIPE, ... */
 	int			 broken;	/* the input ended in damage */
 	uint64_t		 read, written;
@@ -204,6 +212,7 @@ emit_fragment(const uint8_t *frag, size_t len, void *arg)
 	f.data = (uint8_t *)frag;
 	f.len = len;
 	f.a.cut = 0;
+	f.a.holder = 0;		/* a piece is a copy: the packet itself is dropped */
 	emit(&f, g);
 	g->pieces++;
 	return g->out_errno != 0;
@@ -214,6 +223,16 @@ flush_out(struct defrag *g)
 {
 	if (g->out_errno == 0 && stream_out_flush(g->out) < 0)
 		g->out_errno = errno;
+	inplace_flush(g->ip);
+}
+
+/* A held record that goes nowhere (reasm_gone_fn): its packet is dropped in place. */
+static void
+dropped(const struct divert_addr *a, void *arg)
+{
+	struct defrag *g = arg;
+
+	inplace_drop(g->ip, a);
 }
 
 /* ---- the stream clock ------------------------------------------------- */
@@ -263,7 +282,8 @@ wait_input(struct defrag *g)
 		ms = due <= g->clock ? 0 : due - g->clock > 60000 ? 60000 :
 		    (int)(due - g->clock);
 	}
-	if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+	/* Live, the listeners are watched too: one that leaves is left at once. */
+	if ((g->ip != NULL ? inplace_wait(g->ip, ms) : poll(&pfd, 1, ms)) < 0 && errno != EINTR)
 		err(EX_RUNTIME, "poll");
 	clock_idle(g);
 	reasm_expire(g->r, g->clock);
@@ -317,6 +337,7 @@ split_one(struct defrag *g, const struct pkt *p)
 	if (n > 1) {
 		g->split++;
 		g->ident++;
+		dropped(&p->a, g);	/* its pieces replace it */
 	} else if (n == 1) {
 		g->pieces--;
 		g->fitted++;
@@ -342,8 +363,11 @@ fragment_loop(struct defrag *g)
 		}
 		g->read++;
 		split_one(g, &p);
-		if (stream_in_idle(g->in))
+		if (stream_in_idle(g->in)) {
 			flush_out(g);
+			if (g->ip != NULL)
+				inplace_wait(g->ip, -1);
+		}
 	}
 }
 
@@ -363,6 +387,8 @@ report(const struct defrag *g)
 		    (uintmax_t)g->unsplit);
 		return;
 	}
+	if (inplace_dropped(g->ip) > 0)
+		fprintf(stderr, "%s: %ju dropped in place\n", me, (uintmax_t)inplace_dropped(g->ip));
 	s = reasm_stats(g->r);
 	fprintf(stderr, "%s: %ju read, %ju written; %ju passed, %ju fragments, "
 	    "%ju reassembled\n", me, (uintmax_t)g->read, (uintmax_t)g->written,
@@ -399,6 +425,7 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 	if (getrandom(&g.ident, sizeof(g.ident), 0) < 0)
 		g.ident = (uint32_t)time(NULL);
+	g.ip = inplace_new(STDIN_FILENO, 0);
 
 	if (g.mtu != 0) {
 		if ((g.fragbuf = malloc(FRAG_MAX)) == NULL)
@@ -408,8 +435,10 @@ main(int argc, char **argv)
 		if ((g.r = reasm_new(&g.cfg, emit, &g)) == NULL)
 			err(EX_RUNTIME, "cannot reserve %zu bytes for reassembly",
 			    g.cfg.max_memory);
+		reasm_set_gone(g.r, dropped, &g);
 		defrag_loop(&g);
 	}
+	inplace_flush(g.ip);
 
 	/* What a stop left unwritten is not counted written (stream.h). */
 	if (stream_out_flush(g.out) < 0 && g.out_errno == 0)
@@ -425,6 +454,7 @@ main(int argc, char **argv)
 		status = EX_RUNTIME;
 	stream_in_close(g.in);
 	reasm_free(g.r);
+	inplace_free(g.ip);
 	free(g.fragbuf);
 	return status;
 }

@@ -1,12 +1,15 @@
 /*
  * divert-inject - put packets back into the IP stack, outbound and inbound.
  *
- * Reads a pcap stream (stdin, or -r FILE) and sends each IP packet through
- * libdivert in the direction its record says: outgoing ones out, incoming
- * ones as if they arrived on their interface.  Every injected packet
- * carries the toolkit's mark bit, so divert rules do not take it again.
- * Packets over the route MTU are fragmented unless IPv4's DF forbids it.
- * Each packet's fate comes back in a report, and is counted and shown here.
+ * Reads a pcap stream (stdin, or -r FILE).  A record whose packet a
+ * listener of this namespace still holds, read live from a pipe, goes back
+ * in place: the kernel gets its own packet back, with the record's bytes,
+ * and carries on with it where it took it (inplace.h).  Every other IP
+ * packet is sent as a copy through libdivert in the direction its record
+ * says: outgoing ones out, incoming ones as if they arrived on their
+ * interface; a copy carries the toolkit's mark bit, so divert rules do not
+ * take it again, and is fragmented over the route MTU unless IPv4's DF
+ * forbids it.  Each packet's fate is counted and shown here.
  */
 #include <argp.h>
 #include <err.h>
@@ -23,17 +26,20 @@
 #include "describe.h"
 #include "divert.h"
 #include "format_argp.h"
+#include "inplace.h"
 #include "tool.h"
 #include "stream.h"
 
 const char *argp_program_version = "divert-inject (divert) " DIVERT_VERSION;
 
-enum { OPT_IN = 256, OPT_OUT };
+enum { OPT_IN = 256, OPT_OUT, OPT_COPY };
 
 static const struct argp_option options[] = {
 	{ "read", 'r', "FILE", 0, "Read the stream from FILE instead of stdin", 0 },
 	{ "in", OPT_IN, "IFACE", 0, "Inject every packet inbound, as if it arrived on IFACE", 0 },
 	{ "out", OPT_OUT, NULL, 0, "Inject every packet outbound, whatever its record says", 0 },
+	{ "copy", OPT_COPY, NULL, 0, "Inject every packet as a copy, never in place (the "
+	    "listener then takes its packets out of the stack)", 0 },
 	{ "write", 'w', "FILE", 0, "Write what was injected to FILE as a stream (SLL2; - for "
 	    "stdout)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show each packet on stderr: time, direction, interface, "
@@ -43,7 +49,7 @@ static const struct argp_option options[] = {
 
 struct args {
 	const char	*rfile, *wfile, *in_iface;
-	int		 out, verbose;
+	int		 out, verbose, copy;
 	struct format_choice fmt;	/* -F, for -w */
 };
 
@@ -68,12 +74,14 @@ static const char *const reason_words[R_COUNT] = {
 
 struct injector {
 	struct divert		*h;
+	struct inplace		*ip;		/* in place; NULL: copies only */
 	struct stream_out	*out;		/* -w; NULL without */
 	int			 verbose;
 	int			 force_dir;	/* DIVERT_IN (--in), DIVERT_OUT (--out), or 0 */
 	uint32_t		 in_ifindex;	/* --in */
 	char			 in_name[DIVERT_IFNAMSIZ];	/* and its name */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
+	uint64_t		 in_place;	/* of injected: given back in place */
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
 	int			 out_errno;	/* -w failed: EPIPE, ENOSPC ... */
@@ -95,6 +103,7 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case 'v': a->verbose = 1; break;
 	case OPT_IN: a->in_iface = arg; break;
 	case OPT_OUT: a->out = 1; break;
+	case OPT_COPY: a->copy = 1; break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s' (the stream comes on stdin, or -r FILE)", arg);
 		break;
@@ -207,12 +216,17 @@ copy_out(const struct divert_addr *to, const uint8_t *data, size_t len, void *ar
 	}
 }
 
-/* A packet is in, in nfrag pieces (1: whole), already copied to -w. */
+/*
+ * A packet is in: a copy in nfrag pieces (1: whole), already copied to -w;
+ * or (nfrag 0) given back in place.
+ */
 static void
 injected(struct injector *ij, const struct pkt *p, unsigned nfrag)
 {
 	char note[32] = "";
 
+	if (nfrag == 0)
+		snprintf(note, sizeof(note), "in place");
 	ij->injected++;
 	if (p->a.dir == DIVERT_IN)
 		ij->in_n++;
@@ -337,11 +351,34 @@ take_back(struct injector *ij, int final)
 	}
 }
 
-/* One record: sent (outbound ones batched), its fate reported. */
+/*
+ * A record whose packet its listener holds: given back in place (the
+ * verdict batched), with the record's bytes unless they are not the whole
+ * packet (cut short: the kernel keeps its own).  0 when it is not for here.
+ */
+static int
+give_back(struct injector *ij, struct pkt *p)
+{
+	if (!inplace_accept(ij->ip, &p->a, p->a.cut == 0 ? p->data : NULL, p->len))
+		return 0;
+	ij->in_place++;
+	injected(ij, p, 0);
+	if (ij->out != NULL && ij->out_errno == 0 && stream_out_write(ij->out, p) < 0) {
+		ij->out_errno = errno;
+		if (!reader_gone(errno))
+			warn("writing -w");
+	}
+	return 1;
+}
+
+/* One record: given back in place, or sent (outbound ones batched); its fate counted. */
 static void
 inject(struct injector *ij, struct pkt *p)
 {
 	ij->read++;
+	inplace_see(ij->ip, &p->a);
+	if (give_back(ij, p))
+		return;
 	ij->record = p->a;
 	ij->pkttype = p->pkttype;
 	aim(ij, p);
@@ -374,11 +411,16 @@ inject_loop(struct injector *ij, struct stream_in *in)
 		}
 		inject(ij, &p);
 		if (stream_in_idle(in)) {
+			inplace_flush(ij->ip);
 			divert_flush(ij->h);
 			if (ij->out != NULL && ij->out_errno == 0 && stream_out_flush(ij->out) < 0)
 				ij->out_errno = errno;
+			/* Idle, the listeners are watched too: one that leaves is left at once. */
+			if (ij->ip != NULL)
+				inplace_wait(ij->ip, -1);
 		}
 	}
+	inplace_flush(ij->ip);
 	divert_flush(ij->h);
 	return ij->fatal ? EX_RUNTIME : 0;
 }
@@ -399,7 +441,11 @@ report(const struct injector *ij)
 		    reason_words[r]);
 		first = 0;
 	}
-	fputs(first ? "\n" : ")\n", stderr);
+	fputs(first ? "" : ")", stderr);
+	/* Of the injected, those given back in place (a live pipeline's). */
+	if (ij->in_place > 0)
+		fprintf(stderr, ", %ju in place", (uintmax_t)ij->in_place);
+	fputc('\n', stderr);
 }
 
 int
@@ -426,6 +472,16 @@ main(int argc, char **argv)
 	/* With --in the one inbound path is built now: a kernel that lacks it fails at once. */
 	if (ij->in_ifindex != 0 && divert_prepare_in(ij->h, ij->in_ifindex) < 0)
 		errx(EX_RUNTIME, "%s", divert_geterr(ij->h));
+	/*
+	 * In place only from a live input, and only where the record's own
+	 * direction counts: --in and --out send copies where they say.  The
+	 * listener is joined before the stream's first record, so that it
+	 * holds that one too.
+	 */
+	if (!a.copy && a.in_iface == NULL && !a.out)
+		ij->ip = inplace_new(a.rfile == NULL || strcmp(a.rfile, "-") == 0 ?
+		    STDIN_FILENO : -1, 1);
+	inplace_find(ij->ip);
 	if ((in = stream_in_open(a.rfile, why, sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 	if (a.wfile != NULL && (ij->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format,
@@ -433,6 +489,8 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 
 	status = inject_loop(ij, in);
+	inplace_free(ij->ip);		/* the listeners hear the counts, and wait no more */
+	ij->ip = NULL;
 
 	take_back(ij, 1);
 	report(ij);

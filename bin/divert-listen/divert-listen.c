@@ -4,6 +4,12 @@
  * Binds PORT (libdivert), writes every packet to stdout as an SLL2 pcap
  * record and takes it out of the stack (batched drop verdicts), or lets it
  * go on (--tee).  Packets that miss the -f filter are let through untouched.
+ *
+ * The port is offered to the pipeline's other tools (divert_offer): while
+ * an injector downstream has joined, a packet is held instead of taken
+ * (its record says so: holder = the session), for the injector to give
+ * back in place; held packets nobody answered are dropped after
+ * --hold-timeout.
  */
 #include <argp.h>
 #include <err.h>
@@ -11,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +32,7 @@
 
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
 
-enum { OPT_TEE = 256, OPT_RULE };
+enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN };
 
 /*
  * A packet's verdict waits until its record is written whole: only then is
@@ -35,6 +42,10 @@ enum { OPT_TEE = 256, OPT_RULE };
  */
 #define PEND_MAX	4096
 
+#define HOLD_MS_DEFAULT	1000	/* --hold-timeout */
+#define EXPIRE_STEPS	8	/* expiries per hold timeout, at most: a held packet
+				   waits the timeout and up to an eighth more */
+
 static const struct argp_option options[] = {
 	{ "count", 'c', "N", 0, "Exit after streaming N packets", 0 },
 	{ "tee", OPT_TEE, NULL, 0, "Let packets go on and stream a copy (ipfw tee)", 0 },
@@ -43,13 +54,23 @@ static const struct argp_option options[] = {
 	{ "filter", 'f', "EXPR", 0, "Stream only packets matching the pcap filter; "
 	    "let the others through", 0 },
 	{ "write", 'w', "FILE", 0, "Write the stream to FILE instead of stdout", 0 },
+	{ "hold-timeout", OPT_HOLD, "MS", 0, "Drop a packet held for an injector that has "
+	    "not answered it after MS milliseconds (default 1000)", 0 },
+	{ "queue-len", OPT_QLEN, "N", 0, "Let the kernel keep at most N packets waiting "
+	    "for a verdict (default 8192); it drops more", 0 },
 	{ 0 }
 };
 
 struct args {
-	const char	*port, *count, *rule, *filter, *wfile;
+	const char	*port, *count, *rule, *filter, *wfile, *hold, *qlen;
 	int		 tee;
 	struct format_choice fmt;	/* -F */
+};
+
+/* A record given to the stream, not yet written whole: its packet's id, and how it waits. */
+struct pending {
+	uint32_t	id;
+	int		shared;		/* held for the injector, not taken */
 };
 
 struct listener {
@@ -61,8 +82,16 @@ struct listener {
 	uint64_t		 limit;		/* 0: no -c */
 	uint64_t		 received, written, passed;
 	uint64_t		 taken;		/* records given to the stream */
-	uint32_t		 pend[PEND_MAX];	/* ids of records not yet written */
+	struct pending		 pend[PEND_MAX];	/* records not yet written */
 	size_t			 npend;
+	/* In place: the port offered to the tools downstream. */
+	int			 offered;
+	unsigned		 hold_ms;
+	uint32_t		 qlen;		/* --queue-len; 0: the library's */
+	uint64_t		 session;
+	struct divert_joiners	 joiners;	/* as last heard */
+	uint64_t		 held;		/* packets written and left held for injectors */
+	uint64_t		 next_expiry;	/* ms: no expiry before (EXPIRE_STEPS) */
 	int			 out_errno;	/* the stream failed: EPIPE, ... */
 	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
@@ -78,6 +107,8 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case 'w': a->wfile = arg; break;
 	case OPT_TEE: a->tee = 1; break;
 	case OPT_RULE: a->rule = arg; break;
+	case OPT_HOLD: a->hold = arg; break;
+	case OPT_QLEN: a->qlen = arg; break;
 	case ARGP_KEY_ARG:
 		if (a->port != NULL)
 			argp_error(state, "one PORT only");
@@ -126,6 +157,17 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 			    pcap_geterr(dead));
 		pcap_close(dead);
 		l->filtered = 1;
+	}
+	l->hold_ms = HOLD_MS_DEFAULT;
+	if (a->hold != NULL) {
+		if ((n = parse_ulong(a->hold, 1, 3600000)) < 0)
+			usage_errx("bad --hold-timeout '%s': want milliseconds, 1..3600000", a->hold);
+		l->hold_ms = (unsigned)n;
+	}
+	if (a->qlen != NULL) {
+		if ((n = parse_ulong(a->qlen, 1, UINT32_MAX)) < 0)
+			usage_errx("bad --queue-len '%s': want a number of packets >= 1", a->qlen);
+		l->qlen = (uint32_t)n;
 	}
 	if (a->rule != NULL) {
 		r->port_lo = r->port_hi = *port;
@@ -220,6 +262,91 @@ warn_if_unfed(long port)
 		    "CHAIN %ld)", port, port);
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Offer the port to the tools downstream: an injector that joins makes
+ * packets wait for it instead of being taken.  --tee lets every packet go
+ * on at once: nothing to offer; nor does a classic pcap stream, which
+ * cannot say which packets are held.  A port another process offers here
+ * (unusual: it would have to be a listener of the port) is streamed as
+ * before, without in place.
+ */
+static void
+offer_port(struct listener *l, enum stream_format fmt)
+{
+	/* Classic pcap has no room for the holder: its reader could not answer. */
+	if (l->tee || fmt != STREAM_PCAPNG)
+		return;
+	if (divert_offer(l->h, l->hold_ms) < 0) {
+		warnx("%s: packets are taken, never given back in place", divert_geterr(l->h));
+		return;
+	}
+	l->offered = 1;
+	l->session = divert_session(l->h);
+}
+
+/* Hear the joiners: who came, who left, what they did. */
+static void
+hear_joiners(struct listener *l)
+{
+	if (!l->offered)
+		return;
+	if (divert_offer_run(l->h) < 0)
+		warnx("%s", divert_geterr(l->h));
+	divert_offer_info(l->h, &l->joiners);
+}
+
+/* Whether packets wait for an injector now (else they are taken). */
+static int
+holding(const struct listener *l)
+{
+	return l->offered && l->joiners.injectors > 0;
+}
+
+/*
+ * Drop the held packets nobody answered within the hold timeout (the
+ * kernel drops only those it still holds), at most EXPIRE_STEPS times a
+ * timeout, so that a steady flow costs one message now and then.
+ */
+static void
+expire_held(struct listener *l)
+{
+	long age;
+	uint64_t now;
+
+	if (!l->offered || (age = divert_held_age(l->h)) < (long)l->hold_ms)
+		return;
+	if ((now = mono_ms()) < l->next_expiry)
+		return;
+	if (divert_verdict_expired(l->h, l->hold_ms, DIVERT_DROP) < 0 || divert_flush(l->h) < 0)
+		err(EX_RUNTIME, "verdict on divert port");
+	l->next_expiry = now + l->hold_ms / EXPIRE_STEPS;
+}
+
+/* How long poll may sleep before a held packet is due to expire (ms; -1: none held). */
+static int
+expiry_wait(const struct listener *l)
+{
+	long age = l->offered ? divert_held_age(l->h) : -1;
+	uint64_t now = mono_ms();
+	long ms;
+
+	if (age < 0)
+		return -1;
+	ms = (long)l->hold_ms - age;
+	if (l->next_expiry > now && (long)(l->next_expiry - now) > ms)
+		ms = (long)(l->next_expiry - now);
+	return ms < 0 ? 0 : (int)ms;
+}
+
 /* Let a packet go on untouched: its verdict. */
 static int
 let_through(struct listener *l)
@@ -235,9 +362,12 @@ on_packet(const struct divert_addr *from, uint8_t *data, size_t len, void *arg)
 	struct listener *l = arg;
 	struct pkt p = { .a = *from, .data = data, .len = len };
 	struct pcap_pkthdr h;
+	int shared = holding(l);
 
 	l->received++;
 	p.pkttype = from->dir == DIVERT_OUT ? SLL_OUTGOING : SLL_HOST;
+	if (shared)
+		p.a.holder = l->session;	/* the injector answers it in place */
 	if (l->draining || (l->limit != 0 && l->taken >= l->limit) || l->out_errno != 0 ||
 	    l->npend == PEND_MAX || pkt_make_sll2(&p, l->rec, sizeof(l->rec)) < 0)
 		return let_through(l);
@@ -251,28 +381,47 @@ on_packet(const struct divert_addr *from, uint8_t *data, size_t len, void *arg)
 		return let_through(l);
 	}
 	l->taken++;
-	l->pend[l->npend++] = from->id;
-	return DIVERT_HOLD_IT;
+	l->pend[l->npend++] = (struct pending){ from->id, shared };
+	return shared ? DIVERT_HOLD_SHARED : DIVERT_HOLD_IT;
 }
 
 /*
  * Verdicts for the records written whole since last time: drop (the stream
  * has them), or accept with --tee.  One batch verdict covers them, as ids
- * grow: the pending ones all come after.
+ * grow: the pending ones all come after (libdivert leaves the packets held
+ * for the injector out of it).  Those held for the injector stay held.
  */
 static void
 settle_written(struct listener *l)
 {
 	uint64_t done = stream_out_records_out(l->out) - l->written;
+	size_t i, own = 0;
 
 	if (done == 0)
 		return;
-	if (divert_verdict_upto(l->h, l->pend[done - 1],
+	for (i = 0; i < done; i++)
+		if (l->pend[i].shared)
+			l->held++;
+		else
+			own = i + 1;
+	if (own > 0 && divert_verdict_upto(l->h, l->pend[own - 1].id,
 	    l->tee ? DIVERT_ACCEPT : DIVERT_DROP) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
 	memmove(l->pend, l->pend + done, (l->npend - done) * sizeof(l->pend[0]));
 	l->npend -= done;
 	l->written += done;
+}
+
+/* Whether a record not yet written waits for the injector (not ours to batch). */
+static int
+any_shared(const struct listener *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->npend; i++)
+		if (l->pend[i].shared)
+			return 1;
+	return 0;
 }
 
 /*
@@ -289,12 +438,12 @@ let_pending_through(struct listener *l)
 		return;
 	gone = (size_t)stream_out_discard(l->out);
 	keep = gone < l->npend ? l->npend - gone : 0;	/* 0, or 1: the torn one */
-	if (keep == 0) {
-		if (divert_verdict_upto(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT) < 0)
+	if (keep == 0 && !any_shared(l)) {
+		if (divert_verdict_upto(l->h, l->pend[l->npend - 1].id, DIVERT_ACCEPT) < 0)
 			err(EX_RUNTIME, "verdict on divert port");
 	} else
 		for (i = keep; i < l->npend; i++)
-			if (divert_verdict(l->h, l->pend[i], DIVERT_ACCEPT, NULL, 0) < 0)
+			if (divert_verdict(l->h, l->pend[i].id, DIVERT_ACCEPT, NULL, 0) < 0)
 				err(EX_RUNTIME, "verdict on divert port");
 	l->passed += l->npend - keep;
 	l->taken -= l->npend - keep;
@@ -314,7 +463,7 @@ settle_torn(struct listener *l)
 		l->out_errno = errno;
 	settle_written(l);
 	for (; l->npend > 0; l->npend--, l->passed++, l->taken--)
-		if (divert_verdict(l->h, l->pend[l->npend - 1], DIVERT_ACCEPT, NULL, 0) < 0)
+		if (divert_verdict(l->h, l->pend[l->npend - 1].id, DIVERT_ACCEPT, NULL, 0) < 0)
 			err(EX_RUNTIME, "verdict on divert port");
 	if (divert_flush(l->h) < 0)
 		err(EX_RUNTIME, "verdict on divert port");
@@ -360,6 +509,9 @@ take_ready(struct listener *l)
 			flush_stream(l);
 		else
 			answer(l);
+		/* Joins are heard between batches too: a flood never ends on its own. */
+		hear_joiners(l);
+		expire_held(l);
 		if (stop_signalled || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
 	}
@@ -376,21 +528,30 @@ take_ready(struct listener *l)
 static void
 listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = divert_fd(l->h), .events = POLLIN },
 		{ .fd = outfd, .events = 0 },
+		{ .fd = divert_offer_fd(l->h), .events = POLLIN },
 	};
+	struct timespec ts, *tsp;
 	sigset_t during_poll;
-	int rc;
+	int rc, ms;
 
 	while (!stop_signalled && !l->out_errno && (!l->limit || l->taken < l->limit)) {
+		hear_joiners(l);
+		expire_held(l);
 		if (take_ready(l))
 			continue;
 		flush_stream(l);
 		if (l->out_errno)
 			break;
+		tsp = NULL;
+		if ((ms = expiry_wait(l)) >= 0) {
+			ts = (struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000 };
+			tsp = &ts;
+		}
 		sigprocmask(SIG_BLOCK, stopsigs, &during_poll);
-		rc = stop_signalled ? 0 : ppoll(pfd, 2, NULL, &during_poll);
+		rc = stop_signalled ? 0 : ppoll(pfd, 3, tsp, &during_poll);
 		sigprocmask(SIG_SETMASK, &during_poll, NULL);
 		if (rc < 0 && errno != EINTR)
 			err(EX_RUNTIME, "poll");
@@ -411,6 +572,53 @@ drain(struct listener *l)
 		if (n == 0 || (n < 0 && errno != ENOBUFS))
 			break;
 	}
+}
+
+/*
+ * At exit, with the stream closed: the joiners answer what they have read
+ * of it, and leave.  Wait for them, at most a hold timeout (they may be
+ * stuck), and meanwhile let through what still comes to the port (a rule
+ * not ours) and drop what waited too long.  Only then does the port go.
+ */
+static void
+wait_joiners(struct listener *l)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = divert_fd(l->h), .events = POLLIN },
+		{ .fd = divert_offer_fd(l->h), .events = POLLIN },
+	};
+	uint64_t deadline = mono_ms() + l->hold_ms;
+	uint64_t now;
+
+	hear_joiners(l);
+	while (l->joiners.joined > 0 && (now = mono_ms()) < deadline) {
+		if (poll(pfd, 2, (int)(deadline - now)) < 0 && errno != EINTR)
+			err(EX_RUNTIME, "poll");
+		drain(l);
+		hear_joiners(l);
+		expire_held(l);
+	}
+}
+
+/* The exit report: one line on standard error. */
+static void
+report(const struct listener *l, const struct divert_stats *st)
+{
+	uint64_t answered = l->joiners.accepted + l->joiners.dropped;
+
+	fprintf(stderr, "%s: %ju received, %ju written, %ju let through, "
+	    "%ju dropped by kernel", program_invocation_short_name,
+	    (uintmax_t)l->received, (uintmax_t)l->written, (uintmax_t)l->passed,
+	    (uintmax_t)st->kernel_drops);
+	if (st->overruns)
+		fprintf(stderr, " (%ju overruns)", (uintmax_t)st->overruns);
+	/* Timed out: held, and not answered by a joiner that reported (dropped at last). */
+	if (l->held > 0 || answered > 0)
+		fprintf(stderr, "; %ju held (%ju in place, %ju dropped in place, %ju timed out)",
+		    (uintmax_t)l->held, (uintmax_t)l->joiners.accepted,
+		    (uintmax_t)l->joiners.dropped,
+		    (uintmax_t)(l->held > answered ? l->held - answered : 0));
+	fputc('\n', stderr);
 }
 
 int
@@ -436,6 +644,12 @@ main(int argc, char **argv)
 	/* Packets are held until their records are written: the callback says so. */
 	if ((l->h = divert_open((int)port, mark, 0, NULL)) == NULL)
 		bind_failed(port, errno);
+	if (l->qlen != 0 && divert_set_queue_len(l->h, l->qlen) < 0) {
+		warnx("%s", divert_geterr(l->h));
+		divert_close(l->h);
+		exit(EX_RUNTIME);
+	}
+	offer_port(l, a.fmt.format);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format, why,
 	    sizeof(why))) == NULL) {
 		divert_close(l->h);
@@ -458,18 +672,20 @@ main(int argc, char **argv)
 	let_pending_through(l);
 	settle_torn(l);
 
+	/*
+	 * The stream ends first: the tools downstream finish with it, answer
+	 * what they read, and leave.  The rule goes only then: removing a
+	 * chain makes the kernel drop every packet queued in the namespace,
+	 * the held ones too.
+	 */
+	status = stream_out_finish(l->out, l->out_errno, "the stream");
+	if (l->offered)
+		wait_joiners(l);
 	remove_rule();
 	drain(l);
 	divert_stats(l->h, &st);
-	fprintf(stderr, "%s: %ju received, %ju written, %ju let through, "
-	    "%ju dropped by kernel", program_invocation_short_name,
-	    (uintmax_t)l->received, (uintmax_t)l->written, (uintmax_t)l->passed,
-	    (uintmax_t)st.kernel_drops);
-	if (st.overruns)
-		fprintf(stderr, " (%ju overruns)", (uintmax_t)st.overruns);
-	fputc('\n', stderr);
+	report(l, &st);
 	divert_close(l->h);
-	status = stream_out_finish(l->out, l->out_errno, "the stream");
 	if (l->filtered)
 		pcap_freecode(&l->prog);
 	return status;

@@ -6,9 +6,11 @@
  * Reads a stream on stdin, edits each packet in place (the edits and their
  * order are in edit.h), fixes the checksums and writes it to stdout with the
  * same link type and the record's own link header, time and length.  -f
- * limits the edits to matching packets, --drop removes them instead.  A packet
- * that does not parse passes through unchanged and is counted; a broken
- * stream ends the run with status 1 after everything before it was written.
+ * limits the edits to matching packets, --drop removes them instead (and,
+ * in a live pipeline whose listener holds them, drops them in the kernel:
+ * inplace.h).  A packet that does not parse passes through unchanged and
+ * is counted; a broken stream ends the run with status 1 after everything
+ * before it was written.
  */
 #include <argp.h>
 #include <err.h>
@@ -24,6 +26,7 @@
 
 #include "tool.h"
 #include "edit.h"
+#include "inplace.h"
 #include "ether.h"
 #include "format_argp.h"
 #include "stream.h"
@@ -89,6 +92,7 @@ struct mangler {
 	struct bpf_program	 prog;
 	struct stream_in	*in;
 	struct stream_out	*out;
+	struct inplace		*ip;		/* --drop in place; NULL: not live */
 	uint64_t		 read, edited, dropped, passed, unparseable;
 	uint64_t		 skipped;	/* SCTP first fragments left unedited */
 	uint64_t		 unwritten;	/* counted, then refused by the output */
@@ -296,6 +300,7 @@ handle(struct mangler *m, struct pkt *p)
 	}
 	if (m->drop) {
 		m->dropped++;
+		inplace_drop(m->ip, &p->a);	/* a held packet is dropped where it waits */
 		return 0;
 	}
 	if (!carries_ip(p->a.proto)) {
@@ -340,8 +345,14 @@ mangle_stream(struct mangler *m)
 			m->unwritten++;		/* counted above, but not taken */
 			goto out_failed;
 		}
-		if (stream_in_idle(m->in) && stream_out_flush(m->out) < 0)
-			goto out_failed;
+		if (stream_in_idle(m->in)) {
+			inplace_flush(m->ip);
+			if (stream_out_flush(m->out) < 0)
+				goto out_failed;
+			/* Idle, the listeners are watched too: one that leaves is left at once. */
+			if (m->ip != NULL)
+				inplace_wait(m->ip, -1);
+		}
 	}
 	if (stop_signalled || rc == 0)
 		return 0;
@@ -379,8 +390,13 @@ main(int argc, char **argv)
 	    sizeof(why))) == NULL)
 		errx(EX_RUNTIME, "%s", why);
 
+	/* Only --drop answers in place: an edited packet goes on down the pipe. */
+	if (m.drop)
+		m.ip = inplace_new(a.rfile == NULL || strcmp(a.rfile, "-") == 0 ?
+		    STDIN_FILENO : -1, 0);
 	if (mangle_stream(&m) < 0)
 		status = EX_RUNTIME;
+	inplace_flush(m.ip);
 	/* What a stop left unwritten is counted as such (stream.h). */
 	if (stream_out_flush(m.out) < 0)
 		out_err = errno;
@@ -394,6 +410,10 @@ main(int argc, char **argv)
 	if (unwritten > 0)
 		fprintf(stderr, "%s: %ju of them not written: stopped, or the reader "
 		    "left\n", program_invocation_short_name, (uintmax_t)unwritten);
+	if (inplace_dropped(m.ip) > 0)
+		fprintf(stderr, "%s: %ju of them dropped in place, in the kernel\n",
+		    program_invocation_short_name, (uintmax_t)inplace_dropped(m.ip));
+	inplace_free(m.ip);
 	/* A broken input was reported already: one message is enough. */
 	if (stream_out_finish(m.out, out_err, status == 0 ? "the stream" : NULL) != 0)
 		status = EX_RUNTIME;

@@ -50,7 +50,75 @@ hosts_down() {
 	done
 	[ -n "${NS_A:-}" ] && ip netns del "$NS_A" 2>/dev/null
 	[ -n "${NS_B:-}" ] && ip netns del "$NS_B" 2>/dev/null
+	[ -n "${NS_C:-}" ] && ip netns del "$NS_C" 2>/dev/null
 	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+	return 0
+}
+
+# A masquerading router between two hosts: A - R - B, R (namespace NS_C)
+# forwarding and masquerading on its outer interface; B has no route back
+# to A's network, so only R's NAT lets A reach it.
+#
+#   A: 10.79.1.2/24 on vA, default via R
+#   R: 10.79.1.1/24 on rA (inner), 10.79.2.1/24 on rB (outer)
+#   B: 10.79.2.2/24 on vB
+RA4=10.79.1.2 RI4=10.79.1.1 RO4=10.79.2.1 RB4=10.79.2.2
+nat_up() {
+	NS_A="dvA-$$-${BATS_TEST_NUMBER:-0}"
+	NS_B="dvB-$$-${BATS_TEST_NUMBER:-0}"
+	NS_C="dvR-$$-${BATS_TEST_NUMBER:-0}"
+	TMP=$(mktemp -d)
+	ip netns add "$NS_A"
+	ip netns add "$NS_B"
+	ip netns add "$NS_C"
+	ip link add vA netns "$NS_A" type veth peer name rA netns "$NS_C"
+	ip link add vB netns "$NS_B" type veth peer name rB netns "$NS_C"
+	inA ip link set lo up
+	inB ip link set lo up
+	inR ip link set lo up
+	inA ip addr add $RA4/24 dev vA
+	inR ip addr add $RI4/24 dev rA
+	inR ip addr add $RO4/24 dev rB
+	inB ip addr add $RB4/24 dev vB
+	inA ip link set vA up
+	inB ip link set vB up
+	inR ip link set rA up
+	inR ip link set rB up
+	inA ip route add default via $RI4
+	inR sysctl -qw net.ipv4.ip_forward=1
+	inR nft -f - <<-EOF
+	table ip masq {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "rB" masquerade
+		}
+	}
+	EOF
+}
+inR() { ip netns exec "$NS_C" "$@"; }
+
+# joiners NS PORT: processes joined to the listener of PORT in NS (its
+# accepted connections share the name of its listening socket).
+joiners() {
+	ip netns exec "$1" awk -v p="@divert/$2" '$8 == p { n++ } END { print n ? n - 1 : 0 }' \
+	    /proc/net/unix
+}
+has_joiners() { [ "$(joiners "$1" "$2")" -ge "${3:-1}" ]; }	# NS PORT [N]
+# wait_joined NS PORT [N]: wait (up to 10 s) for N joiners (1) to PORT in NS.
+wait_joined() { wait_until 100 has_joiners "$@"; }
+
+# queue_waiting NS PORT: packets the kernel holds on PORT in NS (its queue_total).
+queue_waiting() {
+	ip netns exec "$1" awk -v q="$2" '$1 == q { print $3 }' /proc/net/netfilter/nfnetlink_queue
+}
+queue_empty() { [ "$(queue_waiting "$1" "$2")" = 0 ]; }
+
+# signal_comm NS COMM [SIGNAL]: signal the processes of NS named COMM, by pid.
+signal_comm() {
+	local p
+	for p in $(ip netns pids "$1"); do
+		[ "$(cat /proc/$p/comm 2>/dev/null)" = "$2" ] && kill -"${3:-TERM}" "$p"
+	done
 	return 0
 }
 

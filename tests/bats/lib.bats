@@ -190,6 +190,31 @@ declared() {
 	[ "$(file_size "$TMP/tp.err")" -eq 0 ]
 }
 
+@test "lib: a process that joins an offered port answers its held packets in place, with new contents" {
+	install_lib
+	build "$TMP/join" $(pc --cflags divert) "$TOP/tests/lib/join.c" $(pc --libs divert)
+	inA divert-rule add output icmp 4400
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n --immediate-mode -U -w "$TMP/b.pcap" icmp
+	TD=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	bg_A "$TMP/join.out" "$TMP/join.err" env LD_LIBRARY_PATH="$ROOT/usr/lib" "$TMP/join" 4400 5 1000
+	JP=$BG
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	run inA ping -c 5 -i 0.2 -W 2 $B4
+	echo "$output"
+	[[ "$output" == *"5 packets transmitted, 5 received"* ]]
+	wait_gone "$JP"
+	wait_until 50 sh -c "[ \$(tcpdump -r $TMP/b.pcap 2>/dev/null | wc -l) -ge 10 ]"
+	kill -INT "$TD"
+	wait_gone "$TD"
+	cat "$TMP/join.out" "$TMP/join.err"
+	[ "$(cat "$TMP/join.out")" = "$(printf 'child in place 5 refused 0\nheld 5 stolen 0 accepted 5 dropped 0 joins 1')" ]
+	[ "$(file_size "$TMP/join.err")" -eq 0 ]
+	# The requests B got are the ones the joined process gave back: TTL 7 (tshark).
+	[ "$(tshark_fields "$TMP/b.pcap" ip.ttl icmp.type | grep -c "^7	8\$")" -eq 5 ]
+}
+
 @test "lib: libdivert.a and libdivert.so export the functions of divert.h and nothing else, versioned" {
 	declared >"$TMP/want"
 	nm -g --defined-only "$DIVERT_BUILD/libdivert.a" | awk 'NF == 3 { print $3 }' |

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <divert.h>
 
@@ -165,6 +166,92 @@ rule_errors(int port)
 	ok(divert_rule_flush(e.buf) == 0, "divert_rule_flush: \"%s\"", e.buf);
 }
 
+/* In place: joins to nobody, offers and answers where they cannot be. */
+static void
+inplace_errors(int port)
+{
+	struct errbuf e;
+	struct divert *h, *j, *s;
+	struct divert_addr a;
+	int err, ret;
+
+	errbuf_reset(&e);
+	errno = 0;
+	j = divert_join(port, DIVERT_JOIN_INJECT, e.buf);
+	err = errno;
+	ok(j == NULL && err == ECONNREFUSED && has_words(&e),
+	    "divert_join of a port nobody offers: NULL, ECONNREFUSED (%s), \"%s\"",
+	    strerror(err), e.buf);
+	errbuf_reset(&e);
+	errno = 0;
+	j = divert_join(port, 0x80, e.buf);
+	err = errno;
+	ok(j == NULL && err == EINVAL && has_words(&e), "divert_join with unknown flags: EINVAL, "
+	    "\"%s\"", e.buf);
+
+	if ((s = divert_open(DIVERT_PORT_NONE, DIVERT_MARK_DEFAULT, 0, e.buf)) == NULL) {
+		ok(0, "a send-only handle: %s", e.buf);
+		return;
+	}
+	errno = 0;
+	ret = divert_offer(s, 1000);
+	err = errno;
+	ok(ret == -1 && err == EINVAL && divert_geterr(s)[0] != '\0',
+	    "divert_offer on a send-only handle: -1, EINVAL, \"%s\"", divert_geterr(s));
+	memset(&a, 0, sizeof(a));
+	errno = 0;
+	ret = divert_verdict_in_place(s, &a, DIVERT_DROP, NULL, 0);
+	err = errno;
+	ok(ret == -1 && err == EINVAL, "divert_verdict_in_place on a send-only handle: EINVAL, "
+	    "\"%s\"", divert_geterr(s));
+	ok(divert_session(s) == 0 && divert_offer_fd(s) == -1,
+	    "a send-only handle has no session and offers nothing");
+	divert_close(s);
+
+	if ((h = divert_open(port, DIVERT_MARK_DEFAULT, 0, e.buf)) == NULL) {
+		ok(0, "bind port %d: %s", port, e.buf);
+		return;
+	}
+	ok(divert_session(h) != 0, "a bound handle has a session");
+	ok(divert_offer(h, 1000) == 0 && divert_offer_fd(h) >= 0, "divert_offer: a descriptor");
+	errbuf_reset(&e);
+	errno = 0;
+	j = divert_join(port, DIVERT_JOIN_INJECT, e.buf);
+	ok(j != NULL && divert_joined(j) == 0, "a join is sent: not answered yet (%s)", e.buf);
+	ok(divert_offer_run(h) == 0, "the listener takes it in");
+	ok(j != NULL && divert_joined(j) == 1 && divert_session(j) == divert_session(h) &&
+	    divert_hold_timeout(j) == 1000, "joined: the listener's session and hold timeout");
+	a.flags = DIVERT_ADDR_QUEUE;
+	a.port = (uint16_t)port;
+	a.id = 1;
+	a.holder = divert_session(h) + 1;
+	errno = 0;
+	ret = j != NULL ? divert_verdict_in_place(j, &a, DIVERT_ACCEPT, NULL, 0) : 0;
+	err = errno;
+	ok(ret == -1 && err == ESRCH, "a packet another binding holds: ESRCH, \"%s\"",
+	    j != NULL ? divert_geterr(j) : "");
+	a.holder = divert_session(h);
+	gettimeofday(&a.ts, NULL);
+	a.ts.tv_sec -= 5;
+	errno = 0;
+	ret = j != NULL ? divert_verdict_in_place(j, &a, DIVERT_ACCEPT, NULL, 0) : 0;
+	err = errno;
+	ok(ret == -1 && err == ETIMEDOUT, "a packet held longer than the hold timeout: ETIMEDOUT, "
+	    "\"%s\"", j != NULL ? divert_geterr(j) : "");
+	divert_close(h);
+	errno = 0;
+	ret = j != NULL ? divert_joined(j) : 0;
+	err = errno;
+	ok(ret == -1 && err == EPIPE, "the listener gone: -1, EPIPE, \"%s\"",
+	    j != NULL ? divert_geterr(j) : "");
+	gettimeofday(&a.ts, NULL);
+	errno = 0;
+	ret = j != NULL ? divert_verdict_in_place(j, &a, DIVERT_ACCEPT, NULL, 0) : 0;
+	err = errno;
+	ok(ret == -1 && err == EPIPE, "then no verdict: EPIPE");
+	divert_close(j);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -173,5 +260,6 @@ main(int argc, char *argv[])
 	open_errors(port);
 	send_errors();
 	rule_errors(port);
+	inplace_errors(port);
 	return tap_done();
 }

@@ -569,10 +569,83 @@ test_v6(void)
 	reasm_free(r);
 }
 
+/* The held records reasm says go nowhere (reasm_gone_fn): their ids, in order. */
+static struct {
+	int		n;
+	uint32_t	id[MAXOUT];
+} gone;
+
+static void
+went_nowhere(const struct divert_addr *a, void *arg)
+{
+	(void)arg;
+	if (gone.n < MAXOUT)
+		gone.id[gone.n] = a->id;
+	gone.n++;
+}
+
+/* Fragment [off, off+n) as a held record: packet id, port 9, holder 77. */
+static void
+feed_held(struct reasm *r, size_t total, size_t off, size_t n, uint32_t id, uint64_t now)
+{
+	struct pkt p = frag4(total, off, n, (long)off);
+
+	p.a.flags = DIVERT_ADDR_QUEUE;
+	p.a.port = 9;
+	p.a.id = id;
+	p.a.holder = 77;
+	reasm_input(r, &p, now);
+}
+
+/* Held fragments: the datagram goes as the completing one, every other is said to go nowhere. */
+static void
+test_held(void)
+{
+	size_t len = make4(9, 3000);
+	struct reasm *r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 0);
+
+	memset(&gone, 0, sizeof(gone));
+	reasm_set_gone(r, went_nowhere, NULL);
+	feed_held(r, len, 1000, 1000, 11, 0);
+	feed_held(r, len, 1000, 1000, 12, 0);		/* a duplicate: nowhere at once */
+	ok(gone.n == 1 && gone.id[0] == 12, "a duplicate fragment goes nowhere at once");
+	feed_held(r, len, 0, 1000, 13, 0);
+	feed_held(r, len, 2000, 1000, 14, 0);		/* completes */
+	ok(same_as_orig(0, len), "the datagram is whole");
+	ok(gone.n == 3 && gone.id[1] == 11 && gone.id[2] == 13,
+	    "the fragments merged into it go nowhere, in arrival order (%d)", gone.n);
+	ok(got.n == 1, "and it goes as one record");
+
+	/* A datagram lost at the end: each of its held fragments goes nowhere. */
+	make4(10, 3000);
+	feed_held(r, len, 0, 1000, 21, 0);
+	feed_held(r, len, 1000, 1000, 22, 0);
+	reasm_flush(r);
+	ok(gone.n == 5 && gone.id[3] == 21 && gone.id[4] == 22,
+	    "an incomplete datagram's fragments go nowhere at the end");
+
+	/* Not held (no holder): nobody is told. */
+	gone.n = 0;
+	feed4(r, len, 0, 1000, 0);
+	reasm_flush(r);
+	ok(gone.n == 0, "records not held are not reported");
+	reasm_free(r);
+
+	/* --keep-incomplete writes them through, with their context: nowhere is nothing. */
+	r = fresh(REASM_OVERLAP_LINUX, 1 << 20, 1);
+	reasm_set_gone(r, went_nowhere, NULL);
+	gone.n = 0;
+	feed_held(r, len, 0, 1000, 31, 0);
+	reasm_flush(r);
+	ok(gone.n == 0 && got.n == 1, "kept fragments are written, not gone");
+	reasm_free(r);
+}
+
 int
 main(void)
 {
 	test_v4_orders();
+	test_held();
 	test_pass_through();
 	test_overlap_drop();
 	test_duplicates();

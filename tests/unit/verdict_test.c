@@ -109,6 +109,7 @@ main(void)
 	struct divert h = { .q = q, .port = 1 };
 	uint32_t id;
 	const char *t;
+	int n;
 
 	q->port = 1;
 
@@ -188,10 +189,10 @@ main(void)
 
 	/* A full queue's worth held, all but the first answered: room for more, none lost. */
 	for (id = 1000; id < 1000 + DIVERT_QUEUE_MAXLEN; id++)
-		held_add(&q->held, id);
+		held_add(&q->held, id, 0, 0);
 	for (id = 1001; id < 1000 + DIVERT_QUEUE_MAXLEN; id++)
 		held_remove(&q->held, id);
-	held_add(&q->held, 1000 + DIVERT_QUEUE_MAXLEN);
+	held_add(&q->held, 1000 + DIVERT_QUEUE_MAXLEN, 0, 0);
 	ok(q->held.live == 2 && q->held.tail - q->held.head == 2,
 	    "answered ids leave room: %u held", q->held.tail - q->held.head);
 	ok(held_covers(&q->held, 1000) && !held_covers(&q->held, 999),
@@ -200,7 +201,7 @@ main(void)
 	/* A verdict that fails leaves its packet as it was: held, or the callback's. */
 	static uint8_t big[70000];
 	struct mnl_socket *sock;
-	int calls = 0, n;
+	int calls = 0;
 
 	divert_verdict_upto(&h, 1000 + DIVERT_QUEUE_MAXLEN, DIVERT_DROP);
 	taken(q);
@@ -229,6 +230,48 @@ main(void)
 	t = taken(q);
 	ok(t[0] == 'B' && (uint32_t)strtoul(t + 1, NULL, 10) == id + 1,
 	    "nothing held: batches again (%s)", t);
+
+	/*
+	 * Held for the joiners: they answer on the same socket, unseen.  Runs
+	 * still stop at them; verdict_upto leaves them; they expire by time.
+	 */
+	q->now_ms = mono_ms();			/* as a receive sets it */
+	give(q, 3000, 3000, DIVERT_HOLD_SHARED);
+	give(q, 3001, 3001, DIVERT_HOLD_IT);
+	give(q, 3002, 3003, DIVERT_DROP);
+	t = taken(q);
+	ok(strcmp(t, "V3002d V3003d") == 0, "a packet held for the joiners ends runs (%s)", t);
+	ok(divert_verdict_upto(&h, 3001, DIVERT_DROP) == 0 && strcmp((t = taken(q)), "V3001d") == 0,
+	    "verdict_upto past a joiners' packet answers the program's one by one (%s)", t);
+	ok(divert_held_age(&h) >= 0 && divert_held_age(&h) < 1000,
+	    "the joiners' packet is listed, just held (%ld ms)", divert_held_age(&h));
+	ok(divert_verdict_expired(&h, 60000, DIVERT_DROP) == 0 && strcmp(taken(q), "") == 0,
+	    "nothing has waited a minute: nothing expires");
+	give(q, 3004, 3004, DIVERT_HOLD_IT);
+	ok(divert_verdict_upto(&h, 3004, DIVERT_DROP) == 0 && strcmp((t = taken(q)), "V3004d") == 0,
+	    "a joiners' packet older than the program's keeps verdict_upto from batching (%s)", t);
+	q->held.when[q->held.head] -= 5000;	/* 3000 was held 5 s ago */
+	give(q, 3005, 3005, DIVERT_HOLD_SHARED);
+	ok(divert_held_age(&h) >= 5000, "the oldest joiners' packet has waited %ld ms",
+	    divert_held_age(&h));
+	ok(divert_verdict_expired(&h, 1000, DIVERT_DROP) == 1 && strcmp((t = taken(q)), "B3000d") == 0,
+	    "the one held over the timeout expires, in one batch (%s)", t);
+	ok(divert_held_age(&h) >= 0 && divert_held_age(&h) < 1000 && held_covers(&q->held, 3005) &&
+	    !held_covers(&q->held, 3004), "the younger one is still listed");
+	/* An own packet older than expiring joiners' ones: they go one by one. */
+	give(q, 3006, 3006, DIVERT_HOLD_IT);
+	give(q, 3007, 3008, DIVERT_HOLD_SHARED);
+	for (n = (int)q->held.head; n < (int)q->held.tail; n++)
+		q->held.when[n] -= 5000;
+	ok(divert_verdict_expired(&h, 1000, DIVERT_DROP) == 3 &&
+	    strcmp((t = taken(q)), "V3005d V3007d V3008d") == 0,
+	    "with a packet of the program's among them, expired ones go one by one (%s)", t);
+	ok(divert_verdict_upto(&h, 3006, DIVERT_ACCEPT) == 0 && strcmp((t = taken(q)), "B3006a") == 0,
+	    "and the program's own is still its own (%s)", t);
+	ok(divert_held_age(&h) == -1 && q->held.live == 0, "nothing listed any more");
+	give(q, 3009, 3009, DIVERT_HOLD_SHARED);
+	ok(divert_verdict(&h, 3009, DIVERT_ACCEPT, NULL, 0) == 0 && divert_held_age(&h) == -1 &&
+	    strcmp(taken(q), "V3009a") == 0, "the listener may answer a joiners' packet itself");
 
 	if ((sock = failing_socket()) == NULL) {
 		for (n = 0; n < 5; n++)

@@ -1,0 +1,344 @@
+#!/usr/bin/env bats
+# Reinjection in place: divert-listen holds the packets while an injector
+# downstream has joined it, and divert-inject hands the kernel back its own
+# packet, which carries on with its conntrack/NAT state, mark, route and the
+# rest of the chain.  In namespaces: A - B (helpers.bash hosts_up), or
+# A - R - B with R masquerading (nat_up).
+
+load helpers
+
+setup() { :; }
+teardown() { hosts_down; }
+
+# serve NS FILE PORT: serve FILE once on TCP PORT in NS (the download's source).
+serve() {
+	bg "$1" /dev/null "$TMP/serve.err" socat -u OPEN:"$2" TCP-LISTEN:"$3",reuseaddr
+	wait_until 50 sh -c "ip netns exec $1 ss -Hltn 'sport = :$3' | grep -q ."
+}
+
+# same_file A B: both files have the same SHA-256.
+same_sha() { [ "$(sha256sum <"$1")" = "$(sha256sum <"$2")" ]; }
+
+# pipeline NS CMDLINE: a pipeline in NS in the background, its stderr files in $TMP.
+pipeline() { bgsh "$1" "$2"; PIPE=$BG; }
+
+# stop NS: SIGINT to the listeners of NS (the pipeline ends behind them).
+stop() {
+	signal_comm "$1" divert-listen INT
+	wait_gone "$PIPE" 100
+}
+
+# held_report FILE: "H I D T" from a listener's "H held (I in place, D dropped in place, T timed out)".
+held_report() {
+	sed -En 's/.* ([0-9]+) held \(([0-9]+) in place, ([0-9]+) dropped in place, ([0-9]+) timed out\).*/\1 \2 \3 \4/p' "$1"
+}
+received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
+
+@test "inplace: a 5 MB download through a masquerading router, listen --rule 'forward tcp' | inject on R: intact, every packet in place" {
+	nat_up
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	pipeline "$NS_C" "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_C" 4400
+	wait_joined "$NS_C" 4400
+	serve "$NS_B" "$TMP/5mb" 8080
+	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
+	same_sha "$TMP/5mb" "$TMP/got"
+	stop "$NS_C"
+	cat "$TMP/l.err" "$TMP/i.err"
+	n=$(received "$TMP/l.err")
+	[ "$n" -gt 3000 ]				# both ways, forwarded
+	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
+	grep -q "$n read, $n injected ($n out, 0 in), 0 fragmented into 0, 0 refused, $n in place" \
+	    "$TMP/i.err"
+	[ -z "$(divert_table "$NS_C")" ]		# --rule's rule went with it
+}
+
+@test "inplace: the same with divert-mangle --ttl 5 between: intact, and A sees B's packets with TTL 5 (tshark)" {
+	nat_up
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	bg_A /dev/null "$TMP/td.err" tcpdump -i vA -n --immediate-mode -w "$TMP/a.pcap" -s 96 src $RB4
+	TD=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	pipeline "$NS_C" "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
+	    divert-mangle --ttl 5 2>$TMP/m.err | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_C" 4400
+	wait_joined "$NS_C" 4400
+	serve "$NS_B" "$TMP/5mb" 8080
+	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
+	same_sha "$TMP/5mb" "$TMP/got"
+	stop "$NS_C"
+	kill -INT "$TD"
+	wait_gone "$TD"
+	cat "$TMP/l.err" "$TMP/m.err" "$TMP/i.err"
+	n=$(received "$TMP/l.err")
+	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
+	grep -q "$n read, $n edited" "$TMP/m.err"
+	run tshark_fields "$TMP/a.pcap" ip.ttl
+	[ "${#lines[@]}" -gt 3000 ]
+	[ -z "$(printf '%s\n' "${lines[@]}" | grep -vx 5)" ]	# every one of them
+}
+
+@test "inplace: local DNAT (nat output to a virtual address) with listen --rule 'output tcp' | inject: 5 MB intact" {
+	hosts_up
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	inA ip route add 10.99.0.0/24 dev vA
+	inA nft -f - <<-EOF
+	table ip vip {
+		chain out {
+			type nat hook output priority -100;
+			ip daddr 10.99.0.1 tcp dport 80 dnat to $B4:8080
+		}
+	}
+	EOF
+	bg_B /dev/null "$TMP/b.err" socat -u TCP-LISTEN:8080,reuseaddr CREATE:"$TMP/got"
+	wait_until 50 sh -c "ip netns exec $NS_B ss -Hltn 'sport = :8080' | grep -q ."
+	SB=$BG
+	pipeline "$NS_A" "divert-listen --rule 'output tcp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	inA timeout 60 socat -u OPEN:"$TMP/5mb" TCP:10.99.0.1:80
+	wait_gone "$SB" 100
+	same_sha "$TMP/5mb" "$TMP/got"
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	n=$(received "$TMP/l.err")
+	[ "$n" -gt 3000 ]
+	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
+}
+
+@test "inplace: SO_MARK=1 traffic routed by 'ip rule fwmark 1' (the main table has no route) keeps working" {
+	hosts_up
+	inB ip addr add 10.80.0.2/32 dev lo
+	inA ip rule add fwmark 1 table 100
+	inA ip route add 10.80.0.2 via $B4 dev vA table 100
+	run inA ping -c 1 -W 1 10.80.0.2		# unmarked: no route
+	[ "$status" -ne 0 ]
+	pipeline "$NS_A" "divert-listen --rule 'output icmp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	run inA ping -m 1 -c 5 -i 0.2 -W 2 10.80.0.2
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"5 packets transmitted, 5 received"* ]]
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "5 5 0 0" ]
+	grep -q '5 read, 5 injected (5 out, 0 in), 0 fragmented into 0, 0 refused, 5 in place' \
+	    "$TMP/i.err"
+}
+
+@test "inplace: two chained stages (priorities 0 and 10): one ping visits port 1, then port 2, once each, and is answered" {
+	hosts_up
+	pipeline "$NS_A" "divert-listen --rule 'output icmp --priority 0' 1 2>$TMP/l1.err |
+	    divert-inject -w $TMP/i1.pcap 2>$TMP/i1.err"
+	pipeline "$NS_A" "divert-listen --rule 'output icmp --priority 10' 2 2>$TMP/l2.err |
+	    divert-inject -w $TMP/i2.pcap 2>$TMP/i2.err"
+	wait_joined "$NS_A" 1
+	wait_joined "$NS_A" 2
+	run inA ping -c 1 -W 3 $B4
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"1 packets transmitted, 1 received"* ]]
+	# Stopped once nothing is held: a chain that goes drops what is queued.
+	signal_comm "$NS_A" divert-listen INT
+	wait_until 100 sh -c "[ -z \"\$(ip netns pids $NS_A)\" ]"
+	cat "$TMP"/l?.err "$TMP"/i?.err
+	for p in 1 2; do
+		grep -q '1 received, 1 written, 0 let through' "$TMP/l$p.err"
+		[ "$(held_report "$TMP/l$p.err")" = "1 1 0 0" ]
+		# What each gave back: the one echo request, from its own port (tshark).
+		[ "$(tshark_fields "$TMP/i$p.pcap" frame.interface_queue icmp.type)" = "$(printf '%s\t8' $p)" ]
+	done
+	# Port 1 first: the kernel queued it there before it reached port 2.
+	t1=$(tshark_fields "$TMP/i1.pcap" frame.time_epoch)
+	t2=$(tshark_fields "$TMP/i2.pcap" frame.time_epoch)
+	awk -v a="$t1" -v b="$t2" 'BEGIN { exit !(a < b) }'
+}
+
+@test "inplace: divert-mangle -f icmp --drop drops the pings in the kernel, counted; nothing stays queued" {
+	hosts_up
+	# A long hold timeout: only the drops in place can empty the queue soon.
+	pipeline "$NS_A" "divert-listen --hold-timeout 60000 --rule 'output icmp' 4400 2>$TMP/l.err |
+	    divert-mangle -f icmp --drop 2>$TMP/m.err | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	run inA ping -c 3 -i 0.2 -W 1 $B4
+	echo "$output"
+	[[ "$output" == *"3 packets transmitted, 0 received"* ]]
+	wait_joined "$NS_A" 4400 2			# mangle too, once it dropped one
+	wait_until 30 queue_empty "$NS_A" 4400
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/m.err" "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "3 0 3 0" ]
+	grep -q '3 read, 0 edited, 3 dropped' "$TMP/m.err"
+	grep -q '3 of them dropped in place' "$TMP/m.err"
+	grep -q '0 read, 0 injected' "$TMP/i.err"
+}
+
+@test "inplace: with no injector (| tcpdump -r -, -w FILE) the listener takes the packets at once: nothing held" {
+	hosts_up
+	inA divert-rule add output icmp 4400
+	pipeline "$NS_A" "divert-listen --hold-timeout 60000 4400 2>$TMP/l.err |
+	    tcpdump -n -r - >$TMP/shown 2>/dev/null"
+	wait_queue "$NS_A" 4400
+	run inA ping -c 3 -i 0.2 -W 1 $B4
+	[[ "$output" == *"3 packets transmitted, 0 received"* ]]	# taken
+	queue_empty "$NS_A" 4400			# at once: none waits for a verdict
+	[ "$(joiners "$NS_A" 4400)" -eq 0 ]
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/shown"
+	[ "$(grep -c "Out IP $A4 > $B4: ICMP echo request" "$TMP/shown")" -eq 3 ]
+	grep -q '3 received, 3 written, 0 let through, 0 dropped by kernel$' "$TMP/l.err"
+
+	bg_A /dev/null "$TMP/l.err" divert-listen --hold-timeout 60000 -w "$TMP/s.pcapng" 4400
+	LPID=$BG
+	wait_queue "$NS_A" 4400
+	run inA ping -c 2 -i 0.2 -W 1 $B4
+	[[ "$output" == *"2 packets transmitted, 0 received"* ]]
+	queue_empty "$NS_A" 4400
+	kill -INT "$LPID"
+	wait_gone "$LPID"
+	grep -q '2 received, 2 written, 0 let through, 0 dropped by kernel$' "$TMP/l.err"
+	# Such a stream says no packet is held: a later divert-inject sends copies.
+	[ -z "$(tshark_fields "$TMP/s.pcapng" frame.interface_queue | grep -vx 4400)" ]
+}
+
+@test "inplace: a held packet nobody answers in time is dropped at --hold-timeout and counted; the late record goes as a copy" {
+	hosts_up
+	# Records reach the injector 2 s late: the listener has dropped their packets by then.
+	pipeline "$NS_A" "divert-listen --hold-timeout 300 --rule 'output icmp' 4400 2>$TMP/l.err |
+	    (sleep 2; exec cat) | divert-inject -v 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	bg_A "$TMP/ping.out" /dev/null ping -c 1 -W 10 $B4
+	PING=$BG
+	wait_until 10 sh -c "[ \"\$(awk -v q=4400 '\$1 == q { print \$3 }' /proc/net/netfilter/nfnetlink_queue 2>/dev/null)\" != 0 ] || true"
+	# Held, then dropped by the listener long before the injector reads it.
+	wait_until 15 queue_empty "$NS_A" 4400
+	[ ! -s "$TMP/i.err" ]				# the injector has not seen it yet
+	wait_gone "$PING" 150
+	cat "$TMP/ping.out"
+	grep -q '1 packets transmitted, 1 received' "$TMP/ping.out"	# answered: the copy
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "1 0 0 1" ]
+	grep -q '1 read, 1 injected (1 out, 0 in), 0 fragmented into 0, 0 refused$' "$TMP/i.err"
+	run grep -c 'in place' "$TMP/i.err"
+	[ "$output" -eq 0 ]
+}
+
+@test "inplace: a joiner whose listener dies lets go of the port at once, even with its input still open" {
+	hosts_up
+	inA divert-rule add output icmp 4400
+	# The injector's input stays open after the listener is gone (sleep holds it).
+	pipeline "$NS_A" "divert-listen 4400 2>$TMP/l.err | (cat; exec sleep 60) |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	inA ping -c 1 -W 2 $B4				# the stream has begun: answered in place
+	signal_comm "$NS_A" divert-listen KILL
+	wait_until 20 sh -c "! ip netns exec $NS_A awk '\$1 == 4400 { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_queue"
+	# The port is free: a new listener binds it and streams.
+	bg_A "$TMP/s2.pcap" "$TMP/l2.err" divert-listen -c 1 4400
+	L2=$BG
+	wait_queue "$NS_A" 4400
+	inA ping -c 1 -W 1 $B4 || true
+	wait_gone "$L2"
+	cat "$TMP/l2.err"
+	grep -q '1 received, 1 written' "$TMP/l2.err"
+	[ "$(signal_comm "$NS_A" divert-inject; echo ok)" = ok ]
+}
+
+@test "inplace: divert-defrag between: the datagram goes back in place as its last fragment, the others are dropped in the kernel" {
+	hosts_up
+	# At -450 prerouting sees the fragments, before the kernel reassembles them.
+	pipeline "$NS_B" "divert-listen --hold-timeout 60000 --rule 'prerouting udp --priority -450' 4400 \
+	    2>$TMP/l.err | divert-defrag 2>$TMP/d.err | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_B" 4400
+	wait_joined "$NS_B" 4400
+	bg_B "$TMP/got" /dev/null socat -u UDP4-RECV:7777 -
+	wait_until 50 sh -c "ip netns exec $NS_B ss -Hlun 'sport = :7777' | grep -q ."
+	head -c 3000 /dev/urandom >"$TMP/dgram"
+	inA socat -u OPEN:"$TMP/dgram" UDP4-SENDTO:$B4:7777
+	wait_until 50 sh -c "[ \$(stat -c %s $TMP/got) -ge 3000 ]"
+	cmp "$TMP/dgram" "$TMP/got"
+	wait_joined "$NS_B" 4400 2			# defrag too, for its drops
+	wait_until 30 queue_empty "$NS_B" 4400		# long before the hold timeout
+	stop "$NS_B"
+	cat "$TMP/l.err" "$TMP/d.err" "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "3 1 2 0" ]	# 3008 bytes of UDP: 3 fragments
+	grep -q '2 dropped in place' "$TMP/d.err"
+	grep -q '1 read, 1 injected (0 out, 1 in), 0 fragmented into 0, 0 refused, 1 in place' \
+	    "$TMP/i.err"
+}
+
+@test "inplace: --queue-len bounds what waits: held packets beyond it are dropped by the kernel, counted" {
+	hosts_up
+	# An injector that reads late: what the listener holds waits for it.
+	pipeline "$NS_A" "divert-listen --queue-len 2 --hold-timeout 60000 --rule 'output icmp' 4400 \
+	    2>$TMP/l.err | (sleep 3; exec cat) | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	bg_A "$TMP/ping.out" /dev/null ping -c 5 -i 0.2 -W 6 $B4
+	PING=$BG
+	wait_until 30 sh -c "[ \$(ip netns exec $NS_A awk '\$1 == 4400 { print \$6 }' /proc/net/netfilter/nfnetlink_queue) -ge 3 ]"
+	[ "$(queue_waiting "$NS_A" 4400)" -eq 2 ]	# the queue's length, no more
+	wait_gone "$PING" 150
+	cat "$TMP/ping.out"
+	grep -q '5 packets transmitted, 2 received' "$TMP/ping.out"	# the two held, in place
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	grep -q '2 received, 2 written, 0 let through, 3 dropped by kernel; 2 held (2 in place, 0 dropped in place, 0 timed out)' "$TMP/l.err"
+}
+
+@test "inplace: --tee never holds: nothing offered, the originals go on at once; an injector downstream sends copies" {
+	hosts_up
+	pipeline "$NS_A" "divert-listen --tee --rule 'output icmp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	run inA ping -c 3 -i 0.2 -W 2 $B4
+	echo "$output"
+	[[ "$output" == *"3 packets transmitted, 3 received"* ]]
+	[[ "$output" == *"DUP!"* ]]			# the original and the copy both went
+	run inA grep -c '@divert/' /proc/net/unix
+	[ "$output" -eq 0 ]				# no port offered
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	grep -q '3 received, 3 written, 0 let through, 0 dropped by kernel$' "$TMP/l.err"
+	grep -q '3 read, 3 injected (3 out, 0 in), 0 fragmented into 0, 0 refused$' "$TMP/i.err"
+}
+
+@test "inplace: SIGTERM while holding with the injector stalled: nothing lost, nothing twice (a copy once the listener left)" {
+	hosts_up
+	inA divert-rule add output udp 4400 -d $B4
+	mkfifo "$TMP/gate"
+	# The injector has joined, but its input stalls until the gate opens.
+	pipeline "$NS_A" "divert-listen 4400 2>$TMP/l.err | { cat $TMP/gate >/dev/null; exec cat; } |
+	    divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	noports() { ip netns exec "$NS_B" awk '/^Udp:/ { if (n++) print $3 }' /proc/net/snmp; }
+	before=$(noports)
+	# Held packets keep the sender's socket buffer: it waits for them.
+	bgsh "$NS_A" "head -c 4200000 /dev/zero | socat -u -b 1400 - UDP-SENDTO:$B4:9"
+	sender=$BG
+	wait_until 100 sh -c "[ \$(ip netns exec $NS_A awk '\$1 == 4400 { print \$3 }' /proc/net/netfilter/nfnetlink_queue) -gt 20 ]"
+	signal_comm "$NS_A" divert-listen TERM
+	wait_until 50 sh -c "! ip netns exec $NS_A awk '\$1 == 4400 { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_queue"
+	echo open >"$TMP/gate"
+	wait_gone "$PIPE" 100
+	wait_gone "$sender" 100
+	cat "$TMP/l.err" "$TMP/i.err"
+	read -r got wrote passed < <(sed -En 's/.* ([0-9]+) received, ([0-9]+) written, ([0-9]+) let through.*/\1 \2 \3/p' "$TMP/l.err")
+	[ "$((wrote + passed))" -eq "$got" ]
+	[ "$wrote" -gt 20 ]
+	# Written and held, but the injector had read none when the listener left.
+	[ "$(held_report "$TMP/l.err")" = "$wrote 0 0 $wrote" ]
+	grep -q "$wrote read, $wrote injected ($wrote out, 0 in), 0 fragmented into 0, 0 refused\$" "$TMP/i.err"
+	# B got each exactly once: the let through as they were, the written as copies.
+	wait_until 50 sh -c "[ \$(( \$(ip netns exec $NS_B awk '/^Udp:/ { if (n++) print \$3 }' /proc/net/snmp) - $before )) -ge $got ]" || true
+	[ "$(( $(noports) - before ))" -eq "$got" ]
+}
