@@ -28,7 +28,7 @@ extern "C" {
 /* What this header declares is the library's interface; the rest is hidden. */
 #pragma GCC visibility push(default)
 
-#define DIVERT_VERSION		"0.1"
+#define DIVERT_VERSION		"0.2"
 #define DIVERT_ERRBUF_SIZE	256
 /* IF_NAMESIZE, without <net/if.h>: that header and <linux/if.h> exclude each other. */
 #define DIVERT_IFNAMSIZ		16

@@ -64,8 +64,8 @@ declared() {
 		done
 		for m in "$TOP"/man/*.[0-9]; do echo "usr/share/man/man${m##*.}/${m##*/}"; done
 		printf '%s\n' usr/include/divert.h usr/lib/pkgconfig/divert.pc \
-		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.0 \
-		    usr/lib/libdivert.so.0.1.0 usr/share/man/man3/divert.3 \
+		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.1 \
+		    usr/lib/libdivert.so.1.0.0 usr/share/man/man3/divert.3 \
 		    usr/share/man/man7/divert.7
 	} | sort -u >"$TMP/want"
 	listing() { (cd "$ROOT" && find . ! -type d | sed 's|^\./||' | sort); }
@@ -74,18 +74,18 @@ declared() {
 
 	# The shared object: the versioned file, its soname link, its link-time link.
 	lib=$ROOT/usr/lib
-	[ -f "$lib/libdivert.so.0.1.0" ]
-	[ ! -L "$lib/libdivert.so.0.1.0" ]
-	readelf -d "$lib/libdivert.so.0.1.0" | grep -q 'SONAME.*\[libdivert\.so\.0\]'
-	[ "$(readlink "$lib/libdivert.so.0")" = libdivert.so.0.1.0 ]
-	[ "$(readlink "$lib/libdivert.so")" = libdivert.so.0 ]
+	[ -f "$lib/libdivert.so.1.0.0" ]
+	[ ! -L "$lib/libdivert.so.1.0.0" ]
+	readelf -d "$lib/libdivert.so.1.0.0" | grep -q 'SONAME.*\[libdivert\.so\.1\]'
+	[ "$(readlink "$lib/libdivert.so.1")" = libdivert.so.1.0.0 ]
+	[ "$(readlink "$lib/libdivert.so")" = libdivert.so.1 ]
 	[ "$(ar t "$lib/libdivert.a")" = libdivert.o ]
 	cmp "$TOP/lib/divert.h" "$ROOT/usr/include/divert.h"
 	grep -qx 'prefix=/usr' "$lib/pkgconfig/divert.pc"
 	grep -qx 'libdir=/usr/lib' "$lib/pkgconfig/divert.pc"
 	grep -qx 'includedir=/usr/include' "$lib/pkgconfig/divert.pc"
-	[ "$(pc --modversion divert)" = 0.1.0 ]
-	for f in usr/bin/divert-rule usr/lib/libdivert.so.0.1.0; do
+	[ "$(pc --modversion divert)" = 1.0.0 ]
+	for f in usr/bin/divert-rule usr/lib/libdivert.so.1.0.0; do
 		[ "$(stat -c %a "$ROOT/$f")" = 755 ]
 	done
 	for f in usr/lib/libdivert.a usr/include/divert.h usr/lib/pkgconfig/divert.pc \
@@ -98,14 +98,14 @@ declared() {
 	listing | diff -u "$TMP/want" -
 
 	# Others' files in the same directories stay, whatever their names.
-	touch "$ROOT/usr/bin/divert-other" "$lib/libother.so.1" "$lib/libdivert.so.1" \
+	touch "$ROOT/usr/bin/divert-other" "$lib/libother.so.1" "$lib/libdivert.so.9" \
 	    "$ROOT/usr/include/other.h" "$ROOT/usr/share/man/man3/other.3"
 	ln -s libother.so.1 "$lib/libother.so"
 	make -s -C "$TOP" uninstall BUILD="$TMP/b" DESTDIR="$ROOT" PREFIX=/usr
 	run listing
 	echo "$output"
 	[ "$output" = "$(printf '%s\n' usr/bin/divert-other usr/include/other.h \
-	    usr/lib/libdivert.so.1 usr/lib/libother.so usr/lib/libother.so.1 \
+	    usr/lib/libdivert.so.9 usr/lib/libother.so usr/lib/libother.so.1 \
 	    usr/share/man/man3/other.3)" ]
 }
 
@@ -133,9 +133,9 @@ declared() {
 	cp "$TOP/examples/interceptor.c" "$TMP/ex.c"
 	(cd "$TMP" && build ex ex.c $(pc --cflags --libs divert))
 	# It is linked with the installed shared library, and finds it there.
-	readelf -d "$TMP/ex" | grep -q 'NEEDED.*\[libdivert\.so\.0\]'
+	readelf -d "$TMP/ex" | grep -q 'NEEDED.*\[libdivert\.so\.1\]'
 	LD_LIBRARY_PATH="$ROOT/usr/lib" ldd "$TMP/ex" |
-	    grep -q "libdivert\.so\.0 => $ROOT/usr/lib/libdivert\.so\.0 "
+	    grep -q "libdivert\.so\.1 => $ROOT/usr/lib/libdivert\.so\.1 "
 
 	inA divert-rule add output icmp 4321
 	bg_A "$TMP/ex.out" "$TMP/ex.err" env LD_LIBRARY_PATH="$ROOT/usr/lib" "$TMP/ex" 4321
@@ -220,11 +220,11 @@ declared() {
 	nm -g --defined-only "$DIVERT_BUILD/libdivert.a" | awk 'NF == 3 { print $3 }' |
 	    sort >"$TMP/a"
 	diff -u "$TMP/want" "$TMP/a"
-	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.0.1.0" | awk '{ print $2, $3 }' |
+	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.1.0.0" | awk '{ print $2, $3 }' |
 	    sort >"$TMP/so"
 	{
-		echo "A DIVERT_0.1"
-		sed 's/.*/T &@@DIVERT_0.1/' "$TMP/want"
+		echo "A DIVERT_1.0"
+		sed 's/.*/T &@@DIVERT_1.0/' "$TMP/want"
 	} | sort | diff -u - "$TMP/so"
 }
 
