@@ -76,8 +76,10 @@ units() {
 		readelf -d "$DIVERT_BUILD/$1" | sed -n 's/.*(NEEDED).*\[\(lib[a-z_]*\).*/\1/p' |
 		    grep -E '^lib(pcap|mnl|nftnl|netfilter_queue|nfnetlink)$' | tr '\n' ' '
 	}
-	[ "$(needed divert-mangle)" = "libpcap " ]
-	[ "$(needed divert-defrag)" = "libpcap " ]
+	# mangle and defrag join a holding listener to drop what they remove in
+	# place: libdivert's verdicts are built with libnetfilter_queue.
+	[ "$(needed divert-mangle)" = "libnetfilter_queue libmnl libpcap " ]
+	[ "$(needed divert-defrag)" = "libnetfilter_queue libmnl libpcap " ]
 	# divert-inject sends through a libdivert handle, whose port binding
 	# (unused by inject, linked with divert_open) builds its messages with
 	# libnetfilter_queue.

@@ -576,9 +576,17 @@ inC() { ip netns exec "$NS_C" "$@"; }
 	[ "$output" = hello ]
 	[ "$(diverted "$NS_A")" -ge 3 ]		# SYN, ACK, FIN at least went through us
 
-	# Control: after DNAT (priority 0) the copy is a new flow and times out.
+	# After DNAT (priority 0) the packet goes back in place: still the same flow.
 	ruleA flush
 	ruleA add output tcp 4321 --priority 0
+	run inA socat -T 3 - TCP:10.77.0.99:80,connect-timeout=3 </dev/null
+	[ "$output" = hello ]
+
+	# Control: there a copy (--copy) is a new flow, and times out.
+	ruleA flush
+	ruleA add output tcp 4322 --priority 0
+	bgsh "$NS_A" "divert-listen 4322 2>$TMP/l2.err | divert-inject --copy 2>$TMP/i2.err"
+	wait_queue "$NS_A" 4322
 	run inA socat -T 3 - TCP:10.77.0.99:80,connect-timeout=3 </dev/null
 	[ "$status" -ne 0 ]
 	[ "$output" != hello ]
