@@ -342,3 +342,64 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 	wait_until 50 sh -c "[ \$(( \$(ip netns exec $NS_B awk '/^Udp:/ { if (n++) print \$3 }' /proc/net/snmp) - $before )) -ge $got ]" || true
 	[ "$(( $(noports) - before ))" -eq "$got" ]
 }
+
+# peers.py: connections to the meeting point of port 4400 (python3 below).
+# cpu PID: the process's user + system time in clock ticks.
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+@test "inplace: the meeting point survives what cannot be accepted (EMFILE) and silent peers: no spin, joins still answered" {
+	hosts_up
+	cat >"$TMP/peers.py" <<'PY'
+import socket, struct, sys, time, select
+addr = "\0divert/4400"
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(addr)
+    return s
+def hung_up(s, until):
+    r, _, _ = select.select([s], [], [], max(0, until - time.time()))
+    return bool(r) and s.recv(64) == b""
+mode = sys.argv[1]
+if mode == "hold":		# connect N, keep them until stdin closes
+    socks = [conn() for _ in range(int(sys.argv[2]))]
+    print("connected", flush=True)
+    sys.stdin.read()
+elif mode == "silent":	# 20 silent peers: each is dropped (the 4 past 16 at once)
+    socks = [conn() for _ in range(20)]
+    time.sleep(1.2)
+    j = conn()		# wakes the listener: the 16 are over a second silent now
+    j.send(struct.pack("=IHHIIIiQQQ", 0x44565254, 1, 1, 0, 0, 0, 0, 0, 0, 0))
+    msg, anc, _, _ = j.recvmsg(48, socket.CMSG_SPACE(4))
+    assert struct.unpack("=IHH", msg[:8])[2] == 2, "no WELCOME"
+    assert anc and anc[0][1] == socket.SCM_RIGHTS, "no port socket"
+    end = time.time() + 3
+    gone = sum(hung_up(s, end) for s in socks)
+    print("dropped", gone)
+    assert gone == 20
+PY
+	bg_A /dev/null "$TMP/l.err" divert-listen -w "$TMP/s.pcapng" 4400
+	LPID=$BG
+	wait_queue "$NS_A" 4400
+	# Room for two more descriptors: the third connection cannot be accepted.
+	nfd=$(ls "/proc/$LPID/fd" | wc -l)
+	prlimit --pid "$LPID" --nofile=$((nfd + 2)):
+	mkfifo "$TMP/hold"
+	bgsh "$NS_A" "python3 $TMP/peers.py hold 6 <$TMP/hold >$TMP/hold.out"
+	HOLD=$BG
+	exec 4>"$TMP/hold"
+	wait_until 50 grep -q connected "$TMP/hold.out"
+	before=$(cpu "$LPID")
+	sleep 1.5
+	after=$(cpu "$LPID")
+	echo "listener cpu: $before -> $after ticks"
+	[ $((after - before)) -lt 30 ]			# not spinning on the backlog
+	exec 4>&-
+	wait_gone "$HOLD" 50
+	prlimit --pid "$LPID" --nofile=1024:
+	run inA timeout 10 python3 "$TMP/peers.py" silent
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kill -INT "$LPID"
+	wait_gone "$LPID" 50
+	cat "$TMP/l.err"
+}
