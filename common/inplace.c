@@ -13,11 +13,13 @@
  * A tool that only drops joins the port of the first held record it drops:
  * it never makes a listener hold, and the session check keeps its verdicts
  * to its own listener's packets.  A handful of ports at most: a small
- * table.  A port whose join failed is tried again at most once a second, so
+ * table, whose slots not joined are reused, the one that failed longest ago
+ * first.  A port whose join failed is tried again at most once a second, so
  * that a stream from elsewhere costs no connect a record.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "inplace.h"
+#include "tool.h"
 #include "upstream.h"
 
 #define PORTS		8		/* ports joined at once, at most */
@@ -117,23 +120,28 @@ early_drops(struct inplace *ip, struct joined_port *jp)
 	jp->nearly = 0;
 }
 
+/* A slot for port: its own, a free one, or the one not joined that failed longest ago. */
 static struct joined_port *
 slot_of(struct inplace *ip, int port)
 {
-	struct joined_port *free_slot = NULL;
+	struct joined_port *jp, *reuse = NULL;
 	int i;
 
 	for (i = 0; i < PORTS; i++) {
-		if (ip->ports[i].port == port)
-			return &ip->ports[i];
-		if (ip->ports[i].port < 0 && free_slot == NULL)
-			free_slot = &ip->ports[i];
+		jp = &ip->ports[i];
+		if (jp->port == port)
+			return jp;
+		if (jp->h != NULL || jp == ip->up)
+			continue;
+		if (reuse == NULL || jp->port < 0 ||
+		    (reuse->port >= 0 && jp->failed_at < reuse->failed_at))
+			reuse = jp;
 	}
-	if (free_slot != NULL) {
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->port = port;
+	if (reuse != NULL) {
+		memset(reuse, 0, sizeof(*reuse));
+		reuse->port = port;
 	}
-	return free_slot;
+	return reuse;
 }
 
 /*
@@ -235,6 +243,15 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 			find_listener(ip);
 		return;
 	}
+	/*
+	 * Its answer is taken here while it is due: under steady load the
+	 * input is never idle, and a record not held is never answered.
+	 */
+	if (divert_session(ip->up->h) == 0 && divert_joined(ip->up->h) < 0) {
+		leave(ip->up);
+		ip->up = NULL;
+		return;
+	}
 	if (ip->up_since.tv_sec == 0 && divert_session(ip->up->h) != 0)
 		gettimeofday(&ip->up_since, NULL);
 	/*
@@ -250,30 +267,36 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 }
 
 /*
- * Give a's held packet its verdict in place: 1, or 0 when it is not for
- * here.  A listener found gone (or refusing) is left, to be joined again
- * when one comes back.
+ * Give a's held packet its verdict in place: 1; 2 for a drop kept until the
+ * listener answers the join; or 0 when it is not for here.  A listener
+ * found gone (or refusing) is left, to be joined again when one comes back.
  */
 static int
 verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *pkt,
     size_t len)
 {
 	struct joined_port *jp;
+	int rc, e;
 
 	if (ip == NULL || !(a->flags & DIVERT_ADDR_QUEUE) || a->holder == 0 ||
 	    (jp = join_for(ip, a)) == NULL)
 		return 0;
-	if (divert_verdict_in_place(jp->h, a, v, pkt, len) == 0)
+	rc = divert_verdict_in_place(jp->h, a, v, pkt, len);
+	e = errno;
+	/* Joined now: the drops that waited go, not at the hold timeout under load. */
+	if (jp->nearly > 0 && divert_session(jp->h) != 0)
+		early_drops(ip, jp);
+	if (rc == 0)
 		return 1;
 	/*
 	 * Joined a moment ago (a tool that drops joins at its first drop):
 	 * the drop waits for the answer, rather than for the hold timeout.
 	 */
-	if (errno == EAGAIN && v == DIVERT_DROP && jp->nearly < EARLY_DROPS) {
+	if (e == EAGAIN && v == DIVERT_DROP && jp->nearly < EARLY_DROPS) {
 		jp->early[jp->nearly++] = *a;
 		return 2;
 	}
-	if (errno == EPIPE || errno == EPERM || errno == EPROTO)
+	if (e == EPIPE || e == EPERM || e == EPROTO)
 		leave(jp);
 	return 0;
 }
@@ -316,6 +339,27 @@ inplace_flush(struct inplace *ip)
 	}
 }
 
+/*
+ * poll, with the stop signals blocked from the check of stop_signalled
+ * until ppoll sleeps, so that none is missed: -1 with errno EINTR on a stop.
+ */
+static int
+poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	sigset_t stop, old;
+	int rc;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	rc = stop_signalled ? (errno = EINTR, -1) : ppoll(pfd, n, ms >= 0 ? &ts : NULL, &old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 int
 inplace_wait(struct inplace *ip, int ms)
 {
@@ -330,7 +374,7 @@ inplace_wait(struct inplace *ip, int ms)
 				    .events = POLLIN };
 				slot[n++] = i;
 			}
-		if ((rc = poll(pfd, (nfds_t)n, ms)) <= 0)
+		if ((rc = poll_unless_stopped(pfd, (nfds_t)n, ms)) <= 0)
 			return rc;
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
 		for (i = 1; i < n; i++)

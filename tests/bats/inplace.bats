@@ -403,3 +403,30 @@ PY
 	wait_gone "$LPID" 50
 	cat "$TMP/l.err"
 }
+
+@test "inplace: an injector under steady load whose stream lost its context (tcpdump -w - between) leaves, and the listener stops holding" {
+	hosts_up
+	# Held packets expire at once (1 ms): the flood is never throttled by them.
+	# The injector's input begins 2 s late, full, and never runs dry after:
+	# it writes its records to a slow reader.
+	cat >"$TMP/slow.py" <<'PY'
+import sys, time
+while sys.stdin.buffer.read1(4096):
+    time.sleep(0.01)
+PY
+	pipeline "$NS_A" "divert-listen --hold-timeout 1 --rule 'output udp' 4400 2>$TMP/l.err |
+	    tcpdump -U -r - -w - 2>/dev/null | { sleep 2; exec cat; } |
+	    divert-inject -w - 2>$TMP/i.err | python3 $TMP/slow.py"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	bgsh "$NS_A" "timeout 25 socat -u -b 200 /dev/zero UDP-SENDTO:$B4:9"
+	FLOOD=$BG
+	wait_until 100 sh -c "[ \$(ip netns exec $NS_A awk '/^Udp:/ { if (n++) print \$5 }' /proc/net/snmp) -gt 10000 ]"
+	# Its records say nothing of the listener's: it leaves while the flood goes on.
+	no_joiner() { ! has_joiners "$NS_A" 4400; }
+	wait_until 80 no_joiner || { kill "$FLOOD"; false; }
+	kill -0 "$FLOOD"				# still flooding
+	kill "$FLOOD"
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+}
