@@ -57,6 +57,7 @@ struct inplace {
 	/* An injector's listener, up the pipeline. */
 	struct joined_port	*up;		/* NULL: none joined */
 	int			 up_lost;	/* the stream lost its context: never again */
+	int			 up_wanted;	/* none joined, and the stream has queue records */
 	uint64_t		 up_tried;	/* ms of the last look for it */
 	struct timeval		 up_since;	/* when its listener took the join (0: not yet) */
 	struct joined_port	ports[PORTS];
@@ -238,9 +239,13 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 		return;
 	if (ip->up == NULL || ip->up->h == NULL) {
 		ip->up = NULL;
-		/* Not found at start (late, or gone and back): look again, now and then. */
-		if ((a->flags & DIVERT_ADDR_QUEUE) && now_ms() - ip->up_tried >= RETRY_MS)
-			find_listener(ip);
+		/*
+		 * Not found at start (late, or gone and back): looked for again
+		 * while the input is idle (inplace_wait), never a /proc walk
+		 * a second while busy.
+		 */
+		if (a->flags & DIVERT_ADDR_QUEUE)
+			ip->up_wanted = 1;
 		return;
 	}
 	/*
@@ -366,6 +371,9 @@ inplace_wait(struct inplace *ip, int ms)
 	struct pollfd pfd[1 + PORTS];
 	int slot[1 + PORTS], n, i, rc;
 
+	if (ip->up_wanted && ip->up == NULL && !ip->up_lost &&
+	    now_ms() - ip->up_tried >= RETRY_MS && find_listener(ip))
+		ip->up_wanted = 0;
 	for (;;) {
 		pfd[0] = (struct pollfd){ .fd = ip->fd, .events = POLLIN };
 		for (n = 1, i = 0; i < PORTS; i++)

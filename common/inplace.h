@@ -37,7 +37,8 @@ void inplace_find(struct inplace *ip);
 
 /*
  * An injector sees each record first: a listener not found yet is looked
- * for again, and one whose packets the stream does not carry (it lost the
+ * for again (by inplace_wait, while the input is idle, at most once a
+ * second), and one whose packets the stream does not carry (it lost the
  * records' context on the way) is left.
  */
 void inplace_see(struct inplace *ip, const struct divert_addr *a);
