@@ -33,6 +33,7 @@ struct stream_in {
 	enum stream_format format;
 	int		 fd, close_fd;
 	int		 dlt;		/* pcapng: the first interface's */
+	int		 dlt_known;	/* pcapng: an interface was described */
 	size_t		 caplen;	/* of the record last read */
 	char		 error[PCAP_ERRBUF_SIZE + 64];
 	/*
@@ -406,6 +407,15 @@ new_interface(struct stream_in *in, const uint8_t *b, uint32_t len)
 	}
 	if (pcapng_read_idb(b, len, in->swap, &in->ifs[in->nifs], &why) < 0)
 		return broken(in, why);
+	/*
+	 * The stream has one link type, its first interface's, in every
+	 * section (libpcap refuses the same way): a reader sees records of
+	 * stream_in_linktype only.
+	 */
+	if (in->dlt_known && in->ifs[in->nifs].dlt != in->dlt)
+		return broken(in, "interfaces of different link types");
+	in->dlt = in->ifs[in->nifs].dlt;
+	in->dlt_known = 1;
 	in->nifs++;
 	return 0;
 }
