@@ -54,6 +54,7 @@ struct inplace {
 	int			fd;		/* the input */
 	unsigned		flags;		/* DIVERT_JOIN_* */
 	uint64_t		accepted, dropped;
+	uint64_t		failed;		/* verdicts lost, of the ports left */
 	/* An injector's listener, up the pipeline. */
 	struct joined_port	*up;		/* NULL: none joined */
 	int			 up_lost;	/* the stream lost its context: never again */
@@ -96,10 +97,23 @@ inplace_new(int fd, int injector)
 	return ip;
 }
 
+/* The verdicts a joined port lost (their send failed), with what is buffered sent. */
+static uint64_t
+lost_at(struct joined_port *jp)
+{
+	struct divert_join_stats st;
+
+	if (jp->h == NULL)
+		return 0;
+	divert_flush(jp->h);
+	return divert_join_stats(jp->h, &st) == 0 ? st.failed : 0;
+}
+
 /* Leave a port: its verdicts sent, its counts told, its socket closed. */
 static void
-leave(struct joined_port *jp)
+leave(struct inplace *ip, struct joined_port *jp)
 {
+	ip->failed += lost_at(jp);
 	if (jp->h != NULL)
 		divert_close(jp->h);
 	jp->h = NULL;
@@ -165,7 +179,7 @@ join_for(struct inplace *ip, const struct divert_addr *a)
 	if (jp->h != NULL && a->holder != 0 && divert_session(jp->h) != 0 &&
 	    a->holder != divert_session(jp->h)) {
 		jp->foreign = a->holder;
-		leave(jp);
+		leave(ip, jp);
 	}
 	/* An injector joins its listener up the pipeline only (inplace_see). */
 	if (jp->h == NULL && !(ip->flags & DIVERT_JOIN_INJECT) &&
@@ -253,7 +267,7 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 	 * input is never idle, and a record not held is never answered.
 	 */
 	if (divert_session(ip->up->h) == 0 && divert_joined(ip->up->h) < 0) {
-		leave(ip->up);
+		leave(ip, ip->up);
 		ip->up = NULL;
 		return;
 	}
@@ -265,7 +279,7 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 	 * packets for nothing.  Leave, for good.
 	 */
 	if (after_join(ip, a) && !listeners(ip->up, a)) {
-		leave(ip->up);
+		leave(ip, ip->up);
 		ip->up = NULL;
 		ip->up_lost = 1;
 	}
@@ -302,7 +316,7 @@ verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *p
 		return 2;
 	}
 	if (e == EPIPE || e == EPERM || e == EPROTO)
-		leave(jp);
+		leave(ip, jp);
 	return 0;
 }
 
@@ -340,7 +354,7 @@ inplace_flush(struct inplace *ip)
 		early_drops(ip, &ip->ports[i]);
 		if (ip->ports[i].h != NULL && divert_flush(ip->ports[i].h) < 0 &&
 		    divert_joined(ip->ports[i].h) < 0)
-			leave(&ip->ports[i]);
+			leave(ip, &ip->ports[i]);
 	}
 }
 
@@ -387,7 +401,7 @@ inplace_wait(struct inplace *ip, int ms)
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
-				leave(&ip->ports[slot[i]]);
+				leave(ip, &ip->ports[slot[i]]);
 			else if (pfd[i].revents != 0 && ip->ports[slot[i]].nearly > 0)
 				inplace_flush(ip);	/* the drops that waited for the answer */
 		if (pfd[0].revents != 0)
@@ -407,6 +421,19 @@ uint64_t
 inplace_dropped(const struct inplace *ip)
 {
 	return ip != NULL ? ip->dropped : 0;
+}
+
+uint64_t
+inplace_failed(struct inplace *ip)
+{
+	uint64_t n;
+	int i;
+
+	if (ip == NULL)
+		return 0;
+	for (n = ip->failed, i = 0; i < PORTS; i++)
+		n += lost_at(&ip->ports[i]);
+	return n;
 }
 
 void

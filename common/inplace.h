@@ -67,6 +67,12 @@ int inplace_wait(struct inplace *ip, int ms);
 uint64_t inplace_accepted(const struct inplace *ip);
 uint64_t inplace_dropped(const struct inplace *ip);
 
+/*
+ * Verdicts lost so far (counted in place, but their send failed, or the
+ * listener left before they went), with what is batched sent first.
+ */
+uint64_t inplace_failed(struct inplace *ip);
+
 /* Send what is batched, leave every port (telling the listeners the counts), free. */
 void inplace_free(struct inplace *ip);
 

@@ -282,6 +282,19 @@ int divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int v
     const void *pkt, size_t len);
 
 /*
+ * A joined handle's verdicts so far: those sent (accepted, dropped: what
+ * it tells its listener as it leaves), and those lost (failed): their send
+ * failed, or the listener left before they went.  Buffered verdicts are in
+ * none yet.  0, or -1 with errno EINVAL (not a joined handle).
+ */
+struct divert_join_stats {
+	uint64_t	accepted;
+	uint64_t	dropped;
+	uint64_t	failed;
+};
+int divert_join_stats(const struct divert *h, struct divert_join_stats *st);
+
+/*
  * Sending (as sendto(2) on a divert socket).  to->dir DIVERT_OUT (or
  * unknown): out through a raw socket, routed by destination.  DIVERT_IN:
  * into the stack as if it arrived on the interface named to->ifname, or

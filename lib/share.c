@@ -552,10 +552,12 @@ struct joined {
 	int		 error;		/* why it is gone: EPERM, EPIPE ... */
 	unsigned	 flags;		/* DIVERT_JOIN_* */
 	unsigned	 hold_ms;
-	uint64_t	 accepted, dropped;
+	uint64_t	 accepted, dropped;	/* verdicts sent */
+	uint64_t	 failed;	/* verdicts lost: their send failed, or the listener left */
 	size_t		 limit;		/* bytes one send may carry */
 	size_t		 used;		/* bytes of verdicts in buf */
 	unsigned	 n;		/* verdicts in buf */
+	unsigned	 n_dropped;	/* ...of which drops */
 	uint8_t		*buf;		/* JOIN_BYTES + one message of the largest */
 };
 
@@ -628,8 +630,9 @@ join_gone(struct divert *h, int error)
 	if (j->qfd >= 0)
 		close(j->qfd);
 	j->qfd = -1;
+	j->failed += j->n;
 	j->used = 0;
-	j->n = 0;
+	j->n = j->n_dropped = 0;
 	j->state = JOIN_GONE;
 	j->error = error;
 	return -1;
@@ -719,7 +722,10 @@ divert_hold_timeout(const struct divert *h)
 	return h->join != NULL && h->join->state == JOIN_JOINED ? h->join->hold_ms : 0;
 }
 
-/* Send the verdicts buffered, in one sendmsg; they are gone either way. */
+/*
+ * Send the verdicts buffered, in one sendmsg; they are gone either way,
+ * counted as given only once sent (the listener hears these counts).
+ */
 static int
 join_send(struct joined *j)
 {
@@ -730,8 +736,14 @@ join_send(struct joined *j)
 		return 0;
 	n = sendto(j->qfd, j->buf, j->used, MSG_DONTWAIT, (struct sockaddr *)&kernel,
 	    sizeof(kernel));
+	if (n < 0)
+		j->failed += j->n;
+	else {
+		j->accepted += j->n - j->n_dropped;
+		j->dropped += j->n_dropped;
+	}
 	j->used = 0;
-	j->n = 0;
+	j->n = j->n_dropped = 0;
 	return n < 0 ? -1 : 0;
 }
 
@@ -790,9 +802,7 @@ join_put(struct divert *h, uint32_t id, int nf, const void *pkt, size_t len)
 	}
 	j->n++;
 	if (nf == NF_DROP)
-		j->dropped++;
-	else
-		j->accepted++;
+		j->n_dropped++;
 	return 0;
 }
 
@@ -823,6 +833,20 @@ divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int verdi
 	if (held_here(h, a, j->hold_ms) < 0)
 		return -1;
 	return join_put(h, a->id, verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, pkt, len);
+}
+
+int
+divert_join_stats(const struct divert *h, struct divert_join_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (h->join == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	st->accepted = h->join->accepted;
+	st->dropped = h->join->dropped;
+	st->failed = h->join->failed;
+	return 0;
 }
 
 void

@@ -82,6 +82,7 @@ struct injector {
 	char			 in_name[DIVERT_IFNAMSIZ];	/* and its name */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 in_place;	/* of injected: given back in place */
+	uint64_t		 lost;		/* of those: verdicts whose send failed */
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
 	int			 out_errno;	/* -w failed: EPIPE, ENOSPC ... */
@@ -445,6 +446,8 @@ report(const struct injector *ij)
 	/* Of the injected, those given back in place (a live pipeline's). */
 	if (ij->in_place > 0)
 		fprintf(stderr, ", %ju in place", (uintmax_t)ij->in_place);
+	if (ij->lost > 0)
+		fprintf(stderr, " (%ju verdicts lost: not sent)", (uintmax_t)ij->lost);
 	fputc('\n', stderr);
 }
 
@@ -489,6 +492,7 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 
 	status = inject_loop(ij, in);
+	ij->lost = inplace_failed(ij->ip);
 	inplace_free(ij->ip);		/* the listeners hear the counts, and wait no more */
 	ij->ip = NULL;
 
