@@ -612,12 +612,20 @@ report(const struct listener *l, const struct divert_stats *st)
 	    (uintmax_t)st->kernel_drops);
 	if (st->overruns)
 		fprintf(stderr, " (%ju overruns)", (uintmax_t)st->overruns);
-	/* Timed out: held, and not answered by a joiner that reported (dropped at last). */
+	/*
+	 * Timed out: held, and not answered by a joiner that reported (dropped
+	 * at last).  With joiners still there (wait_joiners gave up on them),
+	 * what they answered is not known: not reported, then.
+	 */
 	if (l->held > 0 || answered > 0)
-		fprintf(stderr, "; %ju held (%ju in place, %ju dropped in place, %ju timed out)",
+		fprintf(stderr, "; %ju held (%ju in place, %ju dropped in place, %ju %s",
 		    (uintmax_t)l->held, (uintmax_t)l->joiners.accepted,
 		    (uintmax_t)l->joiners.dropped,
-		    (uintmax_t)(l->held > answered ? l->held - answered : 0));
+		    (uintmax_t)(l->held > answered ? l->held - answered : 0),
+		    l->joiners.joined > 0 ? "not reported" : "timed out)");
+	if ((l->held > 0 || answered > 0) && l->joiners.joined > 0)
+		fprintf(stderr, ": %u joiner%s did not leave in time)", l->joiners.joined,
+		    l->joiners.joined > 1 ? "s" : "");
 	fputc('\n', stderr);
 }
 
