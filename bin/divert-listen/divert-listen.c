@@ -45,6 +45,7 @@ enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN };
 #define HOLD_MS_DEFAULT	1000	/* --hold-timeout */
 #define EXPIRE_STEPS	8	/* expiries per hold timeout, at most: a held packet
 				   waits the timeout and up to an eighth more */
+#define HEAR_MS		50	/* under load, joiners are heard this often */
 
 static const struct argp_option options[] = {
 	{ "count", 'c', "N", 0, "Exit after streaming N packets", 0 },
@@ -92,6 +93,7 @@ struct listener {
 	struct divert_joiners	 joiners;	/* as last heard */
 	uint64_t		 held;		/* packets written and left held for injectors */
 	uint64_t		 next_expiry;	/* ms: no expiry before (EXPIRE_STEPS) */
+	uint64_t		 next_hear;	/* ms: joiners heard again by then, under load */
 	int			 out_errno;	/* the stream failed: EPIPE, ... */
 	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
@@ -302,6 +304,15 @@ hear_joiners(struct listener *l)
 	if (divert_offer_run(l->h) < 0)
 		warnx("%s", divert_geterr(l->h));
 	divert_offer_info(l->h, &l->joiners);
+	l->next_hear = mono_ms() + HEAR_MS;
+}
+
+/* Between batches: a system call a tick, not a batch (poll says when idle). */
+static void
+hear_joiners_now_and_then(struct listener *l)
+{
+	if (l->offered && mono_ms() >= l->next_hear)
+		hear_joiners(l);
 }
 
 /* Whether packets wait for an injector now (else they are taken). */
@@ -510,7 +521,7 @@ take_ready(struct listener *l)
 		else
 			answer(l);
 		/* Joins are heard between batches too: a flood never ends on its own. */
-		hear_joiners(l);
+		hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (stop_signalled || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
@@ -535,10 +546,13 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 	};
 	struct timespec ts, *tsp;
 	sigset_t during_poll;
-	int rc, ms;
+	int rc, ms, offer_ready = 1;
 
 	while (!stop_signalled && !l->out_errno && (!l->limit || l->taken < l->limit)) {
-		hear_joiners(l);
+		if (offer_ready)
+			hear_joiners(l);
+		else
+			hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (take_ready(l))
 			continue;
@@ -557,6 +571,7 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 			err(EX_RUNTIME, "poll");
 		if (rc > 0 && (pfd[1].revents & (POLLERR | POLLHUP)))
 			l->out_errno = EPIPE;
+		offer_ready = rc > 0 && pfd[2].revents != 0;
 	}
 }
 
