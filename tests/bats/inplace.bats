@@ -431,3 +431,33 @@ PY
 	stop "$NS_A"
 	cat "$TMP/l.err" "$TMP/i.err"
 }
+
+@test "inplace: a cut record is given back unchanged, counted and warned about once" {
+	hosts_up
+	# A stage that says each packet was longer than its record (origlen + 100).
+	cat >"$TMP/cut.py" <<'PY'
+import struct, sys
+i, o = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = i.read(8)
+    if len(head) < 8:
+        break
+    btype, blen = struct.unpack("=II", head)
+    block = bytearray(head + i.read(blen - 8))
+    if btype == 6:
+        struct.pack_into("=I", block, 24, struct.unpack_from("=I", block, 24)[0] + 100)
+    o.write(block)
+    o.flush()
+PY
+	pipeline "$NS_A" "divert-listen --rule 'output icmp' 4400 2>$TMP/l.err |
+	    python3 $TMP/cut.py | divert-inject 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	run inA ping -c 3 -i 0.2 -W 2 $B4
+	[[ "$output" == *"3 packets transmitted, 3 received"* ]]
+	stop "$NS_A"
+	cat "$TMP/l.err" "$TMP/i.err"
+	[ "$(grep -c 'cut record: given back unchanged' "$TMP/i.err")" -eq 1 ]
+	grep -q ', 3 in place (3 cut: given back unchanged)$' "$TMP/i.err"
+	[ "$(held_report "$TMP/l.err")" = "3 3 0 0" ]
+}
