@@ -698,6 +698,8 @@ struct stream_out {
 	FILE		*fp;		/* libpcap's view: appends to buf */
 	int		 fd, close_fd;
 	int		 dlt;
+	int		(*wait_fn)(void *);	/* run on every wait (stream_out_set_wait_hook) */
+	void		*wait_arg;
 	struct ng_iface	*ifs;		/* pcapng: in the order described, ids */
 	size_t		 nifs, ifcap, last_if;
 	uint32_t	*ifhash;	/* id + 1 of each interface, open addressing */
@@ -1260,6 +1262,27 @@ next_write(struct stream_out *out, int *full)
 }
 
 /*
+ * How long a wait for the reader may last: a pipe's nap, no limit for
+ * others; less if the wait hook says so.
+ */
+static int
+wait_ms(struct stream_out *out, int nap)
+{
+	int ms = out->is_pipe ? nap : -1, most;
+
+	if (out->wait_fn == NULL || (most = out->wait_fn(out->wait_arg)) < 0)
+		return ms;
+	return ms < 0 || most < ms ? most : ms;
+}
+
+void
+stream_out_set_wait_hook(struct stream_out *out, int (*fn)(void *), void *arg)
+{
+	out->wait_fn = fn;
+	out->wait_arg = arg;
+}
+
+/*
  * Write buffered records, whole ones only, waiting for the reader as long
  * as no stop signal came.  After a stop, only what the output takes at once
  * goes; a record already begun (possible only where a write can be cut
@@ -1307,7 +1330,7 @@ push(struct stream_out *out)
 				return errno = EAGAIN, -1;
 			if (wait_writable(out, with_fd, nap, 1) < 0)
 				return -1;
-		} else if (wait_writable(out, with_fd, out->is_pipe ? nap : -1, 0) < 0 &&
+		} else if (wait_writable(out, with_fd, wait_ms(out, nap), 0) < 0 &&
 		    errno != EINTR)
 			return -1;
 		if (nap < NAP_MAX_MS)

@@ -358,6 +358,20 @@ expiry_wait(const struct listener *l)
 	return ms < 0 ? 0 : (int)ms;
 }
 
+/*
+ * While the stream waits for a stalled reader: held packets still expire
+ * on time (the listener may wait inside the packet callback: libdivert
+ * takes verdicts there).  How long the wait may last.
+ */
+static int
+expire_while_waiting(void *arg)
+{
+	struct listener *l = arg;
+
+	expire_held(l);
+	return expiry_wait(l);
+}
+
 /* Let a packet go on untouched: its verdict. */
 static int
 let_through(struct listener *l)
@@ -678,6 +692,8 @@ main(int argc, char **argv)
 		divert_close(l->h);
 		errx(EX_RUNTIME, "%s", why);
 	}
+	if (l->offered)
+		stream_out_set_wait_hook(l->out, expire_while_waiting, l);
 	if (a.rule != NULL) {
 		r.mark = mark;
 		if (divert_rule_add(&r, why) < 0) {
