@@ -305,6 +305,18 @@ peer_refuse(struct offer *o, struct peer *p, int error)
 	peer_drop(o, p);
 }
 
+/* A connection not taken in: told why (it may be a joiner), and closed. */
+static void
+refuse_fd(int fd, int error)
+{
+	struct share_msg m;
+
+	msg_init(&m, MSG_REFUSE);
+	m.error = error;
+	msg_send(fd, &m, -1);
+	close(fd);
+}
+
 /* Peers connected that have not asked to join yet. */
 static unsigned
 peers_waiting(const struct offer *o)
@@ -412,7 +424,7 @@ take_peers(struct offer *o, uint64_t now)
 		ev.data.fd = fd;
 		if (peers_waiting(o) >= PEERS_WAITING || peer_room(o) < 0 ||
 		    epoll_ctl(o->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			close(fd);
+			refuse_fd(fd, EBUSY);
 			continue;
 		}
 		o->peers[o->npeers++] = (struct peer){ .fd = fd, .since = now };

@@ -357,9 +357,11 @@ def conn():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(addr)
     return s
-def hung_up(s, until):
-    r, _, _ = select.select([s], [], [], max(0, until - time.time()))
-    return bool(r) and s.recv(64) == b""
+def hung_up(s, until):	# a REFUSE may come first
+    while select.select([s], [], [], max(0, until - time.time()))[0]:
+        if s.recv(64) == b"":
+            return True
+    return False
 mode = sys.argv[1]
 if mode == "hold":		# connect N, keep them until stdin closes
     socks = [conn() for _ in range(int(sys.argv[2]))]
