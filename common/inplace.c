@@ -13,11 +13,13 @@
  * A tool that only drops joins the port of the first held record it drops:
  * it never makes a listener hold, and the session check keeps its verdicts
  * to its own listener's packets.  A handful of ports at most: a small
- * table.  A port whose join failed is tried again at most once a second, so
+ * table, whose slots not joined are reused, the one that failed longest ago
+ * first.  A port whose join failed is tried again at most once a second, so
  * that a stream from elsewhere costs no connect a record.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "inplace.h"
+#include "tool.h"
 #include "upstream.h"
 
 #define PORTS		8		/* ports joined at once, at most */
@@ -51,9 +54,11 @@ struct inplace {
 	int			fd;		/* the input */
 	unsigned		flags;		/* DIVERT_JOIN_* */
 	uint64_t		accepted, dropped;
+	uint64_t		failed;		/* verdicts lost, of the ports left */
 	/* An injector's listener, up the pipeline. */
 	struct joined_port	*up;		/* NULL: none joined */
 	int			 up_lost;	/* the stream lost its context: never again */
+	int			 up_wanted;	/* none joined, and the stream has queue records */
 	uint64_t		 up_tried;	/* ms of the last look for it */
 	struct timeval		 up_since;	/* when its listener took the join (0: not yet) */
 	struct joined_port	ports[PORTS];
@@ -92,10 +97,23 @@ inplace_new(int fd, int injector)
 	return ip;
 }
 
+/* The verdicts a joined port lost (their send failed), with what is buffered sent. */
+static uint64_t
+lost_at(struct joined_port *jp)
+{
+	struct divert_join_stats st;
+
+	if (jp->h == NULL)
+		return 0;
+	divert_flush(jp->h);
+	return divert_join_stats(jp->h, &st) == 0 ? st.failed : 0;
+}
+
 /* Leave a port: its verdicts sent, its counts told, its socket closed. */
 static void
-leave(struct joined_port *jp)
+leave(struct inplace *ip, struct joined_port *jp)
 {
+	ip->failed += lost_at(jp);
 	if (jp->h != NULL)
 		divert_close(jp->h);
 	jp->h = NULL;
@@ -117,23 +135,28 @@ early_drops(struct inplace *ip, struct joined_port *jp)
 	jp->nearly = 0;
 }
 
+/* A slot for port: its own, a free one, or the one not joined that failed longest ago. */
 static struct joined_port *
 slot_of(struct inplace *ip, int port)
 {
-	struct joined_port *free_slot = NULL;
+	struct joined_port *jp, *reuse = NULL;
 	int i;
 
 	for (i = 0; i < PORTS; i++) {
-		if (ip->ports[i].port == port)
-			return &ip->ports[i];
-		if (ip->ports[i].port < 0 && free_slot == NULL)
-			free_slot = &ip->ports[i];
+		jp = &ip->ports[i];
+		if (jp->port == port)
+			return jp;
+		if (jp->h != NULL || jp == ip->up)
+			continue;
+		if (reuse == NULL || jp->port < 0 ||
+		    (reuse->port >= 0 && jp->failed_at < reuse->failed_at))
+			reuse = jp;
 	}
-	if (free_slot != NULL) {
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->port = port;
+	if (reuse != NULL) {
+		memset(reuse, 0, sizeof(*reuse));
+		reuse->port = port;
 	}
-	return free_slot;
+	return reuse;
 }
 
 /*
@@ -156,7 +179,7 @@ join_for(struct inplace *ip, const struct divert_addr *a)
 	if (jp->h != NULL && a->holder != 0 && divert_session(jp->h) != 0 &&
 	    a->holder != divert_session(jp->h)) {
 		jp->foreign = a->holder;
-		leave(jp);
+		leave(ip, jp);
 	}
 	/* An injector joins its listener up the pipeline only (inplace_see). */
 	if (jp->h == NULL && !(ip->flags & DIVERT_JOIN_INJECT) &&
@@ -230,9 +253,22 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 		return;
 	if (ip->up == NULL || ip->up->h == NULL) {
 		ip->up = NULL;
-		/* Not found at start (late, or gone and back): look again, now and then. */
-		if ((a->flags & DIVERT_ADDR_QUEUE) && now_ms() - ip->up_tried >= RETRY_MS)
-			find_listener(ip);
+		/*
+		 * Not found at start (late, or gone and back): looked for again
+		 * while the input is idle (inplace_wait), never a /proc walk
+		 * a second while busy.
+		 */
+		if (a->flags & DIVERT_ADDR_QUEUE)
+			ip->up_wanted = 1;
+		return;
+	}
+	/*
+	 * Its answer is taken here while it is due: under steady load the
+	 * input is never idle, and a record not held is never answered.
+	 */
+	if (divert_session(ip->up->h) == 0 && divert_joined(ip->up->h) < 0) {
+		leave(ip, ip->up);
+		ip->up = NULL;
 		return;
 	}
 	if (ip->up_since.tv_sec == 0 && divert_session(ip->up->h) != 0)
@@ -243,38 +279,44 @@ inplace_see(struct inplace *ip, const struct divert_addr *a)
 	 * packets for nothing.  Leave, for good.
 	 */
 	if (after_join(ip, a) && !listeners(ip->up, a)) {
-		leave(ip->up);
+		leave(ip, ip->up);
 		ip->up = NULL;
 		ip->up_lost = 1;
 	}
 }
 
 /*
- * Give a's held packet its verdict in place: 1, or 0 when it is not for
- * here.  A listener found gone (or refusing) is left, to be joined again
- * when one comes back.
+ * Give a's held packet its verdict in place: 1; 2 for a drop kept until the
+ * listener answers the join; or 0 when it is not for here.  A listener
+ * found gone (or refusing) is left, to be joined again when one comes back.
  */
 static int
 verdict(struct inplace *ip, const struct divert_addr *a, int v, const uint8_t *pkt,
     size_t len)
 {
 	struct joined_port *jp;
+	int rc, e;
 
 	if (ip == NULL || !(a->flags & DIVERT_ADDR_QUEUE) || a->holder == 0 ||
 	    (jp = join_for(ip, a)) == NULL)
 		return 0;
-	if (divert_verdict_in_place(jp->h, a, v, pkt, len) == 0)
+	rc = divert_verdict_in_place(jp->h, a, v, pkt, len);
+	e = errno;
+	/* Joined now: the drops that waited go, not at the hold timeout under load. */
+	if (jp->nearly > 0 && divert_session(jp->h) != 0)
+		early_drops(ip, jp);
+	if (rc == 0)
 		return 1;
 	/*
 	 * Joined a moment ago (a tool that drops joins at its first drop):
 	 * the drop waits for the answer, rather than for the hold timeout.
 	 */
-	if (errno == EAGAIN && v == DIVERT_DROP && jp->nearly < EARLY_DROPS) {
+	if (e == EAGAIN && v == DIVERT_DROP && jp->nearly < EARLY_DROPS) {
 		jp->early[jp->nearly++] = *a;
 		return 2;
 	}
-	if (errno == EPIPE || errno == EPERM || errno == EPROTO)
-		leave(jp);
+	if (e == EPIPE || e == EPERM || e == EPROTO)
+		leave(ip, jp);
 	return 0;
 }
 
@@ -312,8 +354,29 @@ inplace_flush(struct inplace *ip)
 		early_drops(ip, &ip->ports[i]);
 		if (ip->ports[i].h != NULL && divert_flush(ip->ports[i].h) < 0 &&
 		    divert_joined(ip->ports[i].h) < 0)
-			leave(&ip->ports[i]);
+			leave(ip, &ip->ports[i]);
 	}
+}
+
+/*
+ * poll, with the stop signals blocked from the check of stop_signalled
+ * until ppoll sleeps, so that none is missed: -1 with errno EINTR on a stop.
+ */
+static int
+poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	sigset_t stop, old;
+	int rc;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	rc = stop_signalled ? (errno = EINTR, -1) : ppoll(pfd, n, ms >= 0 ? &ts : NULL, &old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 int
@@ -322,6 +385,9 @@ inplace_wait(struct inplace *ip, int ms)
 	struct pollfd pfd[1 + PORTS];
 	int slot[1 + PORTS], n, i, rc;
 
+	if (ip->up_wanted && ip->up == NULL && !ip->up_lost &&
+	    now_ms() - ip->up_tried >= RETRY_MS && find_listener(ip))
+		ip->up_wanted = 0;
 	for (;;) {
 		pfd[0] = (struct pollfd){ .fd = ip->fd, .events = POLLIN };
 		for (n = 1, i = 0; i < PORTS; i++)
@@ -330,12 +396,12 @@ inplace_wait(struct inplace *ip, int ms)
 				    .events = POLLIN };
 				slot[n++] = i;
 			}
-		if ((rc = poll(pfd, (nfds_t)n, ms)) <= 0)
+		if ((rc = poll_unless_stopped(pfd, (nfds_t)n, ms)) <= 0)
 			return rc;
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
-				leave(&ip->ports[slot[i]]);
+				leave(ip, &ip->ports[slot[i]]);
 			else if (pfd[i].revents != 0 && ip->ports[slot[i]].nearly > 0)
 				inplace_flush(ip);	/* the drops that waited for the answer */
 		if (pfd[0].revents != 0)
@@ -355,6 +421,19 @@ uint64_t
 inplace_dropped(const struct inplace *ip)
 {
 	return ip != NULL ? ip->dropped : 0;
+}
+
+uint64_t
+inplace_failed(struct inplace *ip)
+{
+	uint64_t n;
+	int i;
+
+	if (ip == NULL)
+		return 0;
+	for (n = ip->failed, i = 0; i < PORTS; i++)
+		n += lost_at(&ip->ports[i]);
+	return n;
 }
 
 void

@@ -37,7 +37,8 @@ void inplace_find(struct inplace *ip);
 
 /*
  * An injector sees each record first: a listener not found yet is looked
- * for again, and one whose packets the stream does not carry (it lost the
+ * for again (by inplace_wait, while the input is idle, at most once a
+ * second), and one whose packets the stream does not carry (it lost the
  * records' context on the way) is left.
  */
 void inplace_see(struct inplace *ip, const struct divert_addr *a);
@@ -65,6 +66,12 @@ int inplace_wait(struct inplace *ip, int ms);
 /* Packets accepted and dropped in place so far. */
 uint64_t inplace_accepted(const struct inplace *ip);
 uint64_t inplace_dropped(const struct inplace *ip);
+
+/*
+ * Verdicts lost so far (counted in place, but their send failed, or the
+ * listener left before they went), with what is batched sent first.
+ */
+uint64_t inplace_failed(struct inplace *ip);
 
 /* Send what is batched, leave every port (telling the listeners the counts), free. */
 void inplace_free(struct inplace *ip);

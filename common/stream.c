@@ -33,6 +33,7 @@ struct stream_in {
 	enum stream_format format;
 	int		 fd, close_fd;
 	int		 dlt;		/* pcapng: the first interface's */
+	int		 dlt_known;	/* pcapng: an interface was described */
 	size_t		 caplen;	/* of the record last read */
 	char		 error[PCAP_ERRBUF_SIZE + 64];
 	/*
@@ -406,6 +407,15 @@ new_interface(struct stream_in *in, const uint8_t *b, uint32_t len)
 	}
 	if (pcapng_read_idb(b, len, in->swap, &in->ifs[in->nifs], &why) < 0)
 		return broken(in, why);
+	/*
+	 * The stream has one link type, its first interface's, in every
+	 * section (libpcap refuses the same way): a reader sees records of
+	 * stream_in_linktype only.
+	 */
+	if (in->dlt_known && in->ifs[in->nifs].dlt != in->dlt)
+		return broken(in, "interfaces of different link types");
+	in->dlt = in->ifs[in->nifs].dlt;
+	in->dlt_known = 1;
 	in->nifs++;
 	return 0;
 }
@@ -688,6 +698,8 @@ struct stream_out {
 	FILE		*fp;		/* libpcap's view: appends to buf */
 	int		 fd, close_fd;
 	int		 dlt;
+	int		(*wait_fn)(void *);	/* run on every wait (stream_out_set_wait_hook) */
+	void		*wait_arg;
 	struct ng_iface	*ifs;		/* pcapng: in the order described, ids */
 	size_t		 nifs, ifcap, last_if;
 	uint32_t	*ifhash;	/* id + 1 of each interface, open addressing */
@@ -1250,6 +1262,27 @@ next_write(struct stream_out *out, int *full)
 }
 
 /*
+ * How long a wait for the reader may last: a pipe's nap, no limit for
+ * others; less if the wait hook says so.
+ */
+static int
+wait_ms(struct stream_out *out, int nap)
+{
+	int ms = out->is_pipe ? nap : -1, most;
+
+	if (out->wait_fn == NULL || (most = out->wait_fn(out->wait_arg)) < 0)
+		return ms;
+	return ms < 0 || most < ms ? most : ms;
+}
+
+void
+stream_out_set_wait_hook(struct stream_out *out, int (*fn)(void *), void *arg)
+{
+	out->wait_fn = fn;
+	out->wait_arg = arg;
+}
+
+/*
  * Write buffered records, whole ones only, waiting for the reader as long
  * as no stop signal came.  After a stop, only what the output takes at once
  * goes; a record already begun (possible only where a write can be cut
@@ -1297,7 +1330,7 @@ push(struct stream_out *out)
 				return errno = EAGAIN, -1;
 			if (wait_writable(out, with_fd, nap, 1) < 0)
 				return -1;
-		} else if (wait_writable(out, with_fd, out->is_pipe ? nap : -1, 0) < 0 &&
+		} else if (wait_writable(out, with_fd, wait_ms(out, nap), 0) < 0 &&
 		    errno != EINTR)
 			return -1;
 		if (nap < NAP_MAX_MS)

@@ -134,6 +134,14 @@ int stream_out_write(struct stream_out *out, const struct pkt *p);
  */
 int stream_out_flush(struct stream_out *out);
 
+/*
+ * Run fn(arg) on every wait for a slow reader, so that the writer's own
+ * timers keep running while it waits (divert-listen's hold timeout).  fn
+ * returns how long the wait may last at most (ms), or -1 for no limit.
+ * NULL: none.
+ */
+void stream_out_set_wait_hook(struct stream_out *out, int (*fn)(void *), void *arg);
+
 /* Records written whole to the output so far. */
 uint64_t stream_out_records_out(const struct stream_out *out);
 

@@ -205,7 +205,10 @@ int divert_offer_fd(const struct divert *h);
 
 /*
  * Take in the joins that are waiting, hear what joiners say and see which
- * left, without waiting: 0, or -1 with errno.
+ * left, without waiting: 0, or -1 with errno.  One look per call (call it
+ * again when divert_offer_fd is readable); a process that connected and
+ * has not asked to join within a second is dropped, and past 16 such, a
+ * newcomer is refused.
  */
 int divert_offer_run(struct divert *h);
 
@@ -277,6 +280,19 @@ unsigned divert_hold_timeout(const struct divert *h);
  */
 int divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int verdict,
     const void *pkt, size_t len);
+
+/*
+ * A joined handle's verdicts so far: those sent (accepted, dropped: what
+ * it tells its listener as it leaves), and those lost (failed): their send
+ * failed, or the listener left before they went.  Buffered verdicts are in
+ * none yet.  0, or -1 with errno EINVAL (not a joined handle).
+ */
+struct divert_join_stats {
+	uint64_t	accepted;
+	uint64_t	dropped;
+	uint64_t	failed;
+};
+int divert_join_stats(const struct divert *h, struct divert_join_stats *st);
 
 /*
  * Sending (as sendto(2) on a divert socket).  to->dir DIVERT_OUT (or

@@ -59,6 +59,7 @@ struct held {
 	uint8_t		*st;			/* HELD_* */
 	unsigned	 head, tail;		/* the ids are in [head, tail) */
 	unsigned	 live;			/* ids in [head, tail) not gone */
+	unsigned	 shared;		/* ...of which held for the joiners */
 	unsigned	 cap;
 };
 
@@ -155,6 +156,8 @@ held_add(struct held *s, uint32_t id, uint64_t when, uint8_t flags)
 	s->when[s->tail] = when;
 	s->st[s->tail++] = flags;
 	s->live++;
+	if (flags & HELD_SHARED)
+		s->shared++;
 	return 0;
 }
 
@@ -181,8 +184,11 @@ held_trim(struct held *s)
 static void
 held_gone(struct held *s, unsigned i)
 {
-	if (!(s->st[i] & HELD_GONE))
+	if (!(s->st[i] & HELD_GONE)) {
 		s->live--;
+		if (s->st[i] & HELD_SHARED)
+			s->shared--;
+	}
 	s->st[i] |= HELD_GONE;
 }
 
@@ -731,7 +737,8 @@ divert_held_age(const struct divert *h)
 	if (h->q == NULL)
 		return -1;
 	s = &h->q->held;
-	if ((i = held_first_shared(s)) == s->tail)
+	/* Called twice a loop: without joiners' packets (the usual case), no walk. */
+	if (s->shared == 0 || (i = held_first_shared(s)) == s->tail)
 		return -1;
 	now = mono_ms();
 	return now > s->when[i] ? (long)(now - s->when[i]) : 0;

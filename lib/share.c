@@ -40,6 +40,7 @@
 #include <linux/netlink.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 
 #include "handle.h"
@@ -47,6 +48,9 @@
 #define SHARE_MAGIC	0x44565254u	/* "DVRT" */
 #define SHARE_VERSION	1
 #define SHARE_BACKLOG	16
+#define PEERS_WAITING	16		/* connected, not joined yet: at most */
+#define PEER_JOIN_MS	1000		/* a peer that has not joined by then is dropped */
+#define ACCEPT_BACKOFF_MS 100		/* after a failed accept, the meeting point rests */
 #define JOIN_MSGS	64		/* verdicts a joined handle sends at once, at most */
 #define JOIN_BYTES	(160 << 10)	/* and bytes (the socket's send buffer bounds a send) */
 #define JOIN_SLACK	64		/* what netlink keeps of the send buffer, and more */
@@ -183,17 +187,29 @@ struct peer {
 	int		fd;
 	int		joined;
 	unsigned	flags;		/* DIVERT_JOIN_* */
+	uint64_t	since;		/* ms (monotonic): when it connected */
 };
 
 struct offer {
 	int		 lfd;		/* the meeting point, listening */
-	int		 epfd;		/* lfd and every peer */
+	int		 epfd;		/* lfd, tfd and every peer */
+	int		 tfd;		/* a timer: the next peer to drop, the rest's end */
 	unsigned	 hold_ms;
 	struct peer	*peers;
 	unsigned	 npeers, cap;
 	unsigned	 joined, injectors;
 	uint64_t	 joins, accepted, dropped;
+	uint64_t	 resting_until;	/* ms: lfd out of epoll until then (0: in) */
 };
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int
 no_offer(struct divert *h)
@@ -217,15 +233,19 @@ divert_offer(struct divert *h, unsigned hold_ms)
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return handle_fail(h, ENOMEM, "out of memory");
 	o->hold_ms = hold_ms;
-	o->epfd = -1;
+	o->epfd = o->tfd = -1;
 	len = meeting_point((uint16_t)h->port, &sun);
 	o->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (o->lfd < 0 || bind(o->lfd, (struct sockaddr *)&sun, len) < 0 ||
 	    listen(o->lfd, SHARE_BACKLOG) < 0 ||
-	    (o->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	    (o->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (o->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0)
 		goto failed;
 	ev.data.fd = o->lfd;
 	if (epoll_ctl(o->epfd, EPOLL_CTL_ADD, o->lfd, &ev) < 0)
+		goto failed;
+	ev.data.fd = o->tfd;
+	if (epoll_ctl(o->epfd, EPOLL_CTL_ADD, o->tfd, &ev) < 0)
 		goto failed;
 	h->offer = o;
 	return 0;
@@ -235,6 +255,8 @@ failed:
 		close(o->lfd);
 	if (o->epfd >= 0)
 		close(o->epfd);
+	if (o->tfd >= 0)
+		close(o->tfd);
 	free(o);
 	if (e == EADDRINUSE)
 		return handle_fail(h, e, "divert port %d is offered by another process in "
@@ -283,30 +305,129 @@ peer_refuse(struct offer *o, struct peer *p, int error)
 	peer_drop(o, p);
 }
 
-/* Take in every process waiting at the meeting point; they are heard from later. */
+/* A connection not taken in: told why (it may be a joiner), and closed. */
 static void
-take_peers(struct offer *o)
+refuse_fd(int fd, int error)
+{
+	struct share_msg m;
+
+	msg_init(&m, MSG_REFUSE);
+	m.error = error;
+	msg_send(fd, &m, -1);
+	close(fd);
+}
+
+/* Peers connected that have not asked to join yet. */
+static unsigned
+peers_waiting(const struct offer *o)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < o->npeers; i++)
+		n += !o->peers[i].joined;
+	return n;
+}
+
+/* Peers that connected and said nothing for PEER_JOIN_MS: their place is wanted. */
+static void
+drop_silent_peers(struct offer *o, uint64_t now)
+{
+	unsigned i = 0;
+
+	while (i < o->npeers)
+		if (!o->peers[i].joined && now - o->peers[i].since >= PEER_JOIN_MS)
+			peer_drop(o, &o->peers[i]);	/* the last one moves to i */
+		else
+			i++;
+}
+
+/*
+ * The meeting point out of epoll for a while: a connection accept4 cannot
+ * take (EMFILE, ENOBUFS ...) stays in the backlog, and would be reported
+ * again at once, forever.
+ */
+static void
+rest_meeting_point(struct offer *o, uint64_t now)
+{
+	struct epoll_event ev = { .events = 0, .data.fd = o->lfd };
+
+	if (epoll_ctl(o->epfd, EPOLL_CTL_MOD, o->lfd, &ev) == 0)
+		o->resting_until = now + ACCEPT_BACKOFF_MS;
+}
+
+static void
+wake_meeting_point(struct offer *o, uint64_t now)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = o->lfd };
+
+	if (o->resting_until != 0 && now >= o->resting_until &&
+	    epoll_ctl(o->epfd, EPOLL_CTL_MOD, o->lfd, &ev) == 0)
+		o->resting_until = 0;
+}
+
+/*
+ * The timer, for the next thing due without a word from anyone: a silent
+ * peer's drop, the end of the meeting point's rest (the caller polls the
+ * offer's descriptor: it wakes then).
+ */
+static void
+set_timer(struct offer *o)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	uint64_t due = o->resting_until, at;
+	unsigned i;
+
+	for (i = 0; i < o->npeers; i++)
+		if (!o->peers[i].joined && ((at = o->peers[i].since + PEER_JOIN_MS) < due ||
+		    due == 0))
+			due = at;
+	if (due != 0) {		/* absolute, on the same clock as mono_ms */
+		its.it_value.tv_sec = (time_t)(due / 1000);
+		its.it_value.tv_nsec = (long)(due % 1000) * 1000000;
+	}
+	timerfd_settime(o->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Room for one more peer in o->peers: 0, or -1. */
+static int
+peer_room(struct offer *o)
+{
+	struct peer *p;
+
+	if (o->npeers < o->cap)
+		return 0;
+	if ((p = reallocarray(o->peers, o->cap ? o->cap * 2 : 4, sizeof(*p))) == NULL)
+		return -1;
+	o->peers = p;
+	o->cap = o->cap ? o->cap * 2 : 4;
+	return 0;
+}
+
+/*
+ * Take in the processes waiting at the meeting point (a backlog's worth at
+ * most); they are heard from later.  Past PEERS_WAITING silent ones, a
+ * newcomer is refused: silent peers cannot lock joiners out.
+ */
+static void
+take_peers(struct offer *o, uint64_t now)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct peer *p;
-	int fd;
+	int fd, i;
 
-	while ((fd = accept4(o->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		if (o->npeers == o->cap) {
-			p = reallocarray(o->peers, o->cap ? o->cap * 2 : 4, sizeof(*p));
-			if (p == NULL) {
-				close(fd);
-				continue;
-			}
-			o->peers = p;
-			o->cap = o->cap ? o->cap * 2 : 4;
+	for (i = 0; i < SHARE_BACKLOG; i++) {
+		if ((fd = accept4(o->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				rest_meeting_point(o, now);
+			return;
 		}
 		ev.data.fd = fd;
-		if (epoll_ctl(o->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			close(fd);
+		if (peers_waiting(o) >= PEERS_WAITING || peer_room(o) < 0 ||
+		    epoll_ctl(o->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			refuse_fd(fd, EBUSY);
 			continue;
 		}
-		o->peers[o->npeers++] = (struct peer){ .fd = fd };
+		o->peers[o->npeers++] = (struct peer){ .fd = fd, .since = now };
 		if (!peer_trusted(fd))
 			peer_refuse(o, &o->peers[o->npeers - 1], EPERM);
 	}
@@ -360,26 +481,40 @@ hear(struct divert *h, struct offer *o, struct peer *p)
 		peer_drop(o, p);
 }
 
+/*
+ * One look at the meeting point and the peers (the caller comes back):
+ * a loop here would spin on anything that stays readable.
+ */
 int
 divert_offer_run(struct divert *h)
 {
 	struct offer *o = h->offer;
 	struct epoll_event ev[16];
 	struct peer *p;
+	uint64_t now, expiries;
 	int n, i;
 
 	if (o == NULL)
 		return no_offer(h);
-	while ((n = epoll_wait(o->epfd, ev, 16, 0)) > 0)
-		for (i = 0; i < n; i++) {
-			if (ev[i].data.fd == o->lfd)
-				take_peers(o);
-			else if ((p = peer_of(o, ev[i].data.fd)) != NULL)
-				hear(h, o, p);
-		}
-	if (n < 0 && errno != EINTR)
+	now = mono_ms();
+	drop_silent_peers(o, now);
+	wake_meeting_point(o, now);
+	if ((n = epoll_wait(o->epfd, ev, 16, 0)) < 0) {
+		if (errno == EINTR)
+			return 0;
 		return handle_fail(h, errno, "divert port %d: joiners: %s", h->port,
 		    strerror(errno));
+	}
+	for (i = 0; i < n; i++) {
+		if (ev[i].data.fd == o->lfd)
+			take_peers(o, now);
+		else if (ev[i].data.fd == o->tfd)
+			while (read(o->tfd, &expiries, sizeof(expiries)) > 0)
+				;
+		else if ((p = peer_of(o, ev[i].data.fd)) != NULL)
+			hear(h, o, p);
+	}
+	set_timer(o);
 	return 0;
 }
 
@@ -412,6 +547,7 @@ offer_close(struct divert *h)
 		peer_drop(o, &o->peers[o->npeers - 1]);
 	close(o->lfd);
 	close(o->epfd);
+	close(o->tfd);
 	free(o->peers);
 	free(o);
 	h->offer = NULL;
@@ -428,10 +564,12 @@ struct joined {
 	int		 error;		/* why it is gone: EPERM, EPIPE ... */
 	unsigned	 flags;		/* DIVERT_JOIN_* */
 	unsigned	 hold_ms;
-	uint64_t	 accepted, dropped;
+	uint64_t	 accepted, dropped;	/* verdicts sent */
+	uint64_t	 failed;	/* verdicts lost: their send failed, or the listener left */
 	size_t		 limit;		/* bytes one send may carry */
 	size_t		 used;		/* bytes of verdicts in buf */
 	unsigned	 n;		/* verdicts in buf */
+	unsigned	 n_dropped;	/* ...of which drops */
 	uint8_t		*buf;		/* JOIN_BYTES + one message of the largest */
 };
 
@@ -504,8 +642,9 @@ join_gone(struct divert *h, int error)
 	if (j->qfd >= 0)
 		close(j->qfd);
 	j->qfd = -1;
+	j->failed += j->n;
 	j->used = 0;
-	j->n = 0;
+	j->n = j->n_dropped = 0;
 	j->state = JOIN_GONE;
 	j->error = error;
 	return -1;
@@ -595,7 +734,10 @@ divert_hold_timeout(const struct divert *h)
 	return h->join != NULL && h->join->state == JOIN_JOINED ? h->join->hold_ms : 0;
 }
 
-/* Send the verdicts buffered, in one sendmsg; they are gone either way. */
+/*
+ * Send the verdicts buffered, in one sendmsg; they are gone either way,
+ * counted as given only once sent (the listener hears these counts).
+ */
 static int
 join_send(struct joined *j)
 {
@@ -606,8 +748,14 @@ join_send(struct joined *j)
 		return 0;
 	n = sendto(j->qfd, j->buf, j->used, MSG_DONTWAIT, (struct sockaddr *)&kernel,
 	    sizeof(kernel));
+	if (n < 0)
+		j->failed += j->n;
+	else {
+		j->accepted += j->n - j->n_dropped;
+		j->dropped += j->n_dropped;
+	}
 	j->used = 0;
-	j->n = 0;
+	j->n = j->n_dropped = 0;
 	return n < 0 ? -1 : 0;
 }
 
@@ -666,9 +814,7 @@ join_put(struct divert *h, uint32_t id, int nf, const void *pkt, size_t len)
 	}
 	j->n++;
 	if (nf == NF_DROP)
-		j->dropped++;
-	else
-		j->accepted++;
+		j->n_dropped++;
 	return 0;
 }
 
@@ -699,6 +845,20 @@ divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int verdi
 	if (held_here(h, a, j->hold_ms) < 0)
 		return -1;
 	return join_put(h, a->id, verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, pkt, len);
+}
+
+int
+divert_join_stats(const struct divert *h, struct divert_join_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (h->join == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	st->accepted = h->join->accepted;
+	st->dropped = h->join->dropped;
+	st->failed = h->join->failed;
+	return 0;
 }
 
 void

@@ -82,6 +82,8 @@ struct injector {
 	char			 in_name[DIVERT_IFNAMSIZ];	/* and its name */
 	uint64_t		 read, injected, out_n, in_n, fragmented, fragments;
 	uint64_t		 in_place;	/* of injected: given back in place */
+	uint64_t		 lost;		/* of those: verdicts whose send failed */
+	uint64_t		 unchanged;	/* of those: cut records, the packet given back as it was */
 	uint64_t		 refused, reason[R_COUNT];
 	int			 warned[R_COUNT];
 	int			 out_errno;	/* -w failed: EPIPE, ENOSPC ... */
@@ -362,6 +364,10 @@ give_back(struct injector *ij, struct pkt *p)
 	if (!inplace_accept(ij->ip, &p->a, p->a.cut == 0 ? p->data : NULL, p->len))
 		return 0;
 	ij->in_place++;
+	/* Whatever a stage between changed in a cut record is lost: say so. */
+	if (p->a.cut != 0 && ij->unchanged++ == 0)
+		warnx("cut record: given back unchanged (the kernel's own packet; "
+		    "edits to the record are lost)");
 	injected(ij, p, 0);
 	if (ij->out != NULL && ij->out_errno == 0 && stream_out_write(ij->out, p) < 0) {
 		ij->out_errno = errno;
@@ -445,6 +451,10 @@ report(const struct injector *ij)
 	/* Of the injected, those given back in place (a live pipeline's). */
 	if (ij->in_place > 0)
 		fprintf(stderr, ", %ju in place", (uintmax_t)ij->in_place);
+	if (ij->unchanged > 0)
+		fprintf(stderr, " (%ju cut: given back unchanged)", (uintmax_t)ij->unchanged);
+	if (ij->lost > 0)
+		fprintf(stderr, " (%ju verdicts lost: not sent)", (uintmax_t)ij->lost);
 	fputc('\n', stderr);
 }
 
@@ -489,6 +499,7 @@ main(int argc, char **argv)
 		errx(EX_RUNTIME, "%s", why);
 
 	status = inject_loop(ij, in);
+	ij->lost = inplace_failed(ij->ip);
 	inplace_free(ij->ip);		/* the listeners hear the counts, and wait no more */
 	ij->ip = NULL;
 

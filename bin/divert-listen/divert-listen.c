@@ -45,6 +45,7 @@ enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN };
 #define HOLD_MS_DEFAULT	1000	/* --hold-timeout */
 #define EXPIRE_STEPS	8	/* expiries per hold timeout, at most: a held packet
 				   waits the timeout and up to an eighth more */
+#define HEAR_MS		50	/* under load, joiners are heard this often */
 
 static const struct argp_option options[] = {
 	{ "count", 'c', "N", 0, "Exit after streaming N packets", 0 },
@@ -92,6 +93,7 @@ struct listener {
 	struct divert_joiners	 joiners;	/* as last heard */
 	uint64_t		 held;		/* packets written and left held for injectors */
 	uint64_t		 next_expiry;	/* ms: no expiry before (EXPIRE_STEPS) */
+	uint64_t		 next_hear;	/* ms: joiners heard again by then, under load */
 	int			 out_errno;	/* the stream failed: EPIPE, ... */
 	uint8_t			 rec[SLL2_HDRLEN + STREAM_SNAPLEN];
 };
@@ -302,6 +304,15 @@ hear_joiners(struct listener *l)
 	if (divert_offer_run(l->h) < 0)
 		warnx("%s", divert_geterr(l->h));
 	divert_offer_info(l->h, &l->joiners);
+	l->next_hear = mono_ms() + HEAR_MS;
+}
+
+/* Between batches: a system call a tick, not a batch (poll says when idle). */
+static void
+hear_joiners_now_and_then(struct listener *l)
+{
+	if (l->offered && mono_ms() >= l->next_hear)
+		hear_joiners(l);
 }
 
 /* Whether packets wait for an injector now (else they are taken). */
@@ -345,6 +356,20 @@ expiry_wait(const struct listener *l)
 	if (l->next_expiry > now && (long)(l->next_expiry - now) > ms)
 		ms = (long)(l->next_expiry - now);
 	return ms < 0 ? 0 : (int)ms;
+}
+
+/*
+ * While the stream waits for a stalled reader: held packets still expire
+ * on time (the listener may wait inside the packet callback: libdivert
+ * takes verdicts there).  How long the wait may last.
+ */
+static int
+expire_while_waiting(void *arg)
+{
+	struct listener *l = arg;
+
+	expire_held(l);
+	return expiry_wait(l);
 }
 
 /* Let a packet go on untouched: its verdict. */
@@ -510,7 +535,7 @@ take_ready(struct listener *l)
 		else
 			answer(l);
 		/* Joins are heard between batches too: a flood never ends on its own. */
-		hear_joiners(l);
+		hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (stop_signalled || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
@@ -535,10 +560,13 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 	};
 	struct timespec ts, *tsp;
 	sigset_t during_poll;
-	int rc, ms;
+	int rc, ms, offer_ready = 1;
 
 	while (!stop_signalled && !l->out_errno && (!l->limit || l->taken < l->limit)) {
-		hear_joiners(l);
+		if (offer_ready)
+			hear_joiners(l);
+		else
+			hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (take_ready(l))
 			continue;
@@ -557,6 +585,7 @@ listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
 			err(EX_RUNTIME, "poll");
 		if (rc > 0 && (pfd[1].revents & (POLLERR | POLLHUP)))
 			l->out_errno = EPIPE;
+		offer_ready = rc > 0 && pfd[2].revents != 0;
 	}
 }
 
@@ -612,12 +641,20 @@ report(const struct listener *l, const struct divert_stats *st)
 	    (uintmax_t)st->kernel_drops);
 	if (st->overruns)
 		fprintf(stderr, " (%ju overruns)", (uintmax_t)st->overruns);
-	/* Timed out: held, and not answered by a joiner that reported (dropped at last). */
+	/*
+	 * Timed out: held, and not answered by a joiner that reported (dropped
+	 * at last).  With joiners still there (wait_joiners gave up on them),
+	 * what they answered is not known: not reported, then.
+	 */
 	if (l->held > 0 || answered > 0)
-		fprintf(stderr, "; %ju held (%ju in place, %ju dropped in place, %ju timed out)",
+		fprintf(stderr, "; %ju held (%ju in place, %ju dropped in place, %ju %s",
 		    (uintmax_t)l->held, (uintmax_t)l->joiners.accepted,
 		    (uintmax_t)l->joiners.dropped,
-		    (uintmax_t)(l->held > answered ? l->held - answered : 0));
+		    (uintmax_t)(l->held > answered ? l->held - answered : 0),
+		    l->joiners.joined > 0 ? "not reported" : "timed out)");
+	if ((l->held > 0 || answered > 0) && l->joiners.joined > 0)
+		fprintf(stderr, ": %u joiner%s did not leave in time)", l->joiners.joined,
+		    l->joiners.joined > 1 ? "s" : "");
 	fputc('\n', stderr);
 }
 
@@ -655,6 +692,8 @@ main(int argc, char **argv)
 		divert_close(l->h);
 		errx(EX_RUNTIME, "%s", why);
 	}
+	if (l->offered)
+		stream_out_set_wait_hook(l->out, expire_while_waiting, l);
 	if (a.rule != NULL) {
 		r.mark = mark;
 		if (divert_rule_add(&r, why) < 0) {

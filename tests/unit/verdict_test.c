@@ -268,7 +268,8 @@ main(void)
 	    "with a packet of the program's among them, expired ones go one by one (%s)", t);
 	ok(divert_verdict_upto(&h, 3006, DIVERT_ACCEPT) == 0 && strcmp((t = taken(q)), "B3006a") == 0,
 	    "and the program's own is still its own (%s)", t);
-	ok(divert_held_age(&h) == -1 && q->held.live == 0, "nothing listed any more");
+	ok(divert_held_age(&h) == -1 && q->held.live == 0 && q->held.shared == 0,
+	    "nothing listed any more, none for the joiners counted");
 	give(q, 3009, 3009, DIVERT_HOLD_SHARED);
 	ok(divert_verdict(&h, 3009, DIVERT_ACCEPT, NULL, 0) == 0 && divert_held_age(&h) == -1 &&
 	    strcmp(taken(q), "V3009a") == 0, "the listener may answer a joiners' packet itself");
