@@ -205,8 +205,8 @@ int divert_offer_fd(const struct divert *h);
 
 /*
  * Take in the joins that are waiting, hear what joiners say and see which
- * left, without waiting: 0, or -1 with errno.  One look per call (call it
- * again when divert_offer_fd is readable); a process that connected and
+ * left, without waiting: 0, or -1 with errno.  A few looks per call, never
+ * a loop (call it again when divert_offer_fd is readable); a process that connected and
  * has not asked to join within a second is dropped, and past 16 such, a
  * newcomer is refused.
  */

@@ -482,9 +482,13 @@ hear(struct divert *h, struct offer *o, struct peer *p)
 }
 
 /*
- * One look at the meeting point and the peers (the caller comes back):
- * a loop here would spin on anything that stays readable.
+ * A few looks at the meeting point and the peers, so that a peer taken in
+ * is heard in the same call (its JOIN is usually there already); bounded,
+ * as a loop until nothing is readable would spin on anything that stays
+ * readable (the caller comes back).
  */
+#define OFFER_ROUNDS	4
+
 int
 divert_offer_run(struct divert *h)
 {
@@ -492,27 +496,31 @@ divert_offer_run(struct divert *h)
 	struct epoll_event ev[16];
 	struct peer *p;
 	uint64_t now, expiries;
-	int n, i;
+	int n, i, round;
 
 	if (o == NULL)
 		return no_offer(h);
 	now = mono_ms();
 	drop_silent_peers(o, now);
 	wake_meeting_point(o, now);
-	if ((n = epoll_wait(o->epfd, ev, 16, 0)) < 0) {
-		if (errno == EINTR)
-			return 0;
-		return handle_fail(h, errno, "divert port %d: joiners: %s", h->port,
-		    strerror(errno));
-	}
-	for (i = 0; i < n; i++) {
-		if (ev[i].data.fd == o->lfd)
-			take_peers(o, now);
-		else if (ev[i].data.fd == o->tfd)
-			while (read(o->tfd, &expiries, sizeof(expiries)) > 0)
-				;
-		else if ((p = peer_of(o, ev[i].data.fd)) != NULL)
-			hear(h, o, p);
+	for (round = 0; round < OFFER_ROUNDS; round++) {
+		if ((n = epoll_wait(o->epfd, ev, 16, 0)) < 0) {
+			if (errno == EINTR)
+				break;
+			return handle_fail(h, errno, "divert port %d: joiners: %s", h->port,
+			    strerror(errno));
+		}
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.fd == o->lfd)
+				take_peers(o, now);
+			else if (ev[i].data.fd == o->tfd)
+				while (read(o->tfd, &expiries, sizeof(expiries)) > 0)
+					;
+			else if ((p = peer_of(o, ev[i].data.fd)) != NULL)
+				hear(h, o, p);
+		}
 	}
 	set_timer(o);
 	return 0;
