@@ -358,27 +358,6 @@ inplace_flush(struct inplace *ip)
 	}
 }
 
-/*
- * poll, with the stop signals blocked from the check of stop_signalled
- * until ppoll sleeps, so that none is missed: -1 with errno EINTR on a stop.
- */
-static int
-poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	sigset_t stop, old;
-	int rc;
-
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	rc = stop_signalled ? (errno = EINTR, -1) : ppoll(pfd, n, ms >= 0 ? &ts : NULL, &old);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	return rc;
-}
-
 int
 inplace_wait(struct inplace *ip, int ms)
 {
@@ -396,7 +375,7 @@ inplace_wait(struct inplace *ip, int ms)
 				    .events = POLLIN };
 				slot[n++] = i;
 			}
-		if ((rc = poll_unless_stopped(pfd, (nfds_t)n, ms)) <= 0)
+		if ((rc = poll_unless_stopped(pfd, (nfds_t)n, ms, 0)) <= 0)
 			return rc;
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
 		for (i = 1; i < n; i++)

@@ -1146,21 +1146,9 @@ static int
 wait_writable(struct stream_out *out, int with_fd, int ms, int ignore_stop)
 {
 	struct pollfd pfd = { .fd = out->fd, .events = POLLOUT };
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	sigset_t stop, old;
 	int rc;
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	if (stop_signalled && !ignore_stop) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return errno = EINTR, -1;
-	}
-	rc = ppoll(with_fd ? &pfd : NULL, with_fd ? 1 : 0, ms >= 0 ? &ts : NULL, &old);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	rc = poll_unless_stopped(with_fd ? &pfd : NULL, with_fd ? 1 : 0, ms, ignore_stop);
 	if (rc < 0 && errno != EINTR)
 		return -1;
 	if (stop_signalled && !ignore_stop)

@@ -121,3 +121,23 @@ same_file(const char *in, const char *out)
 	return ri == 0 && ro == 0 && S_ISREG(si.st_mode) &&
 	    si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }
+
+int
+poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms, int ignore_stop)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	sigset_t stop, old;
+	int rc;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	if (stop_signalled && !ignore_stop)
+		rc = (errno = EINTR, -1);
+	else
+		rc = ppoll(pfd, n, ms >= 0 ? &ts : NULL, &old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}

@@ -5,6 +5,7 @@
 #ifndef DIVERT_TOOL_H
 #define DIVERT_TOOL_H
 
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -43,6 +44,13 @@ extern volatile sig_atomic_t stop_signalled;
  * ignored, so a reader that leaves shows up as EPIPE on the next write.
  */
 void catch_stop_signals(void);
+
+/*
+ * ppoll (n fds, ms < 0: no limit) with the stop signals blocked from the
+ * check of stop_signalled until it sleeps, so none is missed: -1 with errno
+ * EINTR when a stop came before (unless ignore_stop), else ppoll's return.
+ */
+int poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms, int ignore_stop);
 
 /* After a stop signal, make fd (a pipe we write) non-blocking: see reader_gone. */
 void stop_unblocks(int fd);
