@@ -163,19 +163,24 @@ chain_name(const struct divert_rule *r, char *buf, size_t len)
 		snprintf(buf, len, "%s_%d", rule_chain_name(r->chain), r->priority);
 }
 
+/* Create chain ch (built by rule_expr: NULL is out of memory) unless it is there; frees it. */
 static int
-put_new_chain(struct conn *c, struct mnl_nlmsg_batch *b,
-    const struct divert_rule *r, const char *name)
+put_chain(struct conn *c, struct mnl_nlmsg_batch *b, struct nftnl_chain *ch)
 {
-	struct nftnl_chain *ch;
-
-	if ((ch = rule_expr_chain(r, name)) == NULL)
+	if (ch == NULL)
 		return -ENOMEM;
 	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWCHAIN,
 	    NLM_F_CREATE), ch);
 	nftnl_chain_free(ch);
 	mnl_nlmsg_batch_next(b);
 	return 0;
+}
+
+static int
+put_new_chain(struct conn *c, struct mnl_nlmsg_batch *b,
+    const struct divert_rule *r, const char *name)
+{
+	return put_chain(c, b, rule_expr_chain(r, name));
 }
 
 static int
@@ -216,15 +221,7 @@ put_new_rule(struct conn *c, struct mnl_nlmsg_batch *b,
 static int
 put_tag_chain(struct conn *c, struct mnl_nlmsg_batch *b)
 {
-	struct nftnl_chain *ch;
-
-	if ((ch = rule_expr_tag_chain()) == NULL)
-		return -ENOMEM;
-	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWCHAIN,
-	    NLM_F_CREATE), ch);
-	nftnl_chain_free(ch);
-	mnl_nlmsg_batch_next(b);
-	return 0;
+	return put_chain(c, b, rule_expr_tag_chain());
 }
 
 static int

@@ -65,21 +65,6 @@ got() { grep -q "^$2\$" "$TMP/udp-$1"; }	# got PORT TEXT
 # wait_got PORT TEXT: wait (up to 5 s) for TEXT on PORT.
 wait_got() { wait_until 50 got "$1" "$2"; }
 
-# Host C, routed through B: A -> B (forwards) -> C.
-router_up() {
-	NS_C="dvC-$$-${BATS_TEST_NUMBER:-0}"
-	ip netns add "$NS_C"
-	ip link add vBC netns "$NS_B" type veth peer name vC netns "$NS_C"
-	inC ip link set lo up
-	inB ip addr add 10.78.0.1/24 dev vBC
-	inC ip addr add 10.78.0.2/24 dev vC
-	inB ip link set vBC up
-	inC ip link set vC up
-	inB sysctl -qw net.ipv4.ip_forward=1
-	inA ip route add 10.78.0.0/24 via $B4
-	inC ip route add default via 10.78.0.1
-}
-inC() { ip netns exec "$NS_C" "$@"; }
 
 @test "rule: --help, --usage and --version exit 0" {
 	run divert-rule --help

@@ -18,24 +18,8 @@ teardown() {
 	return 0
 }
 
-inC() { ip netns exec "$NS_C" "$@"; }
 inD() { ip netns exec "$NS_D" "$@"; }
 
-# Host C, routed through B: A -> B (forwards) -> C.
-router_up() {
-	NS_C="dvC-$$-${BATS_TEST_NUMBER:-0}"
-	ip netns add "$NS_C"
-	ip link add vBC netns "$NS_B" type veth peer name vC netns "$NS_C"
-	inC ip link set lo up
-	inB ip addr add 10.78.0.1/24 dev vBC
-	inC ip addr add 10.78.0.2/24 dev vC
-	inB ip link set vBC up
-	inC ip link set vC up
-	inB sysctl -qw net.ipv4.ip_forward=1
-	inA ip route add 10.78.0.0/24 via $B4
-	inC ip route add default via 10.78.0.1
-	wait_until 50 inA ping -c 1 -W 1 10.78.0.2
-}
 
 # The first 4 bytes of FILE, in hex ("0a0d0d0a": pcapng; "d4c3b2a1": classic pcap here).
 magic() { od -An -tx1 -N4 "$1" | tr -d ' \n'; }
