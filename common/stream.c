@@ -245,7 +245,8 @@ wait_readable(struct stream_in *in)
 {
 	struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
 
-	return poll(&pfd, 1, -1) < 0 && (errno != EINTR || stop_signalled) ? -1 : 0;
+	return poll_unless_stopped(&pfd, 1, -1, 0) < 0 &&
+	    (errno != EINTR || stop_signalled) ? -1 : 0;
 }
 
 /* Room for n bytes from in->start on: the buffered bytes moved to the front, or a larger buffer. */
@@ -705,6 +706,7 @@ struct stream_out {
 	uint32_t	*ifhash;	/* id + 1 of each interface, open addressing */
 	size_t		 hashmask;
 	int		 is_pipe, nowait;	/* RWF_NOWAIT works on fd */
+	int		 foreign;		/* pipe: another writer seen (FIONREAD) */
 	int		 set_nonblock;		/* we set O_NONBLOCK: undo at close */
 	int		 err;			/* errno of a failed append: sticky */
 	int		 started;		/* the header went out */
@@ -814,6 +816,7 @@ pipe_free_pages(struct stream_out *out)
 		return 0;
 	if ((uint64_t)unread > out->total) {
 		/* Someone else writes here too: their bytes fill pages at best. */
+		out->foreign = 1;
 		i = ((size_t)unread + out->page - 1) / out->page + 1;
 		return i >= out->slots ? 0 : out->slots - i;
 	}
@@ -1139,8 +1142,8 @@ built_hdrlen(int dlt)
 /*
  * Wait until fd may take more (POLLOUT), or nap ms when with_fd is 0: a
  * pipe with some room but less than the next record needs (poll cannot say
- * how much).  The stop signals are blocked from the check of stop_signalled
- * until ppoll sleeps, so none is missed.  -1 with errno EINTR on a stop.
+ * how much).  No stop signal is missed (poll_unless_stopped).  -1 with
+ * errno EINTR on a stop.
  */
 static int
 wait_writable(struct stream_out *out, int with_fd, int ms, int ignore_stop)
@@ -1235,7 +1238,13 @@ next_write(struct stream_out *out, int *full)
 	size_t first = out->ends[0] - out->sent, freep = 0, room = SIZE_MAX, n;
 
 	if (out->is_pipe) {
-		freep = pipe_free_pages(out);
+		/*
+		 * The pages not known to be read may still leave room for all
+		 * there is: then no need to ask how much the reader took.
+		 */
+		freep = out->npages < out->slots ? out->slots - out->npages : 0;
+		if (out->foreign || pipe_pages_for(out, out->len - out->sent) > freep)
+			freep = pipe_free_pages(out);
 		room = freep * out->page;	/* at least this much, in fresh pages */
 	}
 	*full = out->is_pipe && freep == 0;

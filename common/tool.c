@@ -6,12 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tool.h"
 
 const char *argp_program_bug_address = "the divert issue tracker";
 volatile sig_atomic_t stop_signalled;
 static volatile int unblock_fd = -1;
+/*
+ * Readable once a stop signal came (never drained): a poll that includes
+ * it cannot sleep through a stop that came after the last look at
+ * stop_signalled, with no signal masks to set and reset around each poll.
+ */
+static int stop_pipe[2] = { -1, -1 };
 
 /*
  * A signal interrupts one blocked write, but the next write would block
@@ -23,9 +30,13 @@ static void
 on_stop_signal(int sig)
 {
 	int saved = errno, flags;
+	ssize_t w = 0;
 
 	(void)sig;
 	stop_signalled = 1;
+	if (stop_pipe[1] >= 0)
+		w = write(stop_pipe[1], "", 1);	/* fails only when full: readable then */
+	(void)w;
 	if (unblock_fd >= 0 && (flags = fcntl(unblock_fd, F_GETFL)) >= 0)
 		fcntl(unblock_fd, F_SETFL, flags | O_NONBLOCK);
 	errno = saved;
@@ -48,6 +59,8 @@ catch_stop_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 
+	if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		stop_pipe[0] = stop_pipe[1] = -1;	/* polls then wake on EINTR alone */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -125,19 +138,22 @@ same_file(const char *in, const char *out)
 int
 poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms, int ignore_stop)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	sigset_t stop, old;
+	struct pollfd all[POLL_MAX + 1];
+	nfds_t i, m = n;
 	int rc;
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	if (stop_signalled && !ignore_stop)
-		rc = (errno = EINTR, -1);
-	else
-		rc = ppoll(pfd, n, ms >= 0 ? &ts : NULL, &old);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (n > POLL_MAX)
+		return errno = EINVAL, -1;
+	if (!ignore_stop && stop_signalled)
+		return errno = EINTR, -1;
+	for (i = 0; i < n; i++)
+		all[i] = pfd[i];
+	if (!ignore_stop && stop_pipe[0] >= 0)
+		all[m++] = (struct pollfd){ .fd = stop_pipe[0], .events = POLLIN };
+	rc = poll(all, m, ms);
+	for (i = 0; i < n; i++)
+		pfd[i].revents = all[i].revents;
+	if (!ignore_stop && stop_signalled)
+		return errno = EINTR, -1;
 	return rc;
 }

@@ -42,14 +42,17 @@ extern volatile sig_atomic_t stop_signalled;
  * SIGINT, SIGTERM and SIGHUP set stop_signalled and interrupt blocking calls
  * (no SA_RESTART), so a tool ends its loop and still reports; SIGPIPE is
  * ignored, so a reader that leaves shows up as EPIPE on the next write.
+ * Opens the pipe poll_unless_stopped watches.
  */
 void catch_stop_signals(void);
 
 /*
- * ppoll (n fds, ms < 0: no limit) with the stop signals blocked from the
- * check of stop_signalled until it sleeps, so none is missed: -1 with errno
- * EINTR when a stop came before (unless ignore_stop), else ppoll's return.
+ * poll (at most POLL_MAX fds, ms < 0: no limit) that no stop signal can
+ * sleep through, even one that came just before it (the signal also makes a
+ * pipe of its own readable, polled along): -1 with errno EINTR on a stop
+ * (unless ignore_stop), else poll's return.  No system call beyond poll.
  */
+#define POLL_MAX	16
 int poll_unless_stopped(struct pollfd *pfd, nfds_t n, int ms, int ignore_stop);
 
 /* After a stop signal, make fd (a pipe we write) non-blocking: see reader_gone. */

@@ -773,7 +773,10 @@ join_flush(struct divert *h)
 	struct joined *j = h->join;
 	int rc = 0;
 
-	if (j->state == JOIN_JOINED && (rc = join_send(j)) < 0)
+	/* Sent: a listener that left is heard when divert_fd polls readable. */
+	if (j->state == JOIN_JOINED && (rc = join_send(j)) == 0)
+		return 0;
+	if (rc < 0)
 		rc = handle_fail(h, errno, "verdicts on divert port %d: %s", h->port,
 		    strerror(errno));
 	if (j->state != JOIN_GONE)

@@ -184,17 +184,6 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 	(void)mark_in_force();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
-/* The stop signals, blocked only between checking stop_signalled and ppoll(). */
-static void
-catch_signals(sigset_t *stopsigs)
-{
-	catch_stop_signals();
-	sigemptyset(stopsigs);
-	sigaddset(stopsigs, SIGINT);
-	sigaddset(stopsigs, SIGTERM);
-	sigaddset(stopsigs, SIGHUP);
-}
-
 /* The --rule we added, removed at any exit (err() included) by remove_rule. */
 static struct divert_rule *added_rule;
 static const char *added_spec;
@@ -534,11 +523,14 @@ take_ready(struct listener *l)
 			flush_stream(l);
 		else
 			answer(l);
-		/* Joins are heard between batches too: a flood never ends on its own. */
-		hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (stop_signalled || l->out_errno || (l->limit && l->taken >= l->limit))
 			return 1;
+		/* Short: the socket is empty; poll says when it is not (no call to learn it). */
+		if (n < DIVERT_BATCH)
+			return 0;
+		/* Joins are heard between batches too: a flood never ends on its own. */
+		hear_joiners_now_and_then(l);
 	}
 	return 0;
 }
@@ -546,41 +538,30 @@ take_ready(struct listener *l)
 /*
  * The tight loop: take what is ready, flush the stream once the queue is
  * idle (so one lone packet reaches the reader at once), then sleep.
- * POLLERR on a pipe means its reader has gone.  The stop signals are
- * blocked from the last check of stop_signalled until ppoll() sleeps, so none
- * is missed; elsewhere they interrupt even a write blocked on a full pipe.
+ * POLLERR on a pipe means its reader has gone.  A stop signal ends the
+ * poll (poll_unless_stopped) and interrupts even a write blocked on a
+ * full pipe.  A lone packet costs poll, recvmmsg and one write.
  */
 static void
-listen_loop(struct listener *l, int outfd, const sigset_t *stopsigs)
+listen_loop(struct listener *l, int outfd)
 {
 	struct pollfd pfd[3] = {
 		{ .fd = divert_fd(l->h), .events = POLLIN },
 		{ .fd = outfd, .events = 0 },
 		{ .fd = divert_offer_fd(l->h), .events = POLLIN },
 	};
-	struct timespec ts, *tsp;
-	sigset_t during_poll;
-	int rc, ms, offer_ready = 1;
+	int rc, offer_ready = 1;
 
 	while (!stop_signalled && !l->out_errno && (!l->limit || l->taken < l->limit)) {
-		if (offer_ready)
+		if (offer_ready)	/* else poll says nobody knocked */
 			hear_joiners(l);
-		else
-			hear_joiners_now_and_then(l);
 		expire_held(l);
 		if (take_ready(l))
 			continue;
 		flush_stream(l);
 		if (l->out_errno)
 			break;
-		tsp = NULL;
-		if ((ms = expiry_wait(l)) >= 0) {
-			ts = (struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000 };
-			tsp = &ts;
-		}
-		sigprocmask(SIG_BLOCK, stopsigs, &during_poll);
-		rc = stop_signalled ? 0 : ppoll(pfd, 3, tsp, &during_poll);
-		sigprocmask(SIG_SETMASK, &during_poll, NULL);
+		rc = poll_unless_stopped(pfd, 3, expiry_wait(l), 0);
 		if (rc < 0 && errno != EINTR)
 			err(EX_RUNTIME, "poll");
 		if (rc > 0 && (pfd[1].revents & (POLLERR | POLLHUP)))
@@ -666,7 +647,6 @@ main(int argc, char **argv)
 	struct args a = { 0 };
 	static struct divert_rule r;	/* static: remove_rule() may run from exit() */
 	struct divert_stats st;
-	sigset_t stopsigs;
 	char why[256];
 	long port;
 	uint32_t mark;
@@ -676,7 +656,7 @@ main(int argc, char **argv)
 	argp_parse(&argp, argc, argv, 0, NULL, &a);
 	check_args(&a, l, &r, &port);
 	mark = mark_in_force();
-	catch_signals(&stopsigs);
+	catch_stop_signals();
 
 	/* Packets are held until their records are written: the callback says so. */
 	if ((l->h = divert_open((int)port, mark, 0, NULL)) == NULL)
@@ -706,7 +686,7 @@ main(int argc, char **argv)
 	} else
 		warn_if_unfed(port);
 
-	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO, &stopsigs);
+	listen_loop(l, a.wfile ? -1 : STDOUT_FILENO);
 	flush_stream(l);	/* -c reached: the last records; a stop: what fits */
 	let_pending_through(l);
 	settle_torn(l);
