@@ -40,6 +40,7 @@ USES_divert-listen = libnetfilter_queue libnftnl libmnl libpcap
 USES_divert-inject = libnetfilter_queue libmnl libpcap
 USES_divert-mangle = libnetfilter_queue libmnl libpcap
 USES_divert-defrag = libnetfilter_queue libmnl libpcap
+USES_divert-run    = libnftnl libmnl
 USES_libdivert	   = libnetfilter_queue libnftnl libmnl
 
 # pkg-config runs once per module, when this file is read; a module it does
@@ -65,6 +66,12 @@ LIBDIVERT_A  = $(BUILD)/libdivert.a
 LIBDIVERT_SO = $(BUILD)/libdivert.so.$(LIB_VERSION)
 LIBOBJS	     = $(BUILD)/libdivert-objs.a	# the same objects, for the tools
 
+# libdivert-socket.so: divert(4) sockets for programs that know nothing of
+# libdivert (LD_PRELOAD, divert-run(1)); a client of libdivert.so, found
+# beside it ($ORIGIN), exporting only the calls it stands in for.
+PRELOAD_SO   = $(BUILD)/libdivert-socket.so
+PRELOAD_OBJS = $(BUILD)/pic/preload/divert-socket.o $(BUILD)/pic/common/csum.o
+
 LIBCOMMON = $(BUILD)/libcommon.a
 COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_COMMON),$(wildcard common/*.c)))
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*.c))
@@ -78,7 +85,7 @@ TEST_DEPS  = bats tshark tcpreplay python3-scapy socat mandoc procps util-linux 
 
 all: $(addprefix $(BUILD)/,$(TOOLS)) lib
 
-lib: $(LIBDIVERT_A) $(LIBDIVERT_SO) $(BUILD)/divert.pc
+lib: $(LIBDIVERT_A) $(LIBDIVERT_SO) $(BUILD)/divert.pc $(BUILD)/divert-compat.pc $(PRELOAD_SO)
 
 pkgs-present:
 	@if [ -n "$(PKG_MISSING)" ]; then \
@@ -118,6 +125,10 @@ $(LIBDIVERT_SO): $(LIB_OBJS) lib/divert.map
 	ln -sf $(@F) $(BUILD)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(BUILD)/libdivert.so
 
+$(PRELOAD_SO): $(PRELOAD_OBJS) $(LIBDIVERT_SO)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -shared -Wl,-rpath,'$$ORIGIN' \
+	    -o $@ $(PRELOAD_OBJS) -L$(BUILD) -ldivert -ldl $(LDLIBS)
+
 # divert.pc names the directories of the install: it is made again whenever
 # PREFIX, LIBDIR or INCLUDEDIR differ from the last make's (`make && make
 # install PREFIX=/usr` installs a .pc that says /usr), and left alone otherwise.
@@ -127,6 +138,15 @@ $(BUILD)/divert.pc: lib/divert.pc.in Makefile FORCE
 	    -e 's|@VERSION@|$(LIB_VERSION)|' lib/divert.pc.in > $@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; \
 	else mv $@.new $@ && echo "divert.pc: prefix $(PREFIX)"; fi
+
+$(BUILD)/divert-compat.pc: lib/divert-compat.pc.in Makefile FORCE
+	@mkdir -p $(@D)
+	@sed -e 's|@PREFIX@|$(PREFIX)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(LIB_VERSION)|' lib/divert-compat.pc.in > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+
+# divert-run finds the preloaded library beside itself, else where install puts it.
+$(BUILD)/bin/divert-run/divert-run.o: DV_CPPFLAGS += -DPRELOAD_DIR='"$(LIBDIR)"'
 
 # A tool is every .c file in bin/<tool>/, the common archive, libdivert's
 # objects (only those it calls are linked in), and its libraries.
@@ -193,8 +213,9 @@ MANSECTS     = $(sort $(subst .,,$(suffix $(MANS))))
 INST_TOOLS   = $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
 INST_LIBS    = $(addprefix $(DESTDIR)$(LIBDIR)/,libdivert.so.$(LIB_VERSION) $(LIB_SONAME) \
 	       libdivert.so libdivert.a)
-INST_HEADER  = $(DESTDIR)$(INCLUDEDIR)/divert.h
-INST_PC      = $(DESTDIR)$(PKGCONFIGDIR)/divert.pc
+INST_HEADER  = $(DESTDIR)$(INCLUDEDIR)/divert.h $(DESTDIR)$(INCLUDEDIR)/divert-compat.h
+INST_PC      = $(DESTDIR)$(PKGCONFIGDIR)/divert.pc $(DESTDIR)$(PKGCONFIGDIR)/divert-compat.pc
+INST_PRELOAD = $(DESTDIR)$(LIBDIR)/libdivert-socket.so
 INST_MANS    = $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 install: all
@@ -205,12 +226,13 @@ install: all
 	ln -sf libdivert.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libdivert.so
 	install -m 644 $(LIBDIVERT_A) $(DESTDIR)$(LIBDIR)/
-	install -m 644 lib/divert.h $(INST_HEADER)
-	install -m 644 $(BUILD)/divert.pc $(INST_PC)
+	install -m 755 $(PRELOAD_SO) $(INST_PRELOAD)
+	install -m 644 lib/divert.h lib/divert-compat.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/divert.pc $(BUILD)/divert-compat.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 
 uninstall:
-	rm -f $(INST_TOOLS) $(INST_LIBS) $(INST_HEADER) $(INST_PC) $(INST_MANS)
+	rm -f $(INST_TOOLS) $(INST_LIBS) $(INST_PRELOAD) $(INST_HEADER) $(INST_PC) $(INST_MANS)
 
 clean:
 	rm -rf $(BUILD) build build-asan build-fuzz

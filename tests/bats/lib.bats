@@ -64,6 +64,8 @@ declared() {
 		done
 		for m in "$TOP"/man/*.[0-9]; do echo "usr/share/man/man${m##*.}/${m##*/}"; done
 		printf '%s\n' usr/include/divert.h usr/lib/pkgconfig/divert.pc \
+		    usr/include/divert-compat.h usr/lib/pkgconfig/divert-compat.pc \
+		    usr/lib/libdivert-socket.so \
 		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.1 \
 		    usr/lib/libdivert.so.1.0.0 usr/share/man/man3/divert.3 \
 		    usr/share/man/man7/divert.7
@@ -85,7 +87,13 @@ declared() {
 	grep -qx 'libdir=/usr/lib' "$lib/pkgconfig/divert.pc"
 	grep -qx 'includedir=/usr/include' "$lib/pkgconfig/divert.pc"
 	[ "$(pc --modversion divert)" = 1.0.0 ]
-	for f in usr/bin/divert-rule usr/lib/libdivert.so.1.0.0; do
+	# divert-compat: the header pulled in by -include, from the install's include dir.
+	cmp "$TOP/lib/divert-compat.h" "$ROOT/usr/include/divert-compat.h"
+	[ "$(pc --cflags divert-compat)" = "-I$ROOT/usr/include -include divert-compat.h" ]
+	# The preloaded library finds libdivert beside itself.
+	readelf -d "$lib/libdivert-socket.so" | grep -q 'NEEDED.*\[libdivert\.so\.1\]'
+	readelf -d "$lib/libdivert-socket.so" | grep -q 'RUNPATH.*\[\$ORIGIN\]'
+	for f in usr/bin/divert-rule usr/lib/libdivert.so.1.0.0 usr/lib/libdivert-socket.so; do
 		[ "$(stat -c %a "$ROOT/$f")" = 755 ]
 	done
 	for f in usr/lib/libdivert.a usr/include/divert.h usr/lib/pkgconfig/divert.pc \
