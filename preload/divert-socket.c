@@ -72,6 +72,9 @@ struct dsock {
 	int		domain, proto;	/* as socket() was called */
 	int		port;		/* bound port, -1 before bind */
 	int		nonblock;	/* the program's O_NONBLOCK */
+	pid_t		owner;		/* the process that bound it: a child's close does not unbind */
+	int		rcvbuf;		/* SO_RCVBUF asked before bind (0: none), for the port's socket */
+	int		rcvbuf_force;	/* ...as SO_RCVBUFFORCE */
 	struct divert	*h;		/* the port, or a send-only handle */
 	pthread_mutex_t	lock;
 	struct held	held[HELD_MAX];	/* a ring, oldest first */
@@ -179,7 +182,11 @@ table_drop(int fd)
 			d = NULL;
 	}
 	pthread_mutex_unlock(&table_lock);
-	if (d != NULL) {
+	/*
+	 * A child that closes what it inherited (a daemon does) leaves the
+	 * port to its parent, as a socket's last close is not the child's.
+	 */
+	if (d != NULL && d->owner == getpid()) {
 		if (d->h != NULL)
 			divert_close(d->h);
 		pthread_mutex_destroy(&d->lock);
@@ -248,8 +255,10 @@ remember(struct dsock *d, const struct divert_addr *a, const uint8_t *p, size_t 
 {
 	struct held *e;
 
-	if (d->n == HELD_MAX)
+	if (d->n == HELD_MAX) {
 		drop_oldest(d);
+		divert_flush(d->h);
+	}
 	e = held_at(d, d->n++);
 	e->id = a->id;
 	e->when = now_ms();
@@ -419,7 +428,11 @@ mark_of_env(uint32_t *mark)
 	return 0;
 }
 
-/* Root, or a process with CAP_NET_ADMIN: what a port needs (divert(4): root). */
+/*
+ * What a port needs: CAP_NET_ADMIN in effect (divert(4): root).  A root
+ * without it (a container's) is refused here, not later with a bind error
+ * that would say something else.
+ */
 static int
 may_divert(void)
 {
@@ -427,10 +440,8 @@ may_divert(void)
 	char line[256];
 	unsigned long long caps = 0;
 
-	if (geteuid() == 0)
-		return 1;
 	if ((f = fopen("/proc/self/status", "re")) == NULL)
-		return 0;
+		return geteuid() == 0;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (sscanf(line, "CapEff: %llx", &caps) == 1)
 			break;
@@ -493,6 +504,9 @@ divert_bind(struct dsock *d, int fd, const struct sockaddr *sa, socklen_t salen)
 		divert_close(h);
 		return errno = err, -1;
 	}
+	if (d->rcvbuf > 0)	/* asked of the stand-in: the port's socket gets it */
+		setsockopt(fd, SOL_SOCKET, d->rcvbuf_force ? SO_RCVBUFFORCE : SO_RCVBUF,
+		    &d->rcvbuf, sizeof(d->rcvbuf));
 	if ((err = rules_for(port)) != 0) {
 		divert_close(h);
 		return errno = err, -1;
@@ -645,7 +659,7 @@ socket(int domain, int type, int protocol)
 		return errno = EPERM, -1;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return errno = ENOMEM, -1;
-	d->domain = domain, d->proto = protocol, d->port = -1;
+	d->domain = domain, d->proto = protocol, d->port = -1, d->owner = getpid();
 	d->nonblock = (type & SOCK_NONBLOCK) != 0;
 	pthread_mutex_init(&d->lock, NULL);
 	/* A stand-in until bind: a netlink socket, as the port's will be. */
@@ -707,6 +721,23 @@ getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return 0;
 }
 
+/* SO_RCVBUF before bind is the port's, once bound (the stand-in is replaced). */
+EXPORT int
+setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct dsock *d = lookup(fd);
+	int rc;
+
+	REAL(setsockopt);
+	rc = real_setsockopt(fd, level, name, val, len);
+	if (rc == 0 && d != NULL && d->port < 0 && level == SOL_SOCKET &&
+	    (name == SO_RCVBUF || name == SO_RCVBUFFORCE) && val != NULL && len >= sizeof(int)) {
+		memcpy(&d->rcvbuf, val, sizeof(int));
+		d->rcvbuf_force = name == SO_RCVBUFFORCE;
+	}
+	return rc;
+}
+
 EXPORT ssize_t
 recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
@@ -738,6 +769,48 @@ read(int fd, void *buf, size_t len)
 	if (d == NULL)
 		return real_read(fd, buf, len);
 	return divert_read(d, fd, buf, len, 0, NULL, NULL);
+}
+
+/*
+ * The checked reads _FORTIFY_SOURCE compiles read, recv and recvfrom into:
+ * a length over the buffer goes to libc's, which stops the program.
+ */
+ssize_t __read_chk(int, void *, size_t, size_t);
+ssize_t __recv_chk(int, void *, size_t, size_t, int);
+ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+
+EXPORT ssize_t
+__read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	struct dsock *d = lookup(fd);
+
+	REAL(__read_chk);
+	if (d == NULL || len > buflen)
+		return real___read_chk(fd, buf, len, buflen);
+	return divert_read(d, fd, buf, len, 0, NULL, NULL);
+}
+
+EXPORT ssize_t
+__recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	struct dsock *d = lookup(fd);
+
+	REAL(__recv_chk);
+	if (d == NULL || len > buflen)
+		return real___recv_chk(fd, buf, len, buflen, flags);
+	return divert_read(d, fd, buf, len, flags, NULL, NULL);
+}
+
+EXPORT ssize_t
+__recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *from,
+    socklen_t *fromlen)
+{
+	struct dsock *d = lookup(fd);
+
+	REAL(__recvfrom_chk);
+	if (d == NULL || len > buflen)
+		return real___recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
+	return divert_read(d, fd, buf, len, flags, from, fromlen);
 }
 
 EXPORT ssize_t

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "divert.h"
@@ -264,34 +265,59 @@ answer(int ctl)
 }
 
 /* Pass a stop signal on to the program; we wait for it to go. */
-static volatile sig_atomic_t child;
+static volatile sig_atomic_t child, signalled;
 
 static void
 forward(int sig)
 {
+	signalled = 1;
 	if (child > 0)
 		kill(child, sig);
 }
 
-/* Serve the library's requests until the program exits; its wait status. */
+/*
+ * Serve the library's requests until the program has exited and nothing it
+ * started holds the socket pair any more (a daemon that forked away keeps
+ * its port, and its rules with it); the program's wait status.
+ */
 static int
 serve(pid_t pid, int ctl)
 {
 	struct pollfd pfd[2];
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), n = 0, status;
+	struct timespec nap = { 0, 100 * 1000000 };
+	sigset_t stops, during;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), n = 0, status = 0, exited = 0;
 
+	/* The stop signals come only inside ppoll: none between a look and a sleep. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stops, &during);
 	if (pidfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 	if (ctl >= 0)
 		pfd[n++] = (struct pollfd){ .fd = ctl, .events = POLLIN };
 	for (;;) {
-		if (waitpid(pid, &status, n > 0 ? WNOHANG : 0) == pid)
+		if (!exited && waitpid(pid, &status, n > 0 ? WNOHANG : 0) == pid) {
+			exited = 1;
+			if (pidfd >= 0) {	/* done with: only the socket pair is left */
+				close(pidfd);
+				pfd[0] = pfd[--n];
+				pidfd = -1;
+			}
+		}
+		/* A stop signal once the program is gone: its daemon's rules go now. */
+		if (exited && (ctl < 0 || signalled))
 			return status;
 		/* No pidfd (a kernel before 5.3): look again now and then. */
-		if (n > 0 && poll(pfd, (nfds_t)n, pidfd >= 0 ? -1 : 100) < 0 && errno != EINTR)
+		if (ppoll(pfd, (nfds_t)n, pidfd >= 0 || exited ? NULL : &nap, &during) < 0 &&
+		    errno != EINTR)
 			err(EX_RUNTIME, "poll");
-		if (ctl >= 0 && pfd[n - 1].revents != 0 && !answer(ctl))
+		if (ctl >= 0 && pfd[n - 1].revents != 0 && !answer(ctl)) {
 			ctl = -1, n--;	/* the program and its children closed it */
+			close(pfd[n].fd);
+		}
 	}
 }
 

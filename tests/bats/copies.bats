@@ -19,14 +19,6 @@ setup() {
 }
 teardown() { hosts_down; }
 
-# The flags a program needs to link the library under test: a sanitizer
-# build's library wants its runtimes.
-san_flags() {
-	if readelf -d "$DIVERT_BUILD/libdivert.so" | grep -q 'NEEDED.*libasan'; then
-		echo -g -fsanitize=address,undefined -fno-sanitize-recover=all
-	fi
-}
-
 # prog NAME SOURCE: build a test program against the library under test into $TMP/NAME.
 prog() {
 	${CC:-cc} -std=gnu11 -Wall -Wextra -Werror $(san_flags) -I"$TOP/lib" -o "$TMP/$1" "$2" \

@@ -220,6 +220,14 @@ divert_table() { ip netns exec "$1" nft list table inet divert 2>/dev/null; }
 # The same, true only when the table exists.
 has_divert_table() { ip netns exec "$1" nft list table inet divert >/dev/null 2>&1; }
 
+# san_flags: the compiler flags a test program needs to load the library
+# under test ($DIVERT_BUILD): a sanitizer build's wants its runtimes first.
+san_flags() {
+	if readelf -d "$DIVERT_BUILD/libdivert.so" | grep -q 'NEEDED.*libasan'; then
+		echo -g -fsanitize=address,undefined -fno-sanitize-recover=all
+	fi
+}
+
 # tshark_fields FILE FIELD...: one line a packet, the fields tab-separated.
 tshark_fields() {
 	local f=$1 arg=

@@ -34,14 +34,6 @@ pc() {
 	    pkg-config "$@"
 }
 
-# The flags a program needs to load the library under test: a sanitizer
-# build's library wants its runtimes loaded first.
-san_flags() {
-	if readelf -d "$DIVERT_BUILD/libdivert.so" | grep -q 'NEEDED.*libasan'; then
-		echo -g -fsanitize=address,undefined -fno-sanitize-recover=all
-	fi
-}
-
 # build OUT CC-ARGS...: compile a test program as strictly as the project's code.
 build() {
 	local out=$1
@@ -89,7 +81,7 @@ declared() {
 	[ "$(pc --modversion divert)" = 1.0.0 ]
 	# divert-compat: the header pulled in by -include, from the install's include dir.
 	cmp "$TOP/lib/divert-compat.h" "$ROOT/usr/include/divert-compat.h"
-	[ "$(pc --cflags divert-compat)" = "-I$ROOT/usr/include -include divert-compat.h" ]
+	[ "$(pc --cflags divert-compat | sed 's/ *$//')" = "-I$ROOT/usr/include -include divert-compat.h" ]
 	# The preloaded library finds libdivert beside itself.
 	readelf -d "$lib/libdivert-socket.so" | grep -q 'NEEDED.*\[libdivert\.so\.1\]'
 	readelf -d "$lib/libdivert-socket.so" | grep -q 'RUNPATH.*\[\$ORIGIN\]'
