@@ -170,6 +170,8 @@ magic_then_fd(void *cookie, char *buf, size_t size)
 		in->magic_given += n;
 		return (ssize_t)n;
 	}
+	if (stop_signalled)	/* see fill() */
+		return errno = EINTR, -1;
 	while ((r = read(in->fd, buf, size)) < 0 && errno == EINTR && !stop_signalled)
 		;
 	return r;
@@ -288,6 +290,12 @@ fill(struct stream_in *in, size_t n)
 	while (in->end - in->start < n) {
 		if (in->eof)
 			return 0;
+		/*
+		 * A stop signal that came while the last read returned data
+		 * interrupts no read: do not start one that may wait for ever.
+		 */
+		if (stop_signalled)
+			return broken(in, strerror(EINTR));
 		r = read(in->fd, in->buf + in->end, in->size - in->end);
 		if (r > 0)
 			in->end += (size_t)r;
@@ -525,6 +533,8 @@ read_upto(int fd, uint8_t *buf, size_t n)
 	ssize_t r;
 
 	while (got < n) {
+		if (stop_signalled)	/* one that came while a read returned data */
+			return errno = EINTR, -1;
 		r = read(fd, buf + got, n - got);
 		if (r == 0)
 			break;
