@@ -236,11 +236,15 @@ int divert_verdict_expired(struct divert *h, unsigned ms, int verdict);
 
 /*
  * How many packets the kernel may hold for the port (queued, not yet
- * answered; DIVERT_QUEUE_MAXLEN at open); more are dropped.  Call it right
- * after divert_open: packets that come meanwhile are let through.  0, or
- * -1 with errno.
+ * answered; DIVERT_QUEUE_MAXLEN at open); more are dropped.  The socket's
+ * receive buffer is sized to hold n packets of the largest copy (at most
+ * 64 MiB).  Call it right after divert_open: packets that come meanwhile
+ * are let through.  0, or -1 with errno.
  */
 int divert_set_queue_len(struct divert *h, uint32_t n);
+
+/* on: a full queue lets packets through (uncounted) instead of dropping them; 0, or -1. */
+int divert_set_fail_open(struct divert *h, int on);
 
 /*
  * Join the port offered in this network namespace: a handle that answers

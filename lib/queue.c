@@ -35,8 +35,9 @@
 #include "handle.h"
 #include "nl.h"
 
-#define QUEUE_RCVBUF	(16 << 20)	/* socket buffer: bursts wait here */
 #define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
+#define RCVBUF_MIN	(256 << 10)	/* socket buffer: at least this (errors, acks) */
+#define RCVBUF_MAX	(64 << 20)	/* ...and at most this (a long queue of small packets) */
 #define NAMES		16		/* interface names remembered */
 #define NAME_TTL	1		/* seconds a remembered name is trusted (renames) */
 
@@ -788,6 +789,33 @@ failed:
 	    strerror(errno));
 }
 
+/*
+ * The receive buffer for a queue of n packets: n messages of the largest
+ * copy fit (the kernel doubles what is asked, for its own accounting).  The
+ * socket only ever holds messages for packets the queue holds, so more room
+ * would never be used, and less would make the socket, not the queue, the
+ * limit: the kernel would drop packets (ENOBUFS) the queue had room for.
+ */
+static int
+rcvbuf_for(uint32_t n)
+{
+	uint64_t size = (uint64_t)n * MSG_SIZE;
+
+	if (size < RCVBUF_MIN)
+		return RCVBUF_MIN;
+	return size > RCVBUF_MAX ? RCVBUF_MAX : (int)size;
+}
+
+/* Root may go past rmem_max; others get what the sysctl allows. */
+static void
+size_rcvbuf(struct queue *q, uint32_t n)
+{
+	int size = rcvbuf_for(n);
+
+	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 /* Packets that arrive while we bind are let through; only the ack matters here. */
 static int
 config_cb(const struct nlmsghdr *nlh, void *data)
@@ -825,7 +853,7 @@ queue_open(uint16_t port, char *why, size_t whylen)
 {
 	char kernel[128];
 	struct queue *q;
-	int size = QUEUE_RCVBUF, i, rc, saved;
+	int i, rc, saved;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
 		snprintf(why, whylen, "out of memory");
@@ -838,9 +866,7 @@ queue_open(uint16_t port, char *why, size_t whylen)
 		goto fail;
 	}
 	q->fd = mnl_socket_get_fd(q->nl.sock);
-	/* Root may go past rmem_max; others get what the sysctl allows. */
-	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	size_rcvbuf(q, DIVERT_QUEUE_MAXLEN);
 	for (i = 0; i < DIVERT_BATCH; i++) {
 		q->iov[i] = (struct iovec){ q->bufs[i], MSG_SIZE };
 		q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
@@ -890,6 +916,22 @@ queue_close(struct queue *q)
 	free(q);
 }
 
+/*
+ * Send a config message for the port and take the kernel's answer: 0, or an
+ * errno with the kernel's words in kernel.  What comes meanwhile is let
+ * through (config_cb), answered here.
+ */
+static int
+configure(struct queue *q, struct nlmsghdr *nlh, char *kernel, size_t kernlen)
+{
+	int rc;
+
+	if ((rc = nl_talk(&q->nl, nlh, config_cb, q, q->bufs[0], MSG_SIZE, kernel,
+	    kernlen)) < 0)
+		return -rc;
+	return send_verdicts(q) < 0 ? errno : 0;
+}
+
 int
 divert_set_queue_len(struct divert *h, uint32_t n)
 {
@@ -905,12 +947,30 @@ divert_set_queue_len(struct divert *h, uint32_t n)
 		return handle_fail(h, EINVAL, "a queue holds 1 packet or more");
 	nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
 	nfq_nlmsg_cfg_put_qmaxlen(nlh, n);
-	/* What comes meanwhile is let through (config_cb), answered here. */
-	if ((rc = nl_talk(&q->nl, nlh, config_cb, q, q->bufs[0], MSG_SIZE, kernel,
-	    sizeof(kernel))) < 0 || send_verdicts(q) < 0) {
-		rc = rc < 0 ? -rc : errno;
+	if ((rc = configure(q, nlh, kernel, sizeof(kernel))) != 0)
 		return handle_fail(h, rc, "divert port %d: cannot set the queue length to %u: "
 		    "%s%s%s", h->port, n, strerror(rc), kernel[0] ? ": " : "", kernel);
-	}
+	size_rcvbuf(q, n);
+	return 0;
+}
+
+int
+divert_set_fail_open(struct divert *h, int on)
+{
+	union { char buf[128]; struct nlmsghdr align; } req;
+	struct queue *q = h->q;
+	struct nlmsghdr *nlh;
+	char kernel[128];
+	int rc;
+
+	if (q == NULL)
+		return no_port(h);
+	nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
+	/* The mask says which flags this message sets: the others stay. */
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(on ? NFQA_CFG_F_FAIL_OPEN : 0));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+	if ((rc = configure(q, nlh, kernel, sizeof(kernel))) != 0)
+		return handle_fail(h, rc, "divert port %d: cannot turn fail-open %s: %s%s%s",
+		    h->port, on ? "on" : "off", strerror(rc), kernel[0] ? ": " : "", kernel);
 	return 0;
 }

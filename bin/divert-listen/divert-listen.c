@@ -32,7 +32,7 @@
 
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
 
-enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN };
+enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN, OPT_FAIL_OPEN };
 
 /*
  * A packet's verdict waits until its record is written whole: only then is
@@ -59,12 +59,14 @@ static const struct argp_option options[] = {
 	    "not answered it after MS milliseconds (default 1000)", 0 },
 	{ "queue-len", OPT_QLEN, "N", 0, "Let the kernel keep at most N packets waiting "
 	    "for a verdict (default 8192); it drops more", 0 },
+	{ "fail-open", OPT_FAIL_OPEN, NULL, 0, "When the queue is full, let the kernel pass "
+	    "packets on instead of dropping them", 0 },
 	{ 0 }
 };
 
 struct args {
 	const char	*port, *count, *rule, *filter, *wfile, *hold, *qlen;
-	int		 tee;
+	int		 tee, fail_open;
 	struct format_choice fmt;	/* -F */
 };
 
@@ -89,6 +91,9 @@ struct listener {
 	int			 offered;
 	unsigned		 hold_ms;
 	uint32_t		 qlen;		/* --queue-len; 0: the library's */
+	int			 fail_open;	/* --fail-open */
+	int			 counted;	/* matched is known: our --rule's counter */
+	uint64_t		 matched;	/* packets our --rule sent to the port */
 	uint64_t		 session;
 	struct divert_joiners	 joiners;	/* as last heard */
 	uint64_t		 held;		/* packets written and left held for injectors */
@@ -111,6 +116,7 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_RULE: a->rule = arg; break;
 	case OPT_HOLD: a->hold = arg; break;
 	case OPT_QLEN: a->qlen = arg; break;
+	case OPT_FAIL_OPEN: a->fail_open = 1; break;
 	case ARGP_KEY_ARG:
 		if (a->port != NULL)
 			argp_error(state, "one PORT only");
@@ -181,6 +187,7 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 		usage_errx("will not write a binary pcap stream to a terminal: "
 		    "read it with '| tcpdump -n -r -', or write it with -w FILE");
 	l->tee = a->tee;
+	l->fail_open = a->fail_open;
 	(void)mark_in_force();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
@@ -199,6 +206,62 @@ remove_rule(void)
 		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
 		    (uintmax_t)added_rule->handle, errno_hint(errno));
 	added_rule = NULL;
+}
+
+/* Our --rule, found by its tag: its counter. */
+static int
+our_rule_counter(const struct divert_rule *r, void *arg)
+{
+	uint64_t *packets = arg;
+
+	if (r->tag == 0 || r->tag != added_rule->tag)
+		return 0;
+	*packets = r->packets;
+	return 1;
+}
+
+/*
+ * With --fail-open, what the kernel let past a full queue is counted
+ * nowhere: the nearest figure is how many packets our --rule sent to the
+ * port, to set against those received and those the kernel dropped (see
+ * let_through_by_kernel).  Read before the queue is drained, so that what
+ * comes meanwhile can only make the figure smaller.
+ */
+static void
+read_rule_counter(struct listener *l)
+{
+	char why[DIVERT_ERRBUF_SIZE];
+
+	if (!l->fail_open || added_rule == NULL)
+		return;
+	l->counted = divert_rule_list(our_rule_counter, &l->matched, why) == 1;
+}
+
+/*
+ * Packets our --rule matched that neither reached us nor were dropped by
+ * the kernel: let past the full queue.  A packet another rule sent to the
+ * port, or one matched after the counter was read, makes it smaller, never
+ * larger; so does a large (GSO) packet the kernel cuts into several before
+ * queueing.
+ */
+static uint64_t
+let_through_by_kernel(const struct listener *l, const struct divert_stats *st)
+{
+	uint64_t seen = l->received + st->kernel_drops;
+
+	return l->matched > seen ? l->matched - seen : 0;
+}
+
+/* The queue as the command line wants it; exits on failure. */
+static void
+configure_queue(struct listener *l)
+{
+	if ((l->qlen != 0 && divert_set_queue_len(l->h, l->qlen) < 0) ||
+	    (l->fail_open && divert_set_fail_open(l->h, 1) < 0)) {
+		warnx("%s", divert_geterr(l->h));
+		divert_close(l->h);
+		exit(EX_RUNTIME);
+	}
 }
 
 /*
@@ -620,6 +683,9 @@ report(const struct listener *l, const struct divert_stats *st)
 	    "%ju dropped by kernel", program_invocation_short_name,
 	    (uintmax_t)l->received, (uintmax_t)l->written, (uintmax_t)l->passed,
 	    (uintmax_t)st->kernel_drops);
+	if (l->counted)
+		fprintf(stderr, ", %ju let through by the kernel (queue full)",
+		    (uintmax_t)let_through_by_kernel(l, st));
 	if (st->overruns)
 		fprintf(stderr, " (%ju overruns)", (uintmax_t)st->overruns);
 	/*
@@ -661,11 +727,7 @@ main(int argc, char **argv)
 	/* Packets are held until their records are written: the callback says so. */
 	if ((l->h = divert_open((int)port, mark, 0, NULL)) == NULL)
 		bind_failed(port, errno);
-	if (l->qlen != 0 && divert_set_queue_len(l->h, l->qlen) < 0) {
-		warnx("%s", divert_geterr(l->h));
-		divert_close(l->h);
-		exit(EX_RUNTIME);
-	}
+	configure_queue(l);
 	offer_port(l, a.fmt.format);
 	if ((l->out = stream_out_open(a.wfile, DLT_SLL2, a.fmt.format, why,
 	    sizeof(why))) == NULL) {
@@ -700,6 +762,13 @@ main(int argc, char **argv)
 	status = stream_out_finish(l->out, l->out_errno, "the stream");
 	if (l->offered)
 		wait_joiners(l);
+	/*
+	 * What is still queued goes on before our rule goes: its chain's
+	 * removal would drop it (and fail-open's figure needs it received).
+	 */
+	read_rule_counter(l);
+	if (added_rule != NULL)
+		drain(l);
 	remove_rule();
 	drain(l);
 	divert_stats(l->h, &st);
