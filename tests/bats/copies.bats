@@ -284,7 +284,8 @@ tag_rules() {
 	[ "$status" -eq 0 ]
 	lookups=$(sed -n 's/.* lookups \([0-9]*\)$/\1/p' <<<"$output")
 	[[ "$output" == "sent 300 refused 0 lookups "* ]]
-	[ "$lookups" -ge 1 ] && [ "$lookups" -le 5 ]
+	[ "$lookups" -ge 1 ]
+	[ "$lookups" -le 5 ]
 	counted_is "$NS_B" "on vB" 303
 	[ "$(counted "$NS_B" "on lo")" -eq 0 ]
 }

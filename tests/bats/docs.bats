@@ -130,8 +130,12 @@ live_stream() {
 	[ "${#lines[@]}" -eq 3 ]
 	for l in "${lines[@]}"; do
 		IFS=$'\t' read -r name queue id dir pkttype ifindex etype <<<"$l"
-		[ "$name" = vA ] && [ "$queue" = 4321 ] && [ -n "$id" ]
-		[ $((dir)) -eq 2 ] && [ "$pkttype" = 4 ] && [ "$ifindex" = "$IDX_A" ]
+		[ "$name" = vA ]
+		[ "$queue" = 4321 ]
+		[ -n "$id" ]
+		[ $((dir)) -eq 2 ]
+		[ "$pkttype" = 4 ]
+		[ "$ifindex" = "$IDX_A" ]
 		[ "$etype" = 0x0800 ] || [ "$etype" = 0x00000800 ]
 	done
 	# divert(7)'s Python, as printed in the page, reads the custom option.

@@ -292,7 +292,8 @@ arrived() { [ "$(( $(udp_noports "$1") - $2 ))" -ge "$3" ]; }
 	cat "$TMP/l.err"
 	read -r got wrote passed < <(counters "$TMP/l.err")
 	[ "$((wrote + passed))" -eq "$got" ]
-	[ "$wrote" -gt 0 ] && [ "$passed" -gt 0 ]		# a real backlog, cut by the stop
+	[ "$wrote" -gt 0 ]
+	[ "$passed" -gt 0 ]	# a real backlog, cut by the stop
 	run tcpdump -n -r "$TMP/s.pcap"
 	[ "$status" -eq 0 ]
 	[[ "$output" != *truncated* ]]
