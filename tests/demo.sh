@@ -3,6 +3,7 @@
 # with tcpdump.  Only namespaces made here are touched; all are deleted.
 set -eu
 build=$(cd "${1:-build}" && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$build:$PATH"
 A="divert-demo-A-$$" B="divert-demo-B-$$"
 tmp=$(mktemp -d)
@@ -69,4 +70,19 @@ cat "$tmp/inject.err"
 say "4. The rule goes away; pings flow as before."
 run divert-rule flush
 run ping -c 1 -W 1 10.77.0.2 | grep -E 'bytes from|transmitted'
+say "5. A program written for BSD divert sockets, unchanged (the Linux divert
+   HOWTO's, tests/compat/howto.c), built with divert-compat.h; divert-run adds
+   its rule when it binds and removes it when it exits."
+${CC:-cc} -I"$top/lib" -include divert-compat.h -o "$tmp/howto" "$top/tests/compat/howto.c"
+echo "A# divert-run --rule 'output icmp' ./howto 4321 3"
+ip netns exec "$A" timeout 10 divert-run --rule 'output icmp' "$tmp/howto" 4321 3 \
+	>"$tmp/howto.out" 2>/dev/null &
+lpid=$!
+wait_listener
+run ping -c 3 -i 0.2 -W 1 10.77.0.2
+wait "$lpid" || true
+lpid=
+cat "$tmp/howto.out"
+run divert-rule list
+echo "(no rule left)"
 say "Done: namespaces deleted."
