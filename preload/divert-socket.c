@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <linux/netlink.h>
+#include <linux/close_range.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +58,7 @@ struct key {
 	uint16_t	ipid;		/* IPv4 */
 	uint32_t	flow;		/* IPv6: flow label */
 	uint8_t		src[16], dst[16];
+	uint8_t		l4[4];		/* ports; ICMP echo: id and sequence */
 };
 
 struct held {
@@ -73,6 +76,7 @@ struct dsock {
 	int		port;		/* bound port, -1 before bind */
 	int		nonblock;	/* the program's O_NONBLOCK */
 	pid_t		owner;		/* the process that bound it: a child's close does not unbind */
+	unsigned	forks;		/* forks when bound: one since, and the port is shared */
 	int		rcvbuf;		/* SO_RCVBUF asked before bind (0: none), for the port's socket */
 	int		rcvbuf_force;	/* ...as SO_RCVBUFFORCE */
 	struct divert	*h;		/* the port, or a send-only handle */
@@ -87,10 +91,19 @@ struct dsock {
 	uint8_t		buf[PKT_MAX];	/* a packet on its way out, fixed up */
 };
 
+/*
+ * The descriptor table.  Read without a lock (a signal handler's write(),
+ * a child just forked, must not wait on one): a table is published whole
+ * and never freed when a larger one replaces it; changes take table_lock.
+ */
+struct table {
+	int			 size;
+	struct dsock *_Atomic	 slot[];	/* by descriptor */
+};
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dsock **table;		/* by descriptor */
-static int table_size;
-static volatile int nsocks;		/* 0: every call passes straight through */
+static struct table *_Atomic table;
+static _Atomic int nsocks;		/* 0: every call passes straight through */
+static _Atomic unsigned forks;		/* fork()s so far (pthread_atfork) */
 static int ctl_fd = -1;			/* divert-run's end: rules for each bound port */
 
 /* libc's own functions, found once. */
@@ -108,6 +121,24 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static struct dsock *lookup(int fd);
+
+/* Whether fd is still divert-run's socket pair: a Unix SOCK_SEQPACKET socket, not ours. */
+static int
+is_ctl(int fd)
+{
+	int domain = 0, type = 0;
+	socklen_t len = sizeof(int);
+
+	REAL(getsockopt);
+	if (lookup(fd) != NULL ||
+	    real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+		return 0;
+	len = sizeof(int);
+	return real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_SEQPACKET;
+}
+
 /*
  * divert-run's end of a socket pair, named in DIVERT_RUN_FD: taken at the
  * first bind, not at load (a shell script between divert-run and the program
@@ -123,9 +154,9 @@ ctl(void)
 	if (ctl_fd >= 0 || (s = getenv("DIVERT_RUN_FD")) == NULL)
 		return ctl_fd;
 	fd = strtol(s, &end, 10);
-	if (*s != '\0' && *end == '\0' && fd >= 0 && fd < INT_MAX)
-		ctl_fd = (int)fd;
-	return ctl_fd;
+	if (*s == '\0' || *end != '\0' || fd < 0 || fd >= INT_MAX || !is_ctl((int)fd))
+		return -1;	/* closed, or its number reused: no rules, rather than a stranger's socket */
+	return ctl_fd = (int)fd;
 }
 
 /* ---- the descriptor table ------------------------------------------- */
@@ -133,35 +164,35 @@ ctl(void)
 static struct dsock *
 lookup(int fd)
 {
-	struct dsock *d = NULL;
+	struct table *t;
 
-	if (nsocks == 0 || fd < 0)
+	if (nsocks == 0 || fd < 0 || (t = atomic_load(&table)) == NULL || fd >= t->size)
 		return NULL;
-	pthread_mutex_lock(&table_lock);
-	if (fd < table_size)
-		d = table[fd];
-	pthread_mutex_unlock(&table_lock);
-	return d;
+	return atomic_load(&t->slot[fd]);
 }
 
 static int
 table_put(int fd, struct dsock *d)
 {
-	struct dsock **nt;
-	int size;
+	struct table *t, *nt;
+	int size, i;
 
 	pthread_mutex_lock(&table_lock);
-	if (fd >= table_size) {
-		for (size = table_size ? table_size : 64; size <= fd; size *= 2)
+	t = atomic_load(&table);
+	if (t == NULL || fd >= t->size) {
+		for (size = t != NULL ? t->size : 64; size <= fd; size *= 2)
 			;
-		if ((nt = realloc(table, (size_t)size * sizeof(*nt))) == NULL) {
+		if ((nt = calloc(1, sizeof(*nt) + (size_t)size * sizeof(nt->slot[0]))) == NULL) {
 			pthread_mutex_unlock(&table_lock);
 			return errno = ENOMEM, -1;
 		}
-		memset(nt + table_size, 0, (size_t)(size - table_size) * sizeof(*nt));
-		table = nt, table_size = size;
+		nt->size = size;
+		for (i = 0; t != NULL && i < t->size; i++)
+			atomic_store(&nt->slot[i], atomic_load(&t->slot[i]));
+		atomic_store(&table, nt);	/* the old one stays: a reader may hold it */
+		t = nt;
 	}
-	table[fd] = d;
+	atomic_store(&t->slot[fd], d);
 	d->refs++;
 	nsocks++;
 	pthread_mutex_unlock(&table_lock);
@@ -173,40 +204,83 @@ static void
 table_drop(int fd)
 {
 	struct dsock *d = NULL;
+	struct table *t;
 
 	pthread_mutex_lock(&table_lock);
-	if (fd >= 0 && fd < table_size && (d = table[fd]) != NULL) {
-		table[fd] = NULL;
+	t = atomic_load(&table);
+	if (fd >= 0 && t != NULL && fd < t->size && (d = atomic_load(&t->slot[fd])) != NULL) {
+		atomic_store(&t->slot[fd], NULL);
 		nsocks--;
 		if (--d->refs > 0)
 			d = NULL;
 	}
 	pthread_mutex_unlock(&table_lock);
+	if (d == NULL)
+		return;
 	/*
-	 * A child that closes what it inherited (a daemon does) leaves the
-	 * port to its parent, as a socket's last close is not the child's.
+	 * Shared with another process (a fork since it was bound, or this is
+	 * the child): the port stays bound for the other, as a socket's last
+	 * close is not this process's to make.  Only this descriptor goes.
 	 */
-	if (d != NULL && d->owner == getpid()) {
-		if (d->h != NULL)
-			divert_close(d->h);
-		pthread_mutex_destroy(&d->lock);
-		free(d);
-	}
+	if (d->owner != getpid() || d->forks != forks)
+		return;
+	if (d->h != NULL)
+		divert_close(d->h);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+static void
+count_fork(void)
+{
+	forks++;
+}
+
+__attribute__((constructor)) static void
+watch_forks(void)
+{
+	pthread_atfork(NULL, count_fork, count_fork);
 }
 
 /* ---- packets read and not yet written back ---------------------------- */
 
-/* The identity of the packet at p (len bytes); 0 when too short to tell. */
+/* The first bytes of the transport header that tell flows apart (ports, echo id). */
+static void
+key_l4(struct key *k, const uint8_t *p, size_t len, size_t off)
+{
+	switch (k->proto) {
+	case IPPROTO_TCP: case IPPROTO_UDP: case IPPROTO_UDPLITE: case IPPROTO_SCTP:
+	case IPPROTO_DCCP:
+		break;
+	case IPPROTO_ICMP: case IPPROTO_ICMPV6:
+		off += 4;	/* echo: identifier and sequence number */
+		break;
+	default:
+		return;
+	}
+	if (off + sizeof(k->l4) <= len)
+		memcpy(k->l4, p + off, sizeof(k->l4));
+}
+
+/*
+ * The identity of the packet at p (len bytes): what a program that writes
+ * a packet back does not change (addresses, protocol, ports, IPv4 ID, IPv6
+ * flow label); 0 when too short to tell.
+ */
 static int
 key_of(const uint8_t *p, size_t len, struct key *k)
 {
+	size_t hl;
+
 	memset(k, 0, sizeof(*k));
-	if (len >= 20 && p[0] >> 4 == 4) {
+	if (len >= 20 && p[0] >> 4 == 4 && (hl = (size_t)(p[0] & 0x0f) * 4) >= 20) {
 		k->v = 4;
 		k->proto = p[9];
 		k->ipid = (uint16_t)(p[4] << 8 | p[5]);
 		memcpy(k->src, p + 12, 4);
 		memcpy(k->dst, p + 16, 4);
+		if ((p[6] & 0x1f) == 0 && p[7] == 0)	/* not a later fragment */
+			key_l4(k, p, len, hl);
 		return 1;
 	}
 	if (len >= 40 && p[0] >> 4 == 6) {
@@ -215,6 +289,7 @@ key_of(const uint8_t *p, size_t len, struct key *k)
 		k->flow = (uint32_t)(p[1] & 0x0f) << 16 | (uint32_t)p[2] << 8 | p[3];
 		memcpy(k->src, p + 8, 16);
 		memcpy(k->dst, p + 24, 16);
+		key_l4(k, p, len, 40);
 		return 1;
 	}
 	return 0;
@@ -517,25 +592,57 @@ divert_bind(struct dsock *d, int fd, const struct sockaddr *sa, socklen_t salen)
 	d->h = h;
 	d->port = port;
 	d->nonblock = flags >= 0 && (flags & O_NONBLOCK);
+	d->forks = forks;
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
 
-/* Wait for fd to be readable, as a blocking read would. */
+/* ms until the oldest held packet is due to be dropped; -1 none held. */
 static int
-wait_readable(int fd)
+expiry_in(struct dsock *d)
+{
+	uint64_t now = now_ms(), due;
+
+	if (d->n == 0)
+		return -1;
+	due = d->held[d->head].when + HOLD_MS;
+	return due > now ? (int)(due - now) : 0;
+}
+
+/* The program's SO_RCVTIMEO in ms; -1 none. */
+static int
+rcvtimeo(int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	REAL(getsockopt);
+	if (real_getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return -1;
+	return tv.tv_sec > 86400 ? 86400000 : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+}
+
+/*
+ * Wait for fd to be readable, as a blocking read would, at most ms (-1: no
+ * limit): 1 readable, 0 not yet, -1 with errno (EINTR).
+ */
+static int
+wait_readable(int fd, int ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	return poll(&pfd, 1, -1) < 0 ? -1 : 0;
+	return poll(&pfd, 1, ms);
 }
 
 static ssize_t
 divert_read(struct dsock *d, int fd, void *buf, size_t len, int flags, struct sockaddr *from,
-    socklen_t *fromlen)
+    socklen_t *fromlen, size_t *full)
 {
 	struct divert_addr a;
 	ssize_t n;
+	int timeo = -1, expiry, ms, rc;
+	uint64_t until = 0;
 
 	if (flags & ~(MSG_DONTWAIT | MSG_TRUNC | MSG_WAITALL | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC))
 		return errno = EOPNOTSUPP, -1;	/* MSG_PEEK, MSG_OOB, MSG_ERRQUEUE */
@@ -559,9 +666,24 @@ divert_read(struct dsock *d, int fd, void *buf, size_t len, int flags, struct so
 			return -1;
 		if (d->nonblock || (flags & MSG_DONTWAIT))
 			return errno = EAGAIN, -1;
-		if (wait_readable(fd) < 0)
+		/* Asleep, held packets still expire on time, and SO_RCVTIMEO counts. */
+		if (until == 0 && (timeo = rcvtimeo(fd)) >= 0)
+			until = now_ms() + (uint64_t)timeo;
+		pthread_mutex_lock(&d->lock);
+		expiry = expiry_in(d);
+		pthread_mutex_unlock(&d->lock);
+		ms = expiry;
+		if (until != 0) {
+			timeo = until > now_ms() ? (int)(until - now_ms()) : 0;
+			if (timeo == 0)
+				return errno = EAGAIN, -1;
+			ms = ms < 0 || timeo < ms ? timeo : ms;
+		}
+		if ((rc = wait_readable(fd, ms)) < 0)
 			return -1;
 	}
+	if (full != NULL)
+		*full = (size_t)n;
 	return (flags & MSG_TRUNC) || (size_t)n < len ? n : (ssize_t)len;
 }
 
@@ -618,6 +740,8 @@ divert_write(struct dsock *d, const struct iovec *iov, size_t iovcnt, const stru
 		rc = divert_verdict(d->h, held_at(d, (unsigned)held)->id, DIVERT_ACCEPT, d->buf, len);
 		if (rc == 0)
 			forget(d, (unsigned)held);
+		else if (errno == EMSGSIZE)	/* too large for a verdict: the copy goes */
+			rc = divert_send(d->h, d->buf, len, &to);
 	} else
 		rc = divert_send(d->h, d->buf, len, &to);
 	pthread_mutex_unlock(&d->lock);
@@ -660,6 +784,7 @@ socket(int domain, int type, int protocol)
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return errno = ENOMEM, -1;
 	d->domain = domain, d->proto = protocol, d->port = -1, d->owner = getpid();
+	d->forks = forks;
 	d->nonblock = (type & SOCK_NONBLOCK) != 0;
 	pthread_mutex_init(&d->lock, NULL);
 	/* A stand-in until bind: a netlink socket, as the port's will be. */
@@ -746,7 +871,7 @@ recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, sockle
 	REAL(recvfrom);
 	if (d == NULL)
 		return real_recvfrom(fd, buf, len, flags, from, fromlen);
-	return divert_read(d, fd, buf, len, flags, from, fromlen);
+	return divert_read(d, fd, buf, len, flags, from, fromlen, NULL);
 }
 
 EXPORT ssize_t
@@ -757,7 +882,7 @@ recv(int fd, void *buf, size_t len, int flags)
 	REAL(recv);
 	if (d == NULL)
 		return real_recv(fd, buf, len, flags);
-	return divert_read(d, fd, buf, len, flags, NULL, NULL);
+	return divert_read(d, fd, buf, len, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t
@@ -768,7 +893,7 @@ read(int fd, void *buf, size_t len)
 	REAL(read);
 	if (d == NULL)
 		return real_read(fd, buf, len);
-	return divert_read(d, fd, buf, len, 0, NULL, NULL);
+	return divert_read(d, fd, buf, len, 0, NULL, NULL, NULL);
 }
 
 /*
@@ -787,7 +912,7 @@ __read_chk(int fd, void *buf, size_t len, size_t buflen)
 	REAL(__read_chk);
 	if (d == NULL || len > buflen)
 		return real___read_chk(fd, buf, len, buflen);
-	return divert_read(d, fd, buf, len, 0, NULL, NULL);
+	return divert_read(d, fd, buf, len, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t
@@ -798,7 +923,7 @@ __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
 	REAL(__recv_chk);
 	if (d == NULL || len > buflen)
 		return real___recv_chk(fd, buf, len, buflen, flags);
-	return divert_read(d, fd, buf, len, flags, NULL, NULL);
+	return divert_read(d, fd, buf, len, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t
@@ -810,7 +935,7 @@ __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct s
 	REAL(__recvfrom_chk);
 	if (d == NULL || len > buflen)
 		return real___recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
-	return divert_read(d, fd, buf, len, flags, from, fromlen);
+	return divert_read(d, fd, buf, len, flags, from, fromlen, NULL);
 }
 
 EXPORT ssize_t
@@ -818,6 +943,7 @@ recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct dsock *d = lookup(fd);
 	socklen_t namelen;
+	size_t full = 0;
 	ssize_t n;
 
 	REAL(recvmsg);
@@ -827,12 +953,12 @@ recvmsg(int fd, struct msghdr *msg, int flags)
 		return errno = EOPNOTSUPP, -1;	/* one buffer: a packet is not scattered */
 	namelen = msg->msg_namelen;
 	n = divert_read(d, fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags,
-	    msg->msg_name, msg->msg_name != NULL ? &namelen : NULL);
+	    msg->msg_name, msg->msg_name != NULL ? &namelen : NULL, &full);
 	if (n < 0)
 		return -1;
 	msg->msg_namelen = msg->msg_name != NULL ? namelen : 0;
 	msg->msg_controllen = 0;
-	msg->msg_flags = (size_t)n > msg->msg_iov[0].iov_len ? MSG_TRUNC : 0;
+	msg->msg_flags = full > msg->msg_iov[0].iov_len ? MSG_TRUNC : 0;
 	return n;
 }
 
@@ -891,16 +1017,52 @@ close(int fd)
 	return real_close(fd);
 }
 
+/* Descriptors closed in a range (closefrom, close_range) are forgotten too. */
+static void
+drop_range(unsigned first, unsigned last)
+{
+	struct table *t = atomic_load(&table);
+	unsigned fd;
+
+	if (nsocks == 0 || t == NULL)
+		return;
+	for (fd = first; fd <= last && fd < (unsigned)t->size; fd++)
+		if (atomic_load(&t->slot[fd]) != NULL)
+			table_drop((int)fd);
+}
+
+int close_range(unsigned int, unsigned int, int);
+
+EXPORT int
+close_range(unsigned int first, unsigned int last, int flags)
+{
+	int rc;
+
+	REAL(close_range);
+	if ((rc = real_close_range(first, last, flags)) == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		drop_range(first, last);
+	return rc;
+}
+
+EXPORT void
+closefrom(int lowfd)
+{
+	REAL(closefrom);
+	real_closefrom(lowfd);
+	if (lowfd >= 0)
+		drop_range((unsigned)lowfd, UINT_MAX);
+}
+
 /* A new descriptor for the same divert socket. */
 static int
 also(int oldfd, int newfd)
 {
 	struct dsock *d;
 
+	if (newfd >= 0 && newfd != oldfd && lookup(newfd) != NULL)
+		table_drop(newfd);	/* replaced (dup2): its old socket is gone here */
 	if (newfd < 0 || (d = lookup(oldfd)) == NULL)
 		return newfd;
-	if (lookup(newfd) != NULL)
-		table_drop(newfd);
 	if (table_put(newfd, d) < 0) {
 		REAL(close);
 		real_close(newfd);
@@ -920,8 +1082,6 @@ EXPORT int
 dup2(int fd, int newfd)
 {
 	REAL(dup2);
-	if (fd != newfd && lookup(newfd) != NULL)
-		table_drop(newfd);
 	return fd == newfd ? real_dup2(fd, newfd) : also(fd, real_dup2(fd, newfd));
 }
 
@@ -929,8 +1089,6 @@ EXPORT int
 dup3(int fd, int newfd, int flags)
 {
 	REAL(dup3);
-	if (fd != newfd && lookup(newfd) != NULL)
-		table_drop(newfd);
 	return also(fd, real_dup3(fd, newfd, flags));
 }
 

@@ -220,6 +220,8 @@ add_rules(long port)
 		r = specs[i];
 		r.port_lo = r.port_hi = port;
 		if (divert_rule_add(&r, why) < 0) {
+			if (errno == EEXIST)
+				continue;	/* there already (the port bound again): not ours */
 			e = errno;
 			warnx("cannot add rule '%s' for port %ld: %s", spec_text[i], port,
 			    errno_hint(e));
@@ -287,6 +289,7 @@ serve(pid_t pid, int ctl)
 	struct timespec nap = { 0, 100 * 1000000 };
 	sigset_t stops, during;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), n = 0, status = 0, exited = 0;
+	pid_t r;
 
 	/* The stop signals come only inside ppoll: none between a look and a sleep. */
 	sigemptyset(&stops);
@@ -299,8 +302,10 @@ serve(pid_t pid, int ctl)
 	if (ctl >= 0)
 		pfd[n++] = (struct pollfd){ .fd = ctl, .events = POLLIN };
 	for (;;) {
-		if (!exited && waitpid(pid, &status, n > 0 ? WNOHANG : 0) == pid) {
+		if (!exited && ((r = waitpid(pid, &status, WNOHANG)) == pid ||
+		    (r < 0 && errno == ECHILD))) {
 			exited = 1;
+			child = 0;	/* its pid may be another's now: no more signals */
 			if (pidfd >= 0) {	/* done with: only the socket pair is left */
 				close(pidfd);
 				pfd[0] = pfd[--n];
@@ -310,7 +315,7 @@ serve(pid_t pid, int ctl)
 		/* A stop signal once the program is gone: its daemon's rules go now. */
 		if (exited && (ctl < 0 || signalled))
 			return status;
-		/* No pidfd (a kernel before 5.3): look again now and then. */
+		/* No pidfd (a kernel before 5.3, a seccomp policy): look again now and then. */
 		if (ppoll(pfd, (nfds_t)n, pidfd >= 0 || exited ? NULL : &nap, &during) < 0 &&
 		    errno != EINTR)
 			err(EX_RUNTIME, "poll");
@@ -330,6 +335,7 @@ main(int argc, char **argv)
 	pid_t pid;
 
 	argp_parse(&argp, argc, argv, ARGP_IN_ORDER, NULL, &a);
+	signal(SIGCHLD, SIG_DFL);	/* inherited as ignored, the program could not be waited for */
 	check_rules(&a, mark_in_force());
 	set_preload();
 	/* The library asks for rules only when there are some to add. */

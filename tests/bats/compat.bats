@@ -434,14 +434,18 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	[ "$output" = "fbsd14: socket: Operation not permitted" ]
 }
 
-@test "compat: a program that forks into the background keeps its rules until the daemon exits" {
-	# natd's pattern: bind, then daemon(); the first process exits at once.
+@test "compat: a program that binds again, then forks into the background, keeps its port and rules until the daemon exits" {
+	# natd's pattern: bind, then daemon(); the first process closes and exits at once.
 	cat >"$TMP/daemon.py" <<-'EOF2'
 	import os, socket, sys
 	s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 258)
 	s.bind(("0.0.0.0", 4321))
+	s.close()			# bound again: its rules are there already
+	s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 258)
+	s.bind(("0.0.0.0", 4321))
 	if os.fork() > 0:
-	    os._exit(0)
+	    s.close()			# the parent's close leaves the child's port bound
+	    sys.exit(0)
 	os.setsid()
 	for i in range(2):
 	    pkt, addr = s.recvfrom(65535)
