@@ -64,6 +64,15 @@ no_rules() {
 	    [ "$(divert_table "$1" | grep -ciE 'queue|NFQUEUE')" -eq 0 ]
 }
 
+# ended_with PID STATUS FILE...: the background job PID exited with STATUS (FILEs shown).
+ended_with() {
+	local pid=$1 want=$2 st=0
+	shift 2
+	wait "$pid" || st=$?
+	cat "$@"
+	[ "$st" -eq "$want" ]
+}
+
 # started FILE WORD: wait (up to 10 s) for a program's stderr to say it is bound.
 started() { wait_until 100 grep -q "$2" "$1"; }
 
@@ -171,10 +180,7 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	[[ "$output" != *"DUP!"* ]]			# taken, not copied
 
 	wait_gone "$H"
-	st=0
-	wait "$H" || st=$?				# it stops after 3: its status
-	cat "$TMP/h.out" "$TMP/h.err"
-	[ "$st" -eq 0 ]
+	ended_with "$H" 0 "$TMP/h.out" "$TMP/h.err"		# it stops after 3: its status
 	[ "$(cat "$TMP/h.out")" = "$(printf '%s %s proto 1 via 0.0.0.0\n%.0s' \
 	    $A4 $B4 1 $A4 $B4 2 $A4 $B4 3)" ]
 	[ "$(cat "$TMP/h.err")" = "$BIN/howto: waiting for data on port 4321" ]
@@ -232,10 +238,7 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	[[ "$output" == *"3 packets transmitted, 3 received"* ]]
 	[[ "$output" != *"DUP!"* ]]
 	wait_gone "$F"
-	st=0
-	wait "$F" || st=$?
-	cat "$TMP/f.out" "$TMP/f.err"
-	[ "$st" -eq 0 ]
+	ended_with "$F" 0 "$TMP/f.out" "$TMP/f.err"
 	[ "$(cat "$TMP/f.out")" = "$(printf 'recvfrom 84\nrecv 84\nread 84')" ]
 	[ "$(cat "$TMP/f.err")" = "fortify: bound" ]
 	no_rules "$NS_A"
@@ -270,10 +273,7 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	[ "$status" -eq 0 ]
 	[ "$output" = "echo one" ]			# reinjected, answered
 	wait_gone "$F"
-	st=0
-	wait "$F" || st=$?				# 2 s without packets
-	cat "$TMP/f.out" "$TMP/f.err"
-	[ "$st" -eq 0 ]
+	ended_with "$F" 0 "$TMP/f.out" "$TMP/f.err"		# 2 s without packets
 	# One copy, its in-interface in sin_zero; C got it once (no loop, no tee).
 	[ "$(wc -l <"$TMP/f.out")" -eq 2 ]
 	[[ "$(sed -n 1p "$TMP/f.out")" == "1 $A4 > 10.78.0.2 proto 17 len 31 addr "*" if vB" ]]
@@ -305,10 +305,7 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	[[ "$output" == *"1 packets transmitted, 1 received"* ]]
 	[[ "$output" != *"DUP!"* ]]
 	wait_gone "$F"
-	st=0
-	wait "$F" || st=$?
-	cat "$TMP/f.out" "$TMP/f.err"
-	[ "$st" -eq 0 ]
+	ended_with "$F" 0 "$TMP/f.out" "$TMP/f.err"
 	[ "$(cat "$TMP/f.out")" = "$(printf '1 %s > %s proto 1 len 84 addr %s if vB\ncount 1' \
 	    $A4 $B4 $B4)" ]
 	[ "$(cat "$TMP/f.err")" = "fbsd14: bound to port 4321" ]
@@ -465,10 +462,7 @@ counted() { [ "$(counter "$1" "$2")" = "$3" ]; }	# NS NAME N
 	echo "$output"
 	[[ "$output" == *"2 packets transmitted, 2 received"* ]]
 	wait_gone "$D" 100				# the daemon's exit ends divert-run
-	st=0
-	wait "$D" || st=$?
-	cat "$TMP/d.out" "$TMP/d.err"
-	[ "$st" -eq 0 ]				# the first process's status
+	ended_with "$D" 0 "$TMP/d.out" "$TMP/d.err"		# the first process's status
 	[ "$(cat "$TMP/d.out")" = "daemon done" ]
 	no_rules "$NS_A"
 }
