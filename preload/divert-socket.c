@@ -641,8 +641,8 @@ divert_read(struct dsock *d, int fd, void *buf, size_t len, int flags, struct so
 {
 	struct divert_addr a;
 	ssize_t n;
-	int timeo = -1, expiry, ms, rc;
-	uint64_t until = 0;
+	int timeo = -2, ms;	/* -2: SO_RCVTIMEO not read yet */
+	uint64_t until = 0, now;
 
 	if (flags & ~(MSG_DONTWAIT | MSG_TRUNC | MSG_WAITALL | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC))
 		return errno = EOPNOTSUPP, -1;	/* MSG_PEEK, MSG_OOB, MSG_ERRQUEUE */
@@ -657,6 +657,7 @@ divert_read(struct dsock *d, int fd, void *buf, size_t len, int flags, struct so
 				fill_from(d, &a, from, fromlen);
 			}
 		}
+		ms = expiry_in(d);	/* asleep, held packets still expire on time */
 		pthread_mutex_unlock(&d->lock);
 		if (n >= 0)
 			break;
@@ -666,20 +667,16 @@ divert_read(struct dsock *d, int fd, void *buf, size_t len, int flags, struct so
 			return -1;
 		if (d->nonblock || (flags & MSG_DONTWAIT))
 			return errno = EAGAIN, -1;
-		/* Asleep, held packets still expire on time, and SO_RCVTIMEO counts. */
-		if (until == 0 && (timeo = rcvtimeo(fd)) >= 0)
+		/* ...and SO_RCVTIMEO counts, read once a call. */
+		if (timeo == -2 && (timeo = rcvtimeo(fd)) >= 0)
 			until = now_ms() + (uint64_t)timeo;
-		pthread_mutex_lock(&d->lock);
-		expiry = expiry_in(d);
-		pthread_mutex_unlock(&d->lock);
-		ms = expiry;
 		if (until != 0) {
-			timeo = until > now_ms() ? (int)(until - now_ms()) : 0;
-			if (timeo == 0)
+			if ((now = now_ms()) >= until)
 				return errno = EAGAIN, -1;
-			ms = ms < 0 || timeo < ms ? timeo : ms;
+			if (ms < 0 || until - now < (uint64_t)ms)
+				ms = (int)(until - now);
 		}
-		if ((rc = wait_readable(fd, ms)) < 0)
+		if (wait_readable(fd, ms) < 0)
 			return -1;
 	}
 	if (full != NULL)
