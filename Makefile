@@ -40,6 +40,7 @@ USES_divert-listen = libnetfilter_queue libnftnl libmnl libpcap
 USES_divert-inject = libnetfilter_queue libmnl libpcap
 USES_divert-mangle = libnetfilter_queue libmnl libpcap
 USES_divert-defrag = libnetfilter_queue libmnl libpcap
+USES_divert-impair = libnetfilter_queue libmnl libpcap libm
 USES_divert-run    = libnftnl libmnl
 USES_libdivert	   = libnetfilter_queue libnftnl libmnl
 
@@ -48,6 +49,7 @@ USES_libdivert	   = libnetfilter_queue libnftnl libmnl
 PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
 PKG_CFLAGS  := $(if $(PKG_MISSING),,$(shell $(PKG_CONFIG) --cflags $(PKGS)))
 $(foreach p,$(PKGS),$(eval LIBS_$(p) := $(if $(PKG_MISSING),,$(shell $(PKG_CONFIG) --libs $(p)))))
+LIBS_libm   := -lm		# glibc's, no pkg-config module: divert-impair's distributions
 libs_of = $(foreach p,$(1),$(LIBS_$(p)))
 
 ALL_CFLAGS   = $(DV_CPPFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(DV_CFLAGS) $(CFLAGS)
@@ -160,10 +162,10 @@ $(addprefix $(BUILD)/,$(TOOLS)): $(BUILD)/%: $$(call tool_objs,$$*) $(LIBCOMMON)
 # (common/edit.c, reasm.c, ipwalk.c ...) are in the archives.
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON) $(LIBOBJS)
 	@mkdir -p $(@D)
-	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS) libm) $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON) $(LIBOBJS)
-	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS)) $(LDLIBS)
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(call libs_of,$(PKGS) libm) $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -253,7 +255,7 @@ FUZZERS		:= $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/*_fuzz.
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard common/*.[ch] lib/*.[ch])
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -D_GNU_SOURCE -Ilib -Icommon $(PKG_CFLAGS) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< \
-	    $(wildcard common/*.c lib/*.c) $(call libs_of,$(PKGS)) $(LDLIBS)
+	    $(wildcard common/*.c lib/*.c) $(call libs_of,$(PKGS) libm) $(LDLIBS)
 
 fuzzers: $(FUZZERS)
 

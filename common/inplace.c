@@ -361,15 +361,23 @@ inplace_flush(struct inplace *ip)
 int
 inplace_wait(struct inplace *ip, int ms)
 {
-	struct pollfd pfd[1 + PORTS];
-	int slot[1 + PORTS], n, i, rc;
+	return inplace_wait_also(ip, ms, -1);
+}
+
+int
+inplace_wait_also(struct inplace *ip, int ms, int also)
+{
+	struct pollfd pfd[2 + PORTS];
+	int slot[2 + PORTS], n, i, rc, first;
 
 	if (ip->up_wanted && ip->up == NULL && !ip->up_lost &&
 	    now_ms() - ip->up_tried >= RETRY_MS && find_listener(ip))
 		ip->up_wanted = 0;
 	for (;;) {
 		pfd[0] = (struct pollfd){ .fd = ip->fd, .events = POLLIN };
-		for (n = 1, i = 0; i < PORTS; i++)
+		pfd[1] = (struct pollfd){ .fd = also, .events = POLLIN };	/* -1: ignored */
+		first = 2;
+		for (n = first, i = 0; i < PORTS; i++)
 			if (ip->ports[i].h != NULL) {
 				pfd[n] = (struct pollfd){ .fd = divert_fd(ip->ports[i].h),
 				    .events = POLLIN };
@@ -378,13 +386,15 @@ inplace_wait(struct inplace *ip, int ms)
 		if ((rc = poll_unless_stopped(pfd, (nfds_t)n, ms, 0)) <= 0)
 			return rc;
 		/* The answer to a join, or a listener gone: divert_joined takes either. */
-		for (i = 1; i < n; i++)
+		for (i = first; i < n; i++)
 			if (pfd[i].revents != 0 && divert_joined(ip->ports[slot[i]].h) < 0)
 				leave(ip, &ip->ports[slot[i]]);
 			else if (pfd[i].revents != 0 && ip->ports[slot[i]].nearly > 0)
 				inplace_flush(ip);	/* the drops that waited for the answer */
 		if (pfd[0].revents != 0)
 			return 1;
+		if (pfd[1].revents != 0)
+			return 2;
 		if (ms >= 0)
 			return 0;	/* the caller's clock: it asks again */
 	}

@@ -63,6 +63,9 @@ void inplace_flush(struct inplace *ip);
  */
 int inplace_wait(struct inplace *ip, int ms);
 
+/* The same, waking also when fd is readable (-1: none): 2 then (1: the input is). */
+int inplace_wait_also(struct inplace *ip, int ms, int fd);
+
 /* Packets accepted and dropped in place so far. */
 uint64_t inplace_accepted(const struct inplace *ip);
 uint64_t inplace_dropped(const struct inplace *ip);

@@ -112,33 +112,6 @@ static const struct argp argp = { options, parse_opt, NULL,
 	"Reassemble the IPv4 and IPv6 fragments of a pcapng or pcap stream (stdin to "
 	"stdout); pass everything else through unchanged.", children, NULL, NULL };
 
-/* "4194304", "4096K", "4M", "1G" (powers of 1024); 0 when malformed. */
-static size_t
-parse_size(const char *s)
-{
-	unsigned long long v;
-	char *end;
-	int shift = 0;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return 0;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift != 0)
-		end++;
-	if (*end != '\0' || v > (1ULL << 40) >> shift)
-		return 0;
-	return (size_t)(v << shift);
-}
-
 /* Every check on the command line, in one place; exits 64 on a bad one. */
 static void
 check_args(const struct args *a, struct defrag *g)
