@@ -5,6 +5,9 @@
       N IPv4 UDP packets (LINKTYPE_RAW classic pcap), U us apart (1000),
       S bytes of IP (100), each numbered (4 bytes after the UDP header);
       every K-th one (0: none) goes to port 53, the others to port 9.
+  flows.py bitdiff A B
+      Compare B's packets with A's, in order: how many differ by exactly one
+      bit, and how many of those in the IP header.
   flows.py stats FILE [--window-us W] [--sent N]
       One line of "key value" pairs about FILE (classic pcap or pcapng):
       packets, distinct numbers, duplicates (a number seen again), reordered
@@ -161,6 +164,23 @@ def stats(path, window, sent):
     print(" ".join("%s %s" % kv for kv in out.items()))
 
 
+def bitdiff(a, b):
+    """Packets of b against a's, in order: how many differ by one bit, and where."""
+    one = other = in_ip = n = 0
+    for (_, lta, ra), (_, ltb, rb) in zip(records(a), records(b)):
+        x, y = ip_of(lta, ra), ip_of(ltb, rb)
+        n += 1
+        bits = [(i, (p ^ q)) for i, (p, q) in enumerate(zip(x, y)) if p != q]
+        flips = sum(bin(d).count("1") for _, d in bits)
+        if flips == 1 and len(x) == len(y):
+            one += 1
+            if bits[0][0] < (x[0] & 15) * 4:
+                in_ip += 1
+        else:
+            other += 1
+    print("%d packets, %d with one bit flipped, %d otherwise, %d in the IP header" % (n, one, other, in_ip))
+
+
 def main(argv):
     opts = {"--interval-us": 1000, "--size": 100, "--dns-every": 0, "--window-us": 100000, "--sent": 0}
     pos = []
@@ -174,6 +194,8 @@ def main(argv):
             i += 1
     if pos[0] == "gen":
         gen(pos[1], int(pos[2]), opts["--interval-us"], opts["--size"], opts["--dns-every"])
+    elif pos[0] == "bitdiff":
+        bitdiff(pos[1], pos[2])
     elif pos[0] == "stats":
         stats(pos[1], opts["--window-us"], opts["--sent"])
     else:
