@@ -51,6 +51,8 @@ const char *argp_program_version = "divert-impair (divert) " DIVERT_VERSION;
 #define MAX_DELAY_US	(3600LL * 1000000)	/* an hour */
 #define MAX_AGE_US	1000000		/* a live record older than this counts from now */
 #define MAX_LEAD_US	2000		/* the timer is armed this much early at most */
+#define LATE_STEP_US	10		/* -v: live departures' lateness, in steps of this */
+#define LATE_STEPS	1000		/* ...up to 10 ms (the last step: that or more) */
 
 enum {
 	OPT_LOSS = 256, OPT_LOSS_BURST, OPT_DELAY, OPT_JITTER, OPT_DIST, OPT_REORDER,
@@ -149,6 +151,7 @@ struct impairer {
 	int			 tfd;		/* live: the timerfd of the next departure */
 	uint64_t		 lead;		/* live: the timer's wake-up latency, us */
 	uint64_t		 upto;		/* live: release up to this departure now */
+	uint64_t		 late[LATE_STEPS + 1];	/* live: departures by lateness */
 	int			 fix;		/* --fix-checksums */
 	struct edits		 fixer;		/* mangle() that only fixes checksums */
 	int			 out_errno;
@@ -534,12 +537,15 @@ static void
 release(struct impairer *m, uint64_t now)
 {
 	struct held *h;
-	uint64_t when;
+	uint64_t when, late;
 
 	while ((h = impair_due(m->im, now, &when)) != NULL) {
 		if (m->offline) {
 			h->p.a.ts.tv_sec = (time_t)(when / 1000000);
 			h->p.a.ts.tv_usec = (suseconds_t)(when % 1000000);
+		} else if (now != UINT64_MAX) {
+			late = now > when ? (now - when) / LATE_STEP_US : 0;
+			m->late[late < LATE_STEPS ? late : LATE_STEPS]++;
 		}
 		if (m->out_errno == 0 && stream_out_write(m->out, &h->p) < 0)
 			m->out_errno = errno;
@@ -708,8 +714,23 @@ run_live(struct impairer *m)
 
 /* ---- the report ----------------------------------------------------------- */
 
+/* The lateness (us) that fraction q of the live departures did not exceed. */
+static uint64_t
+late_quantile(const struct impairer *m, double q)
+{
+	uint64_t n = 0, seen = 0;
+	int i;
+
+	for (i = 0; i <= LATE_STEPS; i++)
+		n += m->late[i];
+	for (i = 0; i <= LATE_STEPS; i++)
+		if ((seen += m->late[i]) >= q * (double)n)
+			break;
+	return (uint64_t)i * LATE_STEP_US;
+}
+
 static void
-report(const struct impairer *m)
+report(const struct impairer *m, int verbose)
 {
 	const char *me = program_invocation_short_name;
 	const struct impair_stats *s = impair_stats(m->im);
@@ -727,6 +748,10 @@ report(const struct impairer *m)
 	if (m->early > 0)
 		fprintf(stderr, "%s: %ju held at the stop went at once\n", me,
 		    (uintmax_t)m->early);
+	if (verbose && !m->offline)
+		fprintf(stderr, "%s: departures late by %ju us on the median, %ju us at the "
+		    "99th percentile (timer lead %ju us)\n", me, (uintmax_t)late_quantile(m, 0.5),
+		    (uintmax_t)late_quantile(m, 0.99), (uintmax_t)m->lead);
 	if (inplace_dropped(m->ip) > 0)
 		fprintf(stderr, "%s: %ju of them dropped in place, in the kernel\n", me,
 		    (uintmax_t)inplace_dropped(m->ip));
@@ -797,7 +822,7 @@ main(int argc, char **argv)
 		m.out_errno = errno;
 	unwritten = stream_out_discard(m.out);
 
-	report(&m);
+	report(&m, a.verbose);
 	if (unwritten > 0)
 		fprintf(stderr, "%s: %ju of them not written: stopped, or the reader "
 		    "left\n", program_invocation_short_name, (uintmax_t)unwritten);
