@@ -468,13 +468,17 @@ unlist(struct group *g, struct node *n)
 	n->next = NULL;
 }
 
-/* A packet of g left at dep: those held back behind it count it; the last let go follow it. */
+/*
+ * A packet of g that arrived as seq left at dep: those held back before it
+ * arrived count it (the list is in arrival order); those it was the last
+ * one for follow it.
+ */
 static void
-count_down(struct impair *im, struct group *g, uint64_t dep)
+count_down(struct impair *im, struct group *g, uint64_t seq, uint64_t dep)
 {
 	struct node **p = &g->back, *n;
 
-	while ((n = *p) != NULL) {
+	while ((n = *p) != NULL && n->seq < seq) {
 		if (--n->behind > 0) {
 			p = &n->next;
 			continue;
@@ -508,7 +512,7 @@ impair_due(struct impair *im, uint64_t now, uint64_t *when)
 		if (n->behind > 0)
 			unlist(g, n);	/* held back as long as allowed */
 		else
-			count_down(im, g, n->dep);
+			count_down(im, g, n->seq, n->dep);
 	} else {
 		return NULL;
 	}
