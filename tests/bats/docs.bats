@@ -10,7 +10,7 @@ TOP="$BATS_TEST_DIRNAME/../.."
 MAN7="$TOP/man/divert.7"
 
 # The tools that write a stream: divert(7) says each takes -F pcap|pcapng.
-WRITERS="divert-listen divert-mangle divert-defrag divert-inject"
+WRITERS="divert-listen divert-mangle divert-defrag divert-impair divert-inject"
 
 teardown() { hosts_down; }	# the live test's namespaces; nothing for the others
 
