@@ -185,6 +185,14 @@ for r in $(seq "$RUNS"); do
 		# 327600 fragments held at once: 42 MB of pool
 		echo "DEFRAGSHUF $(secs sh -c "divert-defrag --overlap first --max-memory 64M <$TMP/s.pcap >/dev/null")" >>"$TMP/off"
 	fi
+	# Every impairment at once on the same 1M records (1 us apart: 576 Mbit/s
+	# offered to a 1 Gbit/s rate, ~12,000 held by the delay at a time).
+	if have divert-impair; then
+		ms=$(secs sh -c "divert-impair --seed 1 --loss 1% --loss-burst 0.1%,30% \
+		    --delay 10ms --jitter 2ms --reorder 1% --duplicate 1% --rate 1gbit \
+		    --queue 20000 --corrupt 1% --truncate 64 <$TMP/p.pcap >/dev/null")
+		echo "IMPAIR $(( 1000000 * 1000 / (ms > 0 ? ms : 1) ))" >>"$TMP/off"
+	fi
 done
 
 med() {	# med FILE KEY: median of KEY's values
@@ -222,6 +230,7 @@ row "OFF  tcprewrite --ttl=5 --fixcsum (ms)" $(med "$TMP/off" TCPREWRITE)
 row "OFF  divert-defrag, 1M fragments (ms)" $(med "$TMP/off" DEFRAG)
 row "OFF  divert-defrag, 40x8190 shuffled (ms)" $(med "$TMP/off" DEFRAGSHUF)
 row "OFF  divert-defrag peak RSS (KiB)" $(med "$TMP/off" DEFRAGRSS)
+row "OFF  divert-impair, all impairments, 1M (records/s)" $(med "$TMP/off" IMPAIR)
 
 ratio() {	# ratio NAME A B TARGET OP: A/B against a target
 	awk -v n="$1" -v a="$2" -v b="$3" -v t="$4" -v op="$5" 'BEGIN {

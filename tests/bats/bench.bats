@@ -14,7 +14,7 @@
 	    "LIc  " "LMIc " "RTT  ping median, direct" "RTT  ping median, listen | inject, in place" \
 	    "RTT  ping median, listen | inject, copies" "TCP  50 MB direct" \
 	    "TCP  50 MB listen | inject, in place" "TCP  50 MB listen | inject, copies" \
-	    "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M"; do
+	    "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M" "OFF  divert-impair"; do
 		echo "$output" | grep -q "^$row.* [0-9][0-9]*  *[0-9]"
 	done
 	for ratio in "L / S" "LI / S" "LI / R1" "LI / R64" "LMI / S" "LIc / S" "LMIc / S" \
