@@ -709,7 +709,8 @@ run_live(struct impairer *m)
 		arrive(m, &p, arrival(m, &p));
 	}
 	/* A stop: what is still held goes at once (main), counted. */
-	m->early = impair_held(m->im);
+	if (stop_signalled)
+		m->early = impair_held(m->im);
 }
 
 /* ---- the report ----------------------------------------------------------- */
