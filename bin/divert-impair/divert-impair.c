@@ -715,15 +715,25 @@ run_live(struct impairer *m)
 
 /* ---- the report ----------------------------------------------------------- */
 
-/* The lateness (us) that fraction q of the live departures did not exceed. */
+/* Live departures timed (-v). */
 static uint64_t
-late_quantile(const struct impairer *m, double q)
+departures(const struct impairer *m)
 {
-	uint64_t n = 0, seen = 0;
+	uint64_t n = 0;
 	int i;
 
 	for (i = 0; i <= LATE_STEPS; i++)
 		n += m->late[i];
+	return n;
+}
+
+/* The lateness (us) that fraction q of the live departures did not exceed. */
+static uint64_t
+late_quantile(const struct impairer *m, double q)
+{
+	uint64_t n = departures(m), seen = 0;
+	int i;
+
 	for (i = 0; i <= LATE_STEPS; i++)
 		if ((seen += m->late[i]) >= q * (double)n)
 			break;
@@ -749,7 +759,7 @@ report(const struct impairer *m, int verbose)
 	if (m->early > 0)
 		fprintf(stderr, "%s: %ju held at the stop went at once\n", me,
 		    (uintmax_t)m->early);
-	if (verbose && !m->offline)
+	if (verbose && departures(m) > 0)
 		fprintf(stderr, "%s: departures late by %ju us on the median, %ju us at the "
 		    "99th percentile (timer lead %ju us)\n", me, (uintmax_t)late_quantile(m, 0.5),
 		    (uintmax_t)late_quantile(m, 0.99), (uintmax_t)m->lead);
