@@ -107,7 +107,7 @@ static const struct argp_option options[] = {
 	{ "seed", OPT_SEED, "N", 0, "Seed the random choices (0..2^64-1): the same input "
 	    "and seed give the same output offline", 5 },
 	{ "verbose", 'v', NULL, 0, "Say at start whether the run is live or offline, and "
-	    "its seed", 5 },
+	    "its seed; at exit, how late live packets left", 5 },
 	{ "write", 'w', "FILE", 0, "Write the stream to FILE instead of stdout", 5 },
 	{ 0 }
 };
