@@ -39,7 +39,7 @@ extern "C" {
  * rules only take packets that lack it.  Programs and rules must agree on
  * the bit; the tools take it from the DIVERT_MARK environment variable.
  */
-#define DIVERT_MARK_DEFAULT	0x20000000u
+#define DIVERT_MARK_DEFAULT	0x10000000u
 
 #define DIVERT_PORT_NONE	(-1)	/* divert_open: a handle that only sends */
 #define DIVERT_BATCH		64	/* packets per receive (divert_dispatch) */
@@ -439,6 +439,11 @@ struct divert_rule {
 	 */
 	uint64_t	tag;
 	uint64_t	packets, bytes;	/* the rule's counter, as listed */
+	/*
+	 * As listed: the netlink port id of the socket that owns the rule's
+	 * table (divert_rules_open), 0 for the shared table.
+	 */
+	uint32_t	owner;
 };
 
 /*
@@ -514,6 +519,47 @@ int divert_rule_del(const struct divert_rule *r, char *errbuf);
 typedef int (*divert_rule_cb)(const struct divert_rule *r, void *arg);
 int divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf);
 int divert_rule_flush(char *errbuf);
+
+/*
+ * Rules outside the toolkit's tables that use a bit of mark (a meta or ct
+ * mark match or set whose constant has it, as nft writes them; the values
+ * of iptables-nft's xt matches and targets are not looked into): cb for
+ * each, with its family (NFPROTO_*), table, chain and handle, valid during
+ * the call.  cb returns 0 to go on, or a value (best positive) that stops
+ * the walk and that divert_mark_users returns; 0 when the walk ended, or
+ * -1 with errno and words in errbuf.
+ */
+struct divert_mark_user {
+	int		 family;
+	const char	*table, *chain;
+	uint64_t	 handle;
+};
+typedef int (*divert_mark_cb)(const struct divert_mark_user *u, void *arg);
+int divert_mark_users(uint32_t mark, divert_mark_cb cb, void *arg, char *errbuf);
+
+/*
+ * Rules for a process's lifetime.  divert_rules_open makes a table of the
+ * caller's own, "divert-<port id>" (inet), that belongs to a netlink socket
+ * (NFT_TABLE_F_OWNER, kernel 5.12+): only that socket may change it, and
+ * the kernel deletes it, rules and all, when the socket closes -- at
+ * divert_rules_close, at exit, or when the process is killed, even by
+ * SIGKILL or the OOM killer.  The socket is close-on-exec; a child forked
+ * without exec keeps the table alive until it exits too.  Where the kernel
+ * has no owned tables, rules go to the shared table and divert_rules_close
+ * removes them (divert_rules_owned says 0; nothing removes them after
+ * SIGKILL).  NULL, or -1, with errno and words in errbuf.
+ *
+ * divert_rules_add adds r as divert_rule_add does (EEXIST: the same rule
+ * is in the shared table or in any process's, and r->owner says whose);
+ * r->owner is set.  Closing removes the table: every packet then queued
+ * in the network namespace is dropped by the kernel (as at any chain's
+ * removal), so a listener drains its queue first.
+ */
+struct divert_rules;
+struct divert_rules *divert_rules_open(char *errbuf);
+int divert_rules_add(struct divert_rules *o, struct divert_rule *r, char *errbuf);
+int divert_rules_owned(const struct divert_rules *o);
+void divert_rules_close(struct divert_rules *o);
 
 #pragma GCC visibility pop
 

@@ -18,6 +18,8 @@
 #include <strings.h>
 
 #include "divert.h"
+#include "mark_users.h"
+#include "owner.h"
 #include "rule_argp.h"
 #include "tool.h"
 
@@ -106,7 +108,7 @@ static const struct argp argp = {
 	"each rule as `add' takes it, with its handle, then "
 	"\"# packets N bytes N listener yes|no\".  "
 	"Rules skip packets whose mark has the DIVERT_MARK bit (default "
-	"0x20000000), which divert-inject sets.  Without --pass-through, "
+	"0x10000000), which divert-inject sets.  Without --pass-through, "
 	"packets are dropped while nobody listens on the port.",
 	children, NULL, NULL
 };
@@ -117,7 +119,8 @@ describe(const struct divert_rule *r, char *buf, size_t len)
 {
 	int n = divert_rule_format(r, buf, len);
 
-	if (r->handle != 0 && n >= 0 && (size_t)n < len)
+	/* An owned table's handle names nothing del could reach. */
+	if (r->handle != 0 && r->owner == 0 && n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, "%s--handle %" PRIu64,
 		    n > 0 ? " " : "", r->handle);
 }
@@ -148,6 +151,26 @@ fail(const char *command)
 	errx(EX_RUNTIME, "%s: %s", command, errno_hint(errno));
 }
 
+/*
+ * For a rule of a process's own table (divert_rules_open): the process, whose
+ * exit removes the rule; "" for the shared table.
+ */
+static const char *
+owner_text(const struct divert_rule *r)
+{
+	static char text[64 + 32];
+	char comm[64];
+	pid_t pid;
+
+	if (r->owner == 0)
+		return "";
+	if ((pid = netlink_owner(r->owner, comm, sizeof(comm))) == 0)
+		snprintf(text, sizeof(text), " owner netlink:%" PRIu32, r->owner);
+	else
+		snprintf(text, sizeof(text), " owner %s[%ld]", comm, (long)pid);
+	return text;
+}
+
 static void
 do_add(struct args *a)
 {
@@ -155,8 +178,13 @@ do_add(struct args *a)
 
 	parse_rule_words(a);
 	a->rule.handle = 0;	/* a listed line's handle means nothing here */
-	if (divert_rule_add(&a->rule, why) == 0)
+	if (divert_rule_add(&a->rule, why) == 0) {
+		warn_mark_users(a->rule.mark);
 		return;
+	}
+	if (errno == EEXIST && a->rule.owner != 0)
+		errx(EX_USAGE_ERR, "add: that rule exists already, for the "
+		    "lifetime of process%s", owner_text(&a->rule) + strlen(" owner"));
 	if (errno == EEXIST)
 		errx(EX_USAGE_ERR, "add: that rule exists already (handle %"
 		    PRIu64 ")", a->rule.handle);
@@ -219,8 +247,8 @@ print_rule(const struct divert_rule *r, void *arg)
 		return 0;
 	}
 	describe(r, text, sizeof(text));
-	printf("%s # packets %" PRIu64 " bytes %" PRIu64 " listener %s\n",
-	    text, r->packets, r->bytes, listener_text(r));
+	printf("%s # packets %" PRIu64 " bytes %" PRIu64 " listener %s%s\n",
+	    text, r->packets, r->bytes, listener_text(r), owner_text(r));
 	return 0;
 }
 
