@@ -1071,12 +1071,13 @@ divert_rules_add(struct divert_rules *o, struct divert_rule *r, char *errbuf)
 
 	if (divert_rule_check(r, errbuf) < 0)
 		return -1;
-	if (!o->owned && (more = reallocarray(o->added, o->nadded + 1,
-	    sizeof(*o->added))) == NULL)
-		return rule_seterr(errbuf, ENOMEM, "cannot add rule: %s",
-		    strerror(ENOMEM));
-	if (!o->owned)
+	if (!o->owned) {	/* room to note it for close */
+		if ((more = reallocarray(o->added, o->nadded + 1,
+		    sizeof(*o->added))) == NULL)
+			return rule_seterr(errbuf, ENOMEM, "cannot add rule: %s",
+			    strerror(ENOMEM));
 		o->added = more;
+	}
 	if ((ret = conn_for(o, &c)) < 0)
 		return failed(NULL, ret, "cannot add rule", errbuf);
 	if ((ret = add_through(c, r, errbuf)) == 0 && !o->owned)
