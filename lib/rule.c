@@ -651,6 +651,20 @@ dump_rules(struct conn *c, struct ruleset *rs, const char *table)
 	return query(c, nlh, rule_cb, rs);
 }
 
+/* The shared table first, so that lists show its rules first. */
+static void
+shared_first(struct ruleset *rs)
+{
+	struct table_info t;
+	size_t i = find_table(rs, DIVERT_TABLE);
+
+	if (i == 0 || i == rs->ntables)
+		return;
+	t = rs->tables[i];
+	memmove(&rs->tables[1], &rs->tables[0], i * sizeof(*rs->tables));
+	rs->tables[0] = t;
+}
+
 /* Tables, chains, then every table's rules. */
 static int
 dump_all(struct conn *c, struct ruleset *rs)
@@ -658,7 +672,10 @@ dump_all(struct conn *c, struct ruleset *rs)
 	size_t i;
 	int ret;
 
-	if ((ret = dump_tables(c, rs)) < 0 || (ret = dump_chains(c, rs)) < 0)
+	if ((ret = dump_tables(c, rs)) < 0)
+		return ret;
+	shared_first(rs);
+	if ((ret = dump_chains(c, rs)) < 0)
 		return ret;
 	for (i = 0; i < rs->ntables; i++)
 		if ((ret = dump_rules(c, rs, rs->tables[i].name)) < 0)

@@ -461,7 +461,10 @@ wait_got() { wait_until 50 got "$1" "$2"; }
 	run ruleA del output icmp 4321
 	[ "$status" -eq 64 ]
 	ruleA add output udp 4322
-	[ "$(ruleA list | wc -l)" -eq 2 ]
+	run ruleA list
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" == "output udp 4322 --handle "* ]]	# the shared table first, made later or not
+	[[ "${lines[1]}" == "output icmp 4321 # "*" owner divert-listen[$lp]" ]]
 	fails pings A $B4				# taken by the listener, never given back
 	kill -TERM "$lp"
 	wait_gone "$lp"
