@@ -421,7 +421,6 @@ struct divert_rule {
 	int		chain;		/* enum divert_chain */
 	int		proto;		/* IPPROTO_*, -1: any protocol */
 	int		family;		/* 0: both (or the addresses'), AF_INET, AF_INET6 */
-	struct divert_rule_addr src, dst;
 	long		sport_lo, sport_hi;	/* -1: any */
 	long		dport_lo, dport_hi;	/* -1: any */
 	char		iif[DIVERT_IFNAMSIZ], oif[DIVERT_IFNAMSIZ];	/* "": any */
@@ -444,13 +443,54 @@ struct divert_rule {
 	 * table (divert_rules_open), 0 for the shared table.
 	 */
 	uint32_t	owner;
+	/*
+	 * -s, -d: any of nsrc (ndst) prefixes, all of one family; none: any
+	 * address.  Heap arrays the rule owns: divert_rule_clear frees them.
+	 */
+	struct divert_rule_addr	*src, *dst;
+	size_t		nsrc, ndst;
+	long		uid_lo, uid_hi;	/* --uid: the socket owner's uid in lo..hi; -1: any */
+	long		gid_lo, gid_hi;	/* --gid: its gid; -1: any */
+	/*
+	 * --cgroup: the socket's cgroup (v2) is this one or below it: its id
+	 * (the directory's inode number) and depth (the root is 0); 0: any.
+	 * cgroup is its path from the cgroup2 root ("/system.slice/x.service"),
+	 * owned by the rule; NULL when unknown (gone since the rule was added).
+	 */
+	uint64_t	cgroup_id;
+	uint32_t	cgroup_level;
+	char		*cgroup;
+	uint32_t	ct_state;	/* --ct-state: DIVERT_CT_* bits, any of them; 0: any */
+	uint64_t	first;		/* --first N: the connection's first N packets; 0: all */
+	uint32_t	mark_value, mark_mask;	/* --mark V/M: mark & M == V; M 0: any */
 };
+
+/* Connection states (--ct-state), as nftables' ct state bits. */
+#define DIVERT_CT_INVALID	0x01
+#define DIVERT_CT_ESTABLISHED	0x02
+#define DIVERT_CT_RELATED	0x04
+#define DIVERT_CT_NEW		0x08
+#define DIVERT_CT_UNTRACKED	0x40
 
 /*
  * A rule with nothing chosen yet: no chain, any protocol, no port, the
  * mark DIVERT_MARK_DEFAULT (set r->mark to the one the program uses).
  */
 void divert_rule_init(struct divert_rule *r);
+
+/*
+ * Free what r owns (its prefix lists, its cgroup path) and init it again.
+ * A rule that divert_rule_parse, divert_rule_option or divert_rule_copy
+ * filled must be cleared once done with.
+ */
+void divert_rule_clear(struct divert_rule *r);
+
+/*
+ * A deep copy of src into dst (which owns nothing yet): what the rule that
+ * divert_rule_list passes its callback is needed for past the call.  0, or
+ * -1 with errno ENOMEM (dst is then as divert_rule_init left it).
+ */
+int divert_rule_copy(struct divert_rule *dst, const struct divert_rule *src);
 
 /*
  * A rule from text: "CHAIN [PROTO] PORT [options]", the syntax of
@@ -485,8 +525,11 @@ int divert_rule_check(const struct divert_rule *r, char *errbuf);
 
 /*
  * The rule in that syntax, as divert_rule_parse takes it back (no handle,
- * no mark); snprintf's return.  A rule with no chain renders its options
- * alone ("" when none was given).
+ * no mark); snprintf's return (-1 with errno ENOMEM when it could not be
+ * made).  A rule with no chain renders its options alone ("" when none was
+ * given).  Several prefixes come out as one list ("-d A,B,C"), the
+ * smallest that covers the same addresses, sorted: a rule's text can be
+ * far longer than DIVERT_RULE_TEXT_MAX (call with len 0 for its length).
  */
 #define DIVERT_RULE_TEXT_MAX	512
 int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
@@ -510,7 +553,8 @@ int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
  * to leave alone; a rule that is not a divert rule comes with chain
  * DIVERT_CHAIN_NONE and only its handle.  cb returns 0 to go on, or a
  * value (best positive) that stops the walk and that list returns.  No
- * table: no calls.
+ * table: no calls.  The rule cb gets is valid during the call only (its
+ * lists are freed after): divert_rule_copy keeps one.
  *
  * flush removes the whole table (there was none: 0).
  */

@@ -17,6 +17,10 @@
  * Its batches go through that socket; reads go through a fresh one each
  * time, as for the shared table (a dump cut short means a new socket).
  * Listing takes in the shared table and every owned one.
+ *
+ * A rule with several -s or -d prefixes matches them with an anonymous
+ * set, sent in the rule's batch before it and gone with it; list reads
+ * the set's elements back into the rule's prefixes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,13 +41,16 @@
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
 #include "nl.h"
 #include "rule_expr.h"
 #include "rule_text.h"
 
-#define BATCH_LIMIT	8192	/* our batches are a few hundred bytes */
+#define BATCH_LIMIT	8192	/* our batches are a few hundred bytes, but for sets */
+#define ELEM_ROOM	64	/* what one set element takes in a message, at most */
+#define MSG_ROOM	(128 * 1024)	/* past a batch's limit: one message (< 64 KiB) */
 #define REQ_SIZE	512	/* a get or dump request */
 #define READ_SIZE	32768	/* what a dump answers at once */
 #define RETRIES		10	/* rereads when the ruleset changes under us */
@@ -58,6 +65,7 @@ struct conn {
 	/* A message may run past the limit before mnl_nlmsg_batch_next()
 	 * notices, hence twice the room. */
 	char		batch[2 * BATCH_LIMIT];
+	char		*big;			/* a batch with sets: malloc'd */
 };
 
 /* --- the conversation ------------------------------------------------- */
@@ -71,6 +79,7 @@ conn_open(struct conn **cp)
 	if ((c = malloc(sizeof(*c))) == NULL)
 		return -ENOMEM;
 	c->why[0] = '\0';
+	c->big = NULL;
 	c->owner = NULL;
 	snprintf(c->table, sizeof(c->table), "%s", DIVERT_TABLE);
 	if ((ret = nl_open(&c->nl, NETLINK_NETFILTER)) < 0) {
@@ -85,6 +94,7 @@ static void
 conn_close(struct conn *c)
 {
 	nl_close(&c->nl);
+	free(c->big);
 	free(c);
 }
 
@@ -126,22 +136,43 @@ batch_nl(struct conn *c)
 }
 
 /*
- * A batch in c->batch; the kernel refuses it (ERESTART) if the ruleset
- * changed since generation *genid (NULL: whatever it is).
+ * A batch of up to limit bytes, in c->batch (or in c->big when larger);
+ * the kernel refuses it (ERESTART) if the ruleset changed since
+ * generation *genid (NULL: whatever it is).
  */
 static struct mnl_nlmsg_batch *
-batch_start(struct conn *c, const uint32_t *genid)
+batch_start_room(struct conn *c, const uint32_t *genid, size_t limit)
 {
 	struct mnl_nlmsg_batch *b;
 	struct nlmsghdr *nlh;
+	char *buf = c->batch;
+	int size, fd = mnl_socket_get_fd(batch_nl(c)->sock);
 
-	if ((b = mnl_nlmsg_batch_start(c->batch, BATCH_LIMIT)) == NULL)
+	if (limit > BATCH_LIMIT) {
+		free(c->big);
+		if ((c->big = malloc(limit + MSG_ROOM)) == NULL)
+			return NULL;
+		buf = c->big;
+		/* The kernel refuses a message larger than the socket's send
+		 * buffer (EMSGSIZE): make room, as nft does. */
+		size = limit + MSG_ROOM > INT32_MAX / 2 ? INT32_MAX / 2 :
+		    (int)(limit + MSG_ROOM);
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
+	if ((b = mnl_nlmsg_batch_start(buf, limit)) == NULL)
 		return NULL;
 	nlh = nftnl_batch_begin(mnl_nlmsg_batch_current(b), nl_next_seq(batch_nl(c)));
 	if (genid != NULL)
 		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(*genid));
 	mnl_nlmsg_batch_next(b);
 	return b;
+}
+
+static struct mnl_nlmsg_batch *
+batch_start(struct conn *c, const uint32_t *genid)
+{
+	return batch_start_room(c, genid, BATCH_LIMIT);
 }
 
 static struct nlmsghdr *
@@ -245,6 +276,69 @@ put_new_rule(struct conn *c, struct mnl_nlmsg_batch *b,
 	return 0;
 }
 
+/*
+ * The set (NULL: none), in c's table, and its elements, in as many
+ * messages as they take (an attribute holds at most 64 KiB); frees it.
+ */
+static int
+put_set(struct conn *c, struct mnl_nlmsg_batch *b, struct nftnl_set *s)
+{
+	struct nftnl_set_elems_iter *it;
+	int more, ret = 0;
+
+	if (s == NULL)
+		return 0;
+	if (nftnl_set_set_str(s, NFTNL_SET_TABLE, c->table) < 0) {
+		nftnl_set_free(s);
+		return -ENOMEM;
+	}
+	nftnl_set_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWSET,
+	    NLM_F_CREATE), s);
+	if (!mnl_nlmsg_batch_next(b) || (it = nftnl_set_elems_iter_create(s)) == NULL) {
+		nftnl_set_free(s);
+		return -EMSGSIZE;
+	}
+	do {
+		more = nftnl_set_elems_nlmsg_build_payload_iter(batch_msg(c, b,
+		    NFT_MSG_NEWSETELEM, NLM_F_CREATE), it);
+		if (!mnl_nlmsg_batch_next(b))
+			ret = -EMSGSIZE;
+	} while (more > 0 && ret == 0);
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return ret;
+}
+
+/* r's sets for -s and -d, those it needs. */
+static int
+put_sets(struct conn *c, struct mnl_nlmsg_batch *b, const struct divert_rule *r)
+{
+	struct nftnl_set *src, *dst;
+	int ret;
+
+	if (rule_expr_set(r, false, &src) < 0)
+		return -ENOMEM;
+	if (rule_expr_set(r, true, &dst) < 0) {
+		if (src != NULL)
+			nftnl_set_free(src);
+		return -ENOMEM;
+	}
+	ret = put_set(c, b, src);
+	if (ret == 0)
+		return put_set(c, b, dst);
+	if (dst != NULL)
+		nftnl_set_free(dst);
+	return ret;
+}
+
+/* The room r's batch needs: more than BATCH_LIMIT for its sets' elements. */
+static size_t
+batch_room(const struct divert_rule *r)
+{
+	/* A prefix is at most a range: a start and an end element. */
+	return BATCH_LIMIT + (2 * (r->nsrc + r->ndst) + 2) * ELEM_ROOM;
+}
+
 /* The loop tag chain, and its rule for mark. */
 static int
 put_tag_chain(struct conn *c, struct mnl_nlmsg_batch *b)
@@ -340,12 +434,13 @@ send_add(struct conn *c, struct divert_rule *r, const char *chain,
 	struct mnl_nlmsg_batch *b;
 	int ret;
 
-	if ((b = batch_start(c, &genid)) == NULL)
+	if ((b = batch_start_room(c, &genid, batch_room(r))) == NULL)
 		return -ENOMEM;
 	if ((ret = put_table(c, b, NFT_MSG_NEWTABLE, NLM_F_CREATE)) == 0 &&
 	    (!need.chain || (ret = put_tag_chain(c, b)) == 0) &&
 	    (!need.rule || (ret = put_tag_rule(c, b, r->mark)) == 0) &&
 	    (ret = put_new_chain(c, b, r, chain)) == 0 &&
+	    (ret = put_sets(c, b, r)) == 0 &&
 	    (ret = put_new_rule(c, b, r, chain, kind)) == 0)
 		ret = batch_send(c, b, &r->handle);
 	mnl_nlmsg_batch_stop(b);
@@ -384,6 +479,7 @@ struct chain_info {
 
 struct rule_info {
 	struct divert_rule	 rule;	/* chain NONE: not decodable */
+	struct rule_sets	 sets;	/* the sets its -s and -d read (rule_expr_read) */
 	struct chain_info	*chain;	/* NULL: chain unknown */
 	bool			 tag;	/* in the loop tag chain: not a divert rule */
 	uint32_t		 tag_mark;	/* a tag rule's mark; 0: not of our shape */
@@ -410,6 +506,10 @@ struct ruleset {
 static void
 ruleset_free(struct ruleset *rs)
 {
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++)
+		divert_rule_clear(&rs->rules[i].rule);
 	free(rs->tables);
 	free(rs->chains);
 	free(rs->rules);
@@ -602,7 +702,7 @@ rule_cb(const struct nlmsghdr *nlh, void *data)
 	if (ci != NULL)
 		ci->nrules++;
 	rule_expr_read(nr, ci != NULL ? ci->chain : DIVERT_CHAIN_NONE,
-	    ci != NULL ? ci->priority : 0, &ri->rule);
+	    ci != NULL ? ci->priority : 0, &ri->rule, &ri->sets);
 	ri->rule.owner = rs->tables[table].owner;
 	if (ri->tag && rule_expr_tag_read(nr, &ri->tag_mark) < 0)
 		ri->tag_mark = 0;
@@ -665,7 +765,83 @@ shared_first(struct ruleset *rs)
 	rs->tables[0] = t;
 }
 
-/* Tables, chains, then every table's rules. */
+static int
+set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	nftnl_set_nlmsg_parse(nlh, data);
+	return MNL_CB_OK;
+}
+
+static int
+elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	nftnl_set_elems_nlmsg_parse(nlh, data);
+	return MNL_CB_OK;
+}
+
+/* Set name of table, with its elements: *s (NULL: not there). */
+static int
+get_set(struct conn *c, const char *table, const char *name, struct nftnl_set **s)
+{
+	char buf[REQ_SIZE];
+	struct nftnl_set *want;
+	struct nlmsghdr *nlh;
+	int ret;
+
+	*s = NULL;
+	if ((want = nftnl_set_alloc()) == NULL ||
+	    nftnl_set_set_str(want, NFTNL_SET_TABLE, table) < 0 ||
+	    nftnl_set_set_str(want, NFTNL_SET_NAME, name) < 0) {
+		if (want != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_set_free(want);
+		return -ENOMEM;
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, 0, 0);
+	nftnl_set_nlmsg_build_payload(nlh, want);
+	if ((ret = query(c, nlh, set_cb, want)) == 0) {
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+		    NLM_F_DUMP, 0);
+		nftnl_set_elems_nlmsg_build_payload(nlh, want);
+		ret = query(c, nlh, elems_cb, want);
+	}
+	if (ret == 0) {
+		*s = want;
+		return 0;
+	}
+	nftnl_set_free(want);
+	return ret == -ENOENT ? 0 : ret;	/* gone: the rule is not ours */
+}
+
+/* The prefixes of the rules whose -s or -d are sets (rule_expr_read_sets). */
+static int
+read_sets(struct conn *c, struct ruleset *rs)
+{
+	struct nftnl_set *set[2];
+	struct rule_info *ri;
+	const char *table;
+	size_t i;
+	int k, ret = 0;
+
+	for (i = 0; ret == 0 && i < rs->nrules; i++) {
+		ri = &rs->rules[i];
+		if (ri->chain == NULL || (ri->sets.name[0][0] == '\0' &&
+		    ri->sets.name[1][0] == '\0'))
+			continue;
+		table = rs->tables[ri->chain->table].name;
+		set[0] = set[1] = NULL;
+		for (k = 0; ret == 0 && k < 2; k++)
+			if (ri->sets.name[k][0] != '\0')
+				ret = get_set(c, table, ri->sets.name[k], &set[k]);
+		if (ret == 0)
+			rule_expr_read_sets(&ri->rule, &ri->sets, set[0], set[1]);
+		for (k = 0; k < 2; k++)
+			if (set[k] != NULL)
+				nftnl_set_free(set[k]);
+	}
+	return ret;
+}
+
+/* Tables, chains, then every table's rules (and their sets). */
 static int
 dump_all(struct conn *c, struct ruleset *rs)
 {
@@ -680,7 +856,7 @@ dump_all(struct conn *c, struct ruleset *rs)
 	for (i = 0; i < rs->ntables; i++)
 		if ((ret = dump_rules(c, rs, rs->tables[i].name)) < 0)
 			return ret;
-	return 0;
+	return read_sets(c, rs);
 }
 
 /*
@@ -750,11 +926,9 @@ divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf)
 static struct rule_info *
 find_rule(struct ruleset *rs, const struct divert_rule *r)
 {
-	char want[DIVERT_RULE_TEXT_MAX], have[DIVERT_RULE_TEXT_MAX];
 	struct rule_info *ri;
 	size_t i;
 
-	divert_rule_format(r, want, sizeof(want));
 	for (i = 0; i < rs->nrules; i++) {
 		ri = &rs->rules[i];
 		if (ri->tag)		/* never listed: never named */
@@ -769,8 +943,7 @@ find_rule(struct ruleset *rs, const struct divert_rule *r)
 		/* Another mark: another program's rule. */
 		if (ri->rule.chain == DIVERT_CHAIN_NONE || ri->rule.mark != r->mark)
 			continue;
-		divert_rule_format(&ri->rule, have, sizeof(have));
-		if (strcmp(want, have) == 0)
+		if (rule_same_spec(&ri->rule, r))
 			return ri;
 	}
 	return NULL;
