@@ -119,7 +119,7 @@ rule_cgroup_lookup(const char *arg, uint64_t *id, uint32_t *level,
 	int e;
 
 	if (cgroup2_root(root, sizeof(root)) < 0)
-		return rule_seterr(errbuf, ENOENT, "--cgroup: no cgroup2 file system "
+		return rule_seterr(errbuf, EINVAL, "--cgroup: no cgroup2 file system "
 		    "is mounted here (/proc/self/mountinfo)");
 	rootlen = strlen(root);
 	/* A path under the mount, else a cgroup path from the root. */
@@ -133,9 +133,9 @@ rule_cgroup_lookup(const char *arg, uint64_t *id, uint32_t *level,
 		return rule_seterr(errbuf, ENOMEM, "out of memory");
 	}
 	if (stat(full, &st) < 0 || statfs(full, &sfs) < 0) {
-		e = errno;
+		e = EINVAL;
 		rule_seterr(errbuf, e, "--cgroup '%s': no such cgroup (%s: %s)", arg, full,
-		    strerror(e));
+		    strerror(errno));
 	} else if (!S_ISDIR(st.st_mode) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
 		e = EINVAL;
 		rule_seterr(errbuf, e, "--cgroup '%s': %s is not a cgroup v2 directory",

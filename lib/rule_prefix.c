@@ -102,7 +102,8 @@ add_words(struct growing *g, const char *flag, char *list, char *errbuf)
 {
 	char *word, *save;
 
-	if (*list == '\0' || list[strlen(list) - 1] == ',')
+	if (*list == '\0' || *list == ',' || list[strlen(list) - 1] == ',' ||
+	    strstr(list, ",,") != NULL)
 		return rule_seterr(errbuf, EINVAL, "%s: an empty prefix in '%s'",
 		    flag, list);
 	for (word = strtok_r(list, ",", &save); word != NULL;
@@ -136,7 +137,8 @@ add_file(struct growing *g, const char *flag, const char *path, char *errbuf)
 
 	if ((f = fopen(path, "re")) == NULL) {
 		e = errno;
-		return rule_seterr(errbuf, e, "%s @%s: %s", flag, path, strerror(e));
+		return rule_seterr(errbuf, EINVAL, "%s @%s: %s", flag, path,
+		    strerror(e));
 	}
 	while (ret == 0 && getline(&line, &cap, f) >= 0) {
 		lineno++;
@@ -147,7 +149,7 @@ add_file(struct growing *g, const char *flag, const char *path, char *errbuf)
 		ret = add_one(g, flag, where, s, errbuf);
 	}
 	if (ret == 0 && ferror(f))
-		ret = rule_seterr(errbuf, EIO, "%s @%s: read error", flag, path);
+		ret = rule_seterr(errbuf, EINVAL, "%s @%s: read error", flag, path);
 	else if (ret == 0 && g->n == 0)
 		ret = rule_seterr(errbuf, EINVAL, "%s @%s: no prefix in the file",
 		    flag, path);
