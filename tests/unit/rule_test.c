@@ -409,6 +409,7 @@ test_spellings(void)
 		divert_rule_format(&r, text, sizeof(text));
 		ok(strcmp(text, want) == 0, "'%s' reads as '%s' (got '%s')",
 		    spellings[i][0], want, text);
+		divert_rule_clear(&r);
 	}
 }
 
@@ -428,6 +429,7 @@ test_bad_texts(void)
 		ok(ret == -1 && errno == EINVAL && strstr(err, bad[i][1]) != NULL,
 		    "'%s' is refused, saying '%s' (said '%s')", bad[i][0],
 		    bad[i][1], err);
+		divert_rule_clear(&r);	/* what it took before the error */
 	}
 }
 
@@ -445,6 +447,7 @@ test_noport(void)
 	divert_rule_format(&r, text, sizeof(text));
 	ok(strcmp(text, "output icmp 4321 -d 10.0.0.1") == 0,
 	    "NOPORT: it takes the program's port (got '%s')", text);
+	divert_rule_clear(&r);
 
 	divert_rule_init(&r);
 	r.port_lo = r.port_hi = 4321;
@@ -495,6 +498,7 @@ test_parts(void)
 	    "no abbreviations one at a time: the option as the text spells it");
 	ok(divert_rule_option(&r, "--fanout", "1", err) < 0,
 	    "a value for an option without one is refused");
+	divert_rule_clear(&r);
 
 	divert_rule_init(&r);
 	ok(divert_rule_format(&r, text, sizeof(text)) == 0 && text[0] == '\0',
