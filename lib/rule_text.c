@@ -854,6 +854,21 @@ struct text {
 	int	 n;
 };
 
+/* Where the text goes on, and the room left there (none past the end, or with no buffer). */
+static char *
+tail(const struct text *t)
+{
+	if (t->buf == NULL)
+		return NULL;
+	return t->buf + ((size_t)t->n < t->len ? (size_t)t->n : t->len);
+}
+
+static size_t
+room(const struct text *t)
+{
+	return t->buf == NULL || (size_t)t->n >= t->len ? 0 : t->len - (size_t)t->n;
+}
+
 static void
 put(struct text *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -866,25 +881,22 @@ append_text(struct text *t, const char *fmt, ...)
 static void
 append_text(struct text *t, const char *fmt, ...)
 {
-	size_t at = (size_t)t->n < t->len ? (size_t)t->n : t->len;
 	va_list ap;
 
 	va_start(ap, fmt);
-	t->n += vsnprintf(t->buf + at, t->len - at, fmt, ap);
+	t->n += vsnprintf(tail(t), room(t), fmt, ap);
 	va_end(ap);
 }
 
 static void
 put(struct text *t, const char *fmt, ...)
 {
-	size_t at = (size_t)t->n < t->len ? (size_t)t->n : t->len;
 	va_list ap;
 
 	if (t->n > 0)
-		t->n += snprintf(t->buf + at, t->len - at, " ");
-	at = (size_t)t->n < t->len ? (size_t)t->n : t->len;
+		t->n += snprintf(tail(t), room(t), " ");
 	va_start(ap, fmt);
-	t->n += vsnprintf(t->buf + at, t->len - at, fmt, ap);
+	t->n += vsnprintf(tail(t), room(t), fmt, ap);
 	va_end(ap);
 }
 
