@@ -338,7 +338,7 @@ same_addresses() {
 	bad add output udp 7 --uid no-such-user
 	bad add output udp 7 --ct-state new,gone
 	bad add output udp 7 --first 0
-	bad add output udp 7 --mark 0x20000000
+	bad add output udp 7 --mark 0x10000000
 	[[ "${lines[0]}" == *"DIVERT_MARK"* ]]
 	bad add output udp 7 --first 3 --priority -300
 	[[ "${lines[0]}" == *"--first needs a priority after conntrack's (-200)"* ]]

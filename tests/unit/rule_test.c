@@ -83,7 +83,7 @@ static const char *const texts[] = {
 	"input 1 --ct-state established,invalid", "forward tcp 1 --first 3",
 	"output 1 --first 9223372036854775807", "prerouting 1 --first 1",
 	"output 1 --mark 0x10", "output 1 --mark 0x0/0xff", "output 1 --mark 0x10/0xf0",
-	"output 1 --mark 0xdfffffff",
+	"output 1 --mark 0xefffffff",
 	"output tcp 1 -d 10.0.0.0/8,12.0.0.0/8 --dport 443 --mark 0x1/0x1 --uid 1-2 "
 	    "--gid 3 --ct-state new,related --first 5",
 };
@@ -175,7 +175,7 @@ static const char *const bad[][2] = {
 	{ "output 1 --first 0", "bad --first '0'" },
 	{ "output 1 --first 3 --priority -200", "--first needs a priority after conntrack's" },
 	{ "prerouting 1 --ct-state new --priority -450", "--ct-state needs a priority" },
-	{ "output 1 --mark 0x20000000", "DIVERT_MARK" },
+	{ "output 1 --mark 0x10000000", "DIVERT_MARK" },
 	{ "output 1 --mark 0x30000000/0xf0000000", "DIVERT_MARK" },
 	{ "output 1 --mark 0x10/0x0f", "bits outside the mask" },
 	{ "output 1 --mark 1/0", "bad --mark '1/0'" },
