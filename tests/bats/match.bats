@@ -76,7 +76,9 @@ stop_listener() {
 	udp_listen "$NS_B" 5001
 	listen_tee "$NS_A" 7 'output udp --uid nobody'
 	run inA divert-rule list
-	[[ "$output" == "output udp 7 --uid 65534 --handle "* ]]	# a number, as elsewhere
+	echo "$output"
+	# A number, as elsewhere; in the listener's own table.
+	[[ "$output" == "output udp 7 --uid 65534 # packets "*" owner divert-listen["* ]]
 	for i in 1 2 3 4 5; do send_as "--reuid nobody --regid nogroup --clear-groups" $B4 5001 "n$i"; done
 	for i in 1 2 3; do send_as root $B4 5001 "r$i"; done
 	send_as "--reuid nobody --regid nogroup --clear-groups" $B4 5001 n6	# after root's
@@ -90,6 +92,20 @@ stop_listener() {
 	grep -q '6 received, 6 written' "$TMP/l.err"
 	run has_divert_table "$NS_A"		# the --rule went with the listener
 	[ "$status" -ne 0 ]
+}
+
+@test "match: a --rule with a prefix list: its set goes in the listener's own table, and with it" {
+	udp_listen "$NS_B" 5001
+	listen_tee "$NS_A" 7 'output udp -d 10.77.0.9,10.77.0.2,10.77.0.3'
+	run inA divert-rule list
+	echo "$output"
+	[[ "$output" == "output udp 7 -d 10.77.0.2/31,10.77.0.9 # packets "*" owner divert-listen["* ]]
+	echo one | inA socat -u - "UDP4-SENDTO:$B4:5001"
+	wait_until 50 has_taken 1
+	wait_got 5001 one
+	stop_listener
+	[ "$(taken "dst host $B4")" -eq 1 ]
+	[ -z "$(inA nft list ruleset)" ]	# table, rule and set: all gone
 }
 
 @test "match: --gid takes a program of that group, and a uid range only its users" {
