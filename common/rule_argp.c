@@ -8,16 +8,18 @@
 
 enum {
 	OPT_SPORT = 256, OPT_DPORT, OPT_PASS_THROUGH, OPT_PRIORITY, OPT_FANOUT,
+	OPT_UID, OPT_GID, OPT_CGROUP, OPT_CT_STATE, OPT_FIRST, OPT_MARK,
 };
 
 static const struct argp_option rule_options[] = {
 	{ NULL, 0, NULL, 0, "Rule options:", 1 },
 	{ NULL, '4', NULL, 0, "Only IPv4 packets", 0 },
 	{ NULL, '6', NULL, 0, "Only IPv6 packets", 0 },
-	{ "src", 's', "ADDR[/LEN]", 0,
-	    "Source address or prefix", 0 },
-	{ "dst", 'd', "ADDR[/LEN]", 0,
-	    "Destination address or prefix", 0 },
+	{ "src", 's', "ADDR[/LEN][,...]", 0,
+	    "Source address or prefix, a comma list of them, or @FILE of them "
+	    "(one a line); repeatable", 0 },
+	{ "dst", 'd', "ADDR[/LEN][,...]", 0,
+	    "Destination address or prefixes, as -s", 0 },
 	{ "sport", OPT_SPORT, "N[-M]", 0,
 	    "Source port or range (tcp, udp, sctp, udplite)", 0 },
 	{ "dport", OPT_DPORT, "N[-M]", 0,
@@ -34,6 +36,18 @@ static const struct argp_option rule_options[] = {
 	    "NAT; 0 elsewhere; -450 sees fragments before conntrack)", 0 },
 	{ "fanout", OPT_FANOUT, NULL, 0,
 	    "Spread a port range A-B by CPU (without it: by address pair)", 0 },
+	{ "uid", OPT_UID, "USER|N[-M]", 0,
+	    "Sent by a socket of this user (output, postrouting)", 0 },
+	{ "gid", OPT_GID, "GROUP|N[-M]", 0,
+	    "Sent by a socket of this group (output, postrouting)", 0 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0,
+	    "Sent by a socket of this cgroup v2 or below it (output)", 0 },
+	{ "ct-state", OPT_CT_STATE, "LIST", 0,
+	    "Connection state: new, established, related, invalid, untracked", 0 },
+	{ "first", OPT_FIRST, "N", 0,
+	    "Only the first N packets of each connection (both directions)", 0 },
+	{ "mark", OPT_MARK, "V[/M]", 0,
+	    "Packet mark: mark & M == V (M default 0xffffffff)", 0 },
 	{ 0 }
 };
 
@@ -46,6 +60,8 @@ static const struct {
 	{ OPT_SPORT, "--sport" }, { OPT_DPORT, "--dport" },
 	{ 'i', "-i" }, { 'o', "-o" }, { OPT_PASS_THROUGH, "--pass-through" },
 	{ OPT_PRIORITY, "--priority" }, { OPT_FANOUT, "--fanout" },
+	{ OPT_UID, "--uid" }, { OPT_GID, "--gid" }, { OPT_CGROUP, "--cgroup" },
+	{ OPT_CT_STATE, "--ct-state" }, { OPT_FIRST, "--first" }, { OPT_MARK, "--mark" },
 };
 
 static error_t

@@ -87,7 +87,7 @@ mark_in_force(void)
 	errno = 0;
 	v = strtoul(s, &end, 0);
 	if (errno != 0 || *end != '\0' || v == 0 || v > 0xffffffffUL)
-		usage_errx("DIVERT_MARK=%s: want a non-zero 32-bit mark, e.g. 0x20000000", s);
+		usage_errx("DIVERT_MARK=%s: want a non-zero 32-bit mark, e.g. 0x10000000", s);
 	return mark = (uint32_t)v;
 }
 

@@ -39,7 +39,7 @@ extern "C" {
  * rules only take packets that lack it.  Programs and rules must agree on
  * the bit; the tools take it from the DIVERT_MARK environment variable.
  */
-#define DIVERT_MARK_DEFAULT	0x20000000u
+#define DIVERT_MARK_DEFAULT	0x10000000u
 
 #define DIVERT_PORT_NONE	(-1)	/* divert_open: a handle that only sends */
 #define DIVERT_BATCH		64	/* packets per receive (divert_dispatch) */
@@ -421,7 +421,6 @@ struct divert_rule {
 	int		chain;		/* enum divert_chain */
 	int		proto;		/* IPPROTO_*, -1: any protocol */
 	int		family;		/* 0: both (or the addresses'), AF_INET, AF_INET6 */
-	struct divert_rule_addr src, dst;
 	long		sport_lo, sport_hi;	/* -1: any */
 	long		dport_lo, dport_hi;	/* -1: any */
 	char		iif[DIVERT_IFNAMSIZ], oif[DIVERT_IFNAMSIZ];	/* "": any */
@@ -439,13 +438,59 @@ struct divert_rule {
 	 */
 	uint64_t	tag;
 	uint64_t	packets, bytes;	/* the rule's counter, as listed */
+	/*
+	 * As listed: the netlink port id of the socket that owns the rule's
+	 * table (divert_rules_open), 0 for the shared table.
+	 */
+	uint32_t	owner;
+	/*
+	 * -s, -d: any of nsrc (ndst) prefixes, all of one family; none: any
+	 * address.  Heap arrays the rule owns: divert_rule_clear frees them.
+	 */
+	struct divert_rule_addr	*src, *dst;
+	size_t		nsrc, ndst;
+	long		uid_lo, uid_hi;	/* --uid: the socket owner's uid in lo..hi; -1: any */
+	long		gid_lo, gid_hi;	/* --gid: its gid; -1: any */
+	/*
+	 * --cgroup: the socket's cgroup (v2) is this one or below it: its id
+	 * (the directory's inode number) and depth (the root is 0); 0: any.
+	 * cgroup is its path from the cgroup2 root ("/system.slice/x.service"),
+	 * owned by the rule; NULL when unknown (gone since the rule was added).
+	 */
+	uint64_t	cgroup_id;
+	uint32_t	cgroup_level;
+	char		*cgroup;
+	uint32_t	ct_state;	/* --ct-state: DIVERT_CT_* bits, any of them; 0: any */
+	uint64_t	first;		/* --first N: the connection's first N packets; 0: all */
+	uint32_t	mark_value, mark_mask;	/* --mark V/M: mark & M == V; M 0: any */
 };
+
+/* Connection states (--ct-state), as nftables' ct state bits. */
+#define DIVERT_CT_INVALID	0x01
+#define DIVERT_CT_ESTABLISHED	0x02
+#define DIVERT_CT_RELATED	0x04
+#define DIVERT_CT_NEW		0x08
+#define DIVERT_CT_UNTRACKED	0x40
 
 /*
  * A rule with nothing chosen yet: no chain, any protocol, no port, the
  * mark DIVERT_MARK_DEFAULT (set r->mark to the one the program uses).
  */
 void divert_rule_init(struct divert_rule *r);
+
+/*
+ * Free what r owns (its prefix lists, its cgroup path) and init it again.
+ * A rule that divert_rule_parse, divert_rule_option or divert_rule_copy
+ * filled must be cleared once done with.
+ */
+void divert_rule_clear(struct divert_rule *r);
+
+/*
+ * A deep copy of src into dst (which owns nothing yet): what the rule that
+ * divert_rule_list passes its callback is needed for past the call.  0, or
+ * -1 with errno ENOMEM (dst is then as divert_rule_init left it).
+ */
+int divert_rule_copy(struct divert_rule *dst, const struct divert_rule *src);
 
 /*
  * A rule from text: "CHAIN [PROTO] PORT [options]", the syntax of
@@ -480,8 +525,11 @@ int divert_rule_check(const struct divert_rule *r, char *errbuf);
 
 /*
  * The rule in that syntax, as divert_rule_parse takes it back (no handle,
- * no mark); snprintf's return.  A rule with no chain renders its options
- * alone ("" when none was given).
+ * no mark); snprintf's return (-1 with errno ENOMEM when it could not be
+ * made).  A rule with no chain renders its options alone ("" when none was
+ * given).  Several prefixes come out as one list ("-d A,B,C"), the
+ * smallest that covers the same addresses, sorted: a rule's text can be
+ * far longer than DIVERT_RULE_TEXT_MAX (call with len 0 for its length).
  */
 #define DIVERT_RULE_TEXT_MAX	512
 int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
@@ -505,7 +553,8 @@ int divert_rule_format(const struct divert_rule *r, char *buf, size_t len);
  * to leave alone; a rule that is not a divert rule comes with chain
  * DIVERT_CHAIN_NONE and only its handle.  cb returns 0 to go on, or a
  * value (best positive) that stops the walk and that list returns.  No
- * table: no calls.
+ * table: no calls.  The rule cb gets is valid during the call only (its
+ * lists are freed after): divert_rule_copy keeps one.
  *
  * flush removes the whole table (there was none: 0).
  */
@@ -514,6 +563,47 @@ int divert_rule_del(const struct divert_rule *r, char *errbuf);
 typedef int (*divert_rule_cb)(const struct divert_rule *r, void *arg);
 int divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf);
 int divert_rule_flush(char *errbuf);
+
+/*
+ * Rules outside the toolkit's tables that use a bit of mark (a meta or ct
+ * mark match or set whose constant has it, as nft writes them; the values
+ * of iptables-nft's xt matches and targets are not looked into): cb for
+ * each, with its family (NFPROTO_*), table, chain and handle, valid during
+ * the call.  cb returns 0 to go on, or a value (best positive) that stops
+ * the walk and that divert_mark_users returns; 0 when the walk ended, or
+ * -1 with errno and words in errbuf.
+ */
+struct divert_mark_user {
+	int		 family;
+	const char	*table, *chain;
+	uint64_t	 handle;
+};
+typedef int (*divert_mark_cb)(const struct divert_mark_user *u, void *arg);
+int divert_mark_users(uint32_t mark, divert_mark_cb cb, void *arg, char *errbuf);
+
+/*
+ * Rules for a process's lifetime.  divert_rules_open makes a table of the
+ * caller's own, "divert-<port id>" (inet), that belongs to a netlink socket
+ * (NFT_TABLE_F_OWNER, kernel 5.12+): only that socket may change it, and
+ * the kernel deletes it, rules and all, when the socket closes -- at
+ * divert_rules_close, at exit, or when the process is killed, even by
+ * SIGKILL or the OOM killer.  The socket is close-on-exec; a child forked
+ * without exec keeps the table alive until it exits too.  Where the kernel
+ * has no owned tables, rules go to the shared table and divert_rules_close
+ * removes them (divert_rules_owned says 0; nothing removes them after
+ * SIGKILL).  NULL, or -1, with errno and words in errbuf.
+ *
+ * divert_rules_add adds r as divert_rule_add does (EEXIST: the same rule
+ * is in the shared table or in any process's, and r->owner says whose);
+ * r->owner is set.  Closing removes the table: every packet then queued
+ * in the network namespace is dropped by the kernel (as at any chain's
+ * removal), so a listener drains its queue first.
+ */
+struct divert_rules;
+struct divert_rules *divert_rules_open(char *errbuf);
+int divert_rules_add(struct divert_rules *o, struct divert_rule *r, char *errbuf);
+int divert_rules_owned(const struct divert_rules *o);
+void divert_rules_close(struct divert_rules *o);
 
 #pragma GCC visibility pop
 

@@ -9,6 +9,18 @@
  * for each mark its divert rules use: added with the first rule of a
  * mark, deleted with the last, never listed, never a reason to keep the
  * table (it goes with the last divert rule).
+ *
+ * Rules a process adds for its own lifetime (divert_rules_open) go to a
+ * table of their own, "divert-<port id>", made with NFT_TABLE_F_OWNER: it
+ * belongs to one netlink socket, only that socket may change it, and the
+ * kernel deletes it when the socket closes, however the process ends.
+ * Its batches go through that socket; reads go through a fresh one each
+ * time, as for the shared table (a dump cut short means a new socket).
+ * Listing takes in the shared table and every owned one.
+ *
+ * A rule with several -s or -d prefixes matches them with an anonymous
+ * set, sent in the rule's batch before it and gone with it; list reads
+ * the set's elements back into the rule's prefixes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,13 +41,16 @@
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
 #include "nl.h"
 #include "rule_expr.h"
 #include "rule_text.h"
 
-#define BATCH_LIMIT	8192	/* our batches are a few hundred bytes */
+#define BATCH_LIMIT	8192	/* our batches are a few hundred bytes, but for sets */
+#define ELEM_ROOM	64	/* what one set element takes in a message, at most */
+#define MSG_ROOM	(128 * 1024)	/* past a batch's limit: one message (< 64 KiB) */
 #define REQ_SIZE	512	/* a get or dump request */
 #define READ_SIZE	32768	/* what a dump answers at once */
 #define RETRIES		10	/* rereads when the ruleset changes under us */
@@ -43,11 +58,14 @@
 /* One conversation with nf_tables, and room for what it sends and reads. */
 struct conn {
 	struct nl	nl;
+	struct nl	*owner;		/* an owned table's socket: its batches; NULL: nl */
+	char		table[NFT_TABLE_MAXNAMELEN];	/* the table changes go to */
 	char		why[128];		/* the kernel's words for a refusal */
 	char		answers[READ_SIZE];
 	/* A message may run past the limit before mnl_nlmsg_batch_next()
 	 * notices, hence twice the room. */
 	char		batch[2 * BATCH_LIMIT];
+	char		*big;			/* a batch with sets: malloc'd */
 };
 
 /* --- the conversation ------------------------------------------------- */
@@ -61,6 +79,9 @@ conn_open(struct conn **cp)
 	if ((c = malloc(sizeof(*c))) == NULL)
 		return -ENOMEM;
 	c->why[0] = '\0';
+	c->big = NULL;
+	c->owner = NULL;
+	snprintf(c->table, sizeof(c->table), "%s", DIVERT_TABLE);
 	if ((ret = nl_open(&c->nl, NETLINK_NETFILTER)) < 0) {
 		free(c);
 		return ret;
@@ -73,6 +94,7 @@ static void
 conn_close(struct conn *c)
 {
 	nl_close(&c->nl);
+	free(c->big);
 	free(c);
 }
 
@@ -106,23 +128,51 @@ finish(struct conn *c, int ret)
 
 /* --- batches ---------------------------------------------------------- */
 
+/* The socket c's batches go through: an owned table's changes need its owner. */
+static struct nl *
+batch_nl(struct conn *c)
+{
+	return c->owner != NULL ? c->owner : &c->nl;
+}
+
 /*
- * A batch in c->batch; the kernel refuses it (ERESTART) if the ruleset
- * changed since generation *genid (NULL: whatever it is).
+ * A batch of up to limit bytes, in c->batch (or in c->big when larger);
+ * the kernel refuses it (ERESTART) if the ruleset changed since
+ * generation *genid (NULL: whatever it is).
  */
 static struct mnl_nlmsg_batch *
-batch_start(struct conn *c, const uint32_t *genid)
+batch_start_room(struct conn *c, const uint32_t *genid, size_t limit)
 {
 	struct mnl_nlmsg_batch *b;
 	struct nlmsghdr *nlh;
+	char *buf = c->batch;
+	int size, fd = mnl_socket_get_fd(batch_nl(c)->sock);
 
-	if ((b = mnl_nlmsg_batch_start(c->batch, BATCH_LIMIT)) == NULL)
+	if (limit > BATCH_LIMIT) {
+		free(c->big);
+		if ((c->big = malloc(limit + MSG_ROOM)) == NULL)
+			return NULL;
+		buf = c->big;
+		/* The kernel refuses a message larger than the socket's send
+		 * buffer (EMSGSIZE): make room, as nft does. */
+		size = limit + MSG_ROOM > INT32_MAX / 2 ? INT32_MAX / 2 :
+		    (int)(limit + MSG_ROOM);
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
+	if ((b = mnl_nlmsg_batch_start(buf, limit)) == NULL)
 		return NULL;
-	nlh = nftnl_batch_begin(mnl_nlmsg_batch_current(b), nl_next_seq(&c->nl));
+	nlh = nftnl_batch_begin(mnl_nlmsg_batch_current(b), nl_next_seq(batch_nl(c)));
 	if (genid != NULL)
 		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(*genid));
 	mnl_nlmsg_batch_next(b);
 	return b;
+}
+
+static struct mnl_nlmsg_batch *
+batch_start(struct conn *c, const uint32_t *genid)
+{
+	return batch_start_room(c, genid, BATCH_LIMIT);
 }
 
 static struct nlmsghdr *
@@ -130,7 +180,7 @@ batch_msg(struct conn *c, struct mnl_nlmsg_batch *b, uint16_t type,
     uint16_t flags)
 {
 	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type,
-	    NFPROTO_INET, flags | NLM_F_ACK, nl_next_seq(&c->nl));
+	    NFPROTO_INET, flags | NLM_F_ACK, nl_next_seq(batch_nl(c)));
 }
 
 static int
@@ -140,12 +190,14 @@ put_table(struct conn *c, struct mnl_nlmsg_batch *b, uint16_t type,
 	struct nftnl_table *t;
 
 	if ((t = nftnl_table_alloc()) == NULL ||
-	    nftnl_table_set_str(t, NFTNL_TABLE_NAME, DIVERT_TABLE) < 0) {
+	    nftnl_table_set_str(t, NFTNL_TABLE_NAME, c->table) < 0) {
 		if (t != NULL)	/* libnftnl's free takes no NULL */
 			nftnl_table_free(t);
 		return -ENOMEM;
 	}
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	if (c->owner != NULL && type == NFT_MSG_NEWTABLE)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, NFT_TABLE_F_OWNER);
 	nftnl_table_nlmsg_build_payload(batch_msg(c, b, type, flags), t);
 	nftnl_table_free(t);
 	mnl_nlmsg_batch_next(b);
@@ -167,8 +219,11 @@ chain_name(const struct divert_rule *r, char *buf, size_t len)
 static int
 put_chain(struct conn *c, struct mnl_nlmsg_batch *b, struct nftnl_chain *ch)
 {
-	if (ch == NULL)
+	if (ch == NULL || nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, c->table) < 0) {
+		if (ch != NULL)
+			nftnl_chain_free(ch);
 		return -ENOMEM;
+	}
 	nftnl_chain_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWCHAIN,
 	    NLM_F_CREATE), ch);
 	nftnl_chain_free(ch);
@@ -189,7 +244,7 @@ put_del_chain(struct conn *c, struct mnl_nlmsg_batch *b, const char *name)
 	struct nftnl_chain *ch;
 
 	if ((ch = nftnl_chain_alloc()) == NULL ||
-	    nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, c->table) < 0 ||
 	    nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, name) < 0) {
 		if (ch != NULL)	/* libnftnl's free takes no NULL */
 			nftnl_chain_free(ch);
@@ -209,12 +264,79 @@ put_new_rule(struct conn *c, struct mnl_nlmsg_batch *b,
 
 	if ((nr = rule_expr_build(r, chain, kind)) == NULL)
 		return -ENOMEM;
+	if (nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, c->table) < 0) {
+		nftnl_rule_free(nr);
+		return -ENOMEM;
+	}
 	/* NLM_F_ECHO: the kernel sends the rule back, with its handle. */
 	nftnl_rule_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWRULE,
 	    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO), nr);
 	nftnl_rule_free(nr);
 	mnl_nlmsg_batch_next(b);
 	return 0;
+}
+
+/*
+ * The set (NULL: none), in c's table, and its elements, in as many
+ * messages as they take (an attribute holds at most 64 KiB); frees it.
+ */
+static int
+put_set(struct conn *c, struct mnl_nlmsg_batch *b, struct nftnl_set *s)
+{
+	struct nftnl_set_elems_iter *it;
+	int more, ret = 0;
+
+	if (s == NULL)
+		return 0;
+	if (nftnl_set_set_str(s, NFTNL_SET_TABLE, c->table) < 0) {
+		nftnl_set_free(s);
+		return -ENOMEM;
+	}
+	nftnl_set_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWSET,
+	    NLM_F_CREATE), s);
+	if (!mnl_nlmsg_batch_next(b) || (it = nftnl_set_elems_iter_create(s)) == NULL) {
+		nftnl_set_free(s);
+		return -EMSGSIZE;
+	}
+	do {
+		more = nftnl_set_elems_nlmsg_build_payload_iter(batch_msg(c, b,
+		    NFT_MSG_NEWSETELEM, NLM_F_CREATE), it);
+		if (!mnl_nlmsg_batch_next(b))
+			ret = -EMSGSIZE;
+	} while (more > 0 && ret == 0);
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return ret;
+}
+
+/* r's sets for -s and -d, those it needs. */
+static int
+put_sets(struct conn *c, struct mnl_nlmsg_batch *b, const struct divert_rule *r)
+{
+	struct nftnl_set *src, *dst;
+	int ret;
+
+	if (rule_expr_set(r, false, &src) < 0)
+		return -ENOMEM;
+	if (rule_expr_set(r, true, &dst) < 0) {
+		if (src != NULL)
+			nftnl_set_free(src);
+		return -ENOMEM;
+	}
+	ret = put_set(c, b, src);
+	if (ret == 0)
+		return put_set(c, b, dst);
+	if (dst != NULL)
+		nftnl_set_free(dst);
+	return ret;
+}
+
+/* The room r's batch needs: more than BATCH_LIMIT for its sets' elements. */
+static size_t
+batch_room(const struct divert_rule *r)
+{
+	/* A prefix is at most a range: a start and an end element. */
+	return BATCH_LIMIT + (2 * (r->nsrc + r->ndst) + 2) * ELEM_ROOM;
 }
 
 /* The loop tag chain, and its rule for mark. */
@@ -231,6 +353,10 @@ put_tag_rule(struct conn *c, struct mnl_nlmsg_batch *b, uint32_t mark)
 
 	if ((nr = rule_expr_tag_build(mark)) == NULL)
 		return -ENOMEM;
+	if (nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, c->table) < 0) {
+		nftnl_rule_free(nr);
+		return -ENOMEM;
+	}
 	nftnl_rule_nlmsg_build_payload(batch_msg(c, b, NFT_MSG_NEWRULE,
 	    NLM_F_CREATE | NLM_F_APPEND), nr);
 	nftnl_rule_free(nr);
@@ -246,7 +372,7 @@ put_del_rule(struct conn *c, struct mnl_nlmsg_batch *b, const char *chain,
 
 	/* Always with the chain: a DELRULE without one empties the table. */
 	if ((nr = nftnl_rule_alloc()) == NULL ||
-	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0 ||
+	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, c->table) < 0 ||
 	    nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain) < 0) {
 		if (nr != NULL)	/* libnftnl's free takes no NULL */
 			nftnl_rule_free(nr);
@@ -282,10 +408,10 @@ echo_cb(const struct nlmsghdr *nlh, void *data)
 static int
 batch_send(struct conn *c, struct mnl_nlmsg_batch *b, uint64_t *handle)
 {
-	nftnl_batch_end(mnl_nlmsg_batch_current(b), nl_next_seq(&c->nl));
+	nftnl_batch_end(mnl_nlmsg_batch_current(b), nl_next_seq(batch_nl(c)));
 	if (!mnl_nlmsg_batch_next(b))
 		return -EMSGSIZE;
-	return nl_talk_batch(&c->nl, mnl_nlmsg_batch_head(b),
+	return nl_talk_batch(batch_nl(c), mnl_nlmsg_batch_head(b),
 	    mnl_nlmsg_batch_size(b), handle != NULL ? echo_cb : NULL, handle,
 	    c->answers, sizeof(c->answers), c->why, sizeof(c->why));
 }
@@ -308,12 +434,13 @@ send_add(struct conn *c, struct divert_rule *r, const char *chain,
 	struct mnl_nlmsg_batch *b;
 	int ret;
 
-	if ((b = batch_start(c, &genid)) == NULL)
+	if ((b = batch_start_room(c, &genid, batch_room(r))) == NULL)
 		return -ENOMEM;
 	if ((ret = put_table(c, b, NFT_MSG_NEWTABLE, NLM_F_CREATE)) == 0 &&
 	    (!need.chain || (ret = put_tag_chain(c, b)) == 0) &&
 	    (!need.rule || (ret = put_tag_rule(c, b, r->mark)) == 0) &&
 	    (ret = put_new_chain(c, b, r, chain)) == 0 &&
+	    (ret = put_sets(c, b, r)) == 0 &&
 	    (ret = put_new_rule(c, b, r, chain, kind)) == 0)
 		ret = batch_send(c, b, &r->handle);
 	mnl_nlmsg_batch_stop(b);
@@ -335,8 +462,15 @@ new_tag(void)
 
 /* --- reading the table back ------------------------------------------- */
 
+/* A table a read takes in: the shared one, or one a process owns. */
+struct table_info {
+	char		name[NFT_TABLE_MAXNAMELEN];
+	uint32_t	owner;		/* the owning socket's port id; 0: shared */
+};
+
 struct chain_info {
 	char	name[NFT_CHAIN_MAXNAMELEN];
+	size_t	table;		/* in ruleset.tables */
 	int	chain;		/* enum divert_chain; NONE: not ours (or the tag chain) */
 	int	priority;
 	bool	tag;		/* the loop tag chain */
@@ -345,24 +479,38 @@ struct chain_info {
 
 struct rule_info {
 	struct divert_rule	 rule;	/* chain NONE: not decodable */
+	struct rule_sets	 sets;	/* the sets its -s and -d read (rule_expr_read) */
 	struct chain_info	*chain;	/* NULL: chain unknown */
 	bool			 tag;	/* in the loop tag chain: not a divert rule */
 	uint32_t		 tag_mark;	/* a tag rule's mark; 0: not of our shape */
 };
 
+/*
+ * The tables a read took in, their chains and rules.  Counts and the tag
+ * chain are those of home, the table changes go to (c->table).
+ */
 struct ruleset {
+	const char		*home_name;
+	bool			 all;		/* every divert table, not home alone */
+	struct table_info	*tables;
+	size_t			 ntables;
 	struct chain_info	*chains;
 	size_t			 nchains;
 	struct rule_info	*rules;
 	size_t			 nrules;	/* tag rules too */
-	size_t			 ndivert;	/* the rules that are not tag rules */
-	bool			 has_tag_chain;
+	size_t			 ndivert;	/* home's rules that are not tag rules */
+	bool			 has_tag_chain;	/* home has one */
 	uint32_t		 genid;
 };
 
 static void
 ruleset_free(struct ruleset *rs)
 {
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++)
+		divert_rule_clear(&rs->rules[i].rule);
+	free(rs->tables);
 	free(rs->chains);
 	free(rs->rules);
 	memset(rs, 0, sizeof(*rs));
@@ -398,10 +546,78 @@ get_genid(struct conn *c, uint32_t *genid)
 	    0), genid_cb, genid);
 }
 
+/* Whether name is a table divert_rules_open makes ("divert-<port id>"). */
 static bool
-in_our_table(const char *table, uint32_t family)
+owned_name(const char *name)
 {
-	return str_is(table, DIVERT_TABLE) && family == NFPROTO_INET;
+	size_t n = strlen(DIVERT_TABLE);
+
+	return strncmp(name, DIVERT_TABLE, n) == 0 && name[n] == '-' &&
+	    name[n + 1] != '\0' && strspn(name + n + 1, "0123456789") ==
+	    strlen(name + n + 1);
+}
+
+/* Whether a read of rs takes in table t: home, or any divert table. */
+static bool
+in_scope(const struct ruleset *rs, struct nftnl_table *t)
+{
+	const char *name = nftnl_table_get_str(t, NFTNL_TABLE_NAME);
+	uint32_t flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+
+	if (name == NULL || nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) != NFPROTO_INET)
+		return false;
+	if (str_is(name, rs->home_name))
+		return true;
+	return rs->all && (str_is(name, DIVERT_TABLE) ||
+	    (owned_name(name) && (flags & NFT_TABLE_F_OWNER)));
+}
+
+static int
+table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ruleset *rs = data;
+	struct table_info *ti, *more;
+	struct nftnl_table *t;
+
+	if ((t = nftnl_table_alloc()) == NULL)
+		return cb_nomem();
+	if (nftnl_table_nlmsg_parse(nlh, t) < 0 || !in_scope(rs, t)) {
+		nftnl_table_free(t);
+		return MNL_CB_OK;
+	}
+	if ((more = reallocarray(rs->tables, rs->ntables + 1,
+	    sizeof(*rs->tables))) == NULL) {
+		nftnl_table_free(t);
+		return cb_nomem();
+	}
+	rs->tables = more;
+	ti = &rs->tables[rs->ntables++];
+	snprintf(ti->name, sizeof(ti->name), "%s",
+	    nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+	ti->owner = (nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) & NFT_TABLE_F_OWNER) &&
+	    nftnl_table_is_set(t, NFTNL_TABLE_OWNER) ?
+	    nftnl_table_get_u32(t, NFTNL_TABLE_OWNER) : 0;
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+/* The index of the table called name in rs->tables; rs->ntables: none. */
+static size_t
+find_table(const struct ruleset *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->ntables; i++)
+		if (str_is(name, rs->tables[i].name))
+			break;
+	return i;
+}
+
+/* Whether chain ci is in the table changes go to. */
+static bool
+at_home(const struct ruleset *rs, const struct chain_info *ci)
+{
+	return ci != NULL && str_is(rs->tables[ci->table].name, rs->home_name);
 }
 
 static int
@@ -410,12 +626,14 @@ chain_cb(const struct nlmsghdr *nlh, void *data)
 	struct ruleset *rs = data;
 	struct nftnl_chain *c;
 	struct chain_info *ci, *more;
+	size_t table;
 
 	if ((c = nftnl_chain_alloc()) == NULL)
 		return cb_nomem();
 	if (nftnl_chain_nlmsg_parse(nlh, c) < 0 ||
-	    !in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE),
-	    nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY))) {
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) != NFPROTO_INET ||
+	    (table = find_table(rs, nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE))) ==
+	    rs->ntables) {
 		nftnl_chain_free(c);
 		return MNL_CB_OK;
 	}
@@ -429,22 +647,26 @@ chain_cb(const struct nlmsghdr *nlh, void *data)
 	memset(ci, 0, sizeof(*ci));
 	snprintf(ci->name, sizeof(ci->name), "%s",
 	    nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
+	ci->table = table;
 	ci->chain = rule_expr_read_chain(c, &ci->priority);
 	if (str_is(ci->name, RULE_TAG_CHAIN)) {
-		ci->tag = rs->has_tag_chain = true;
+		ci->tag = true;
 		ci->chain = DIVERT_CHAIN_NONE;	/* no divert rule goes there */
+		if (at_home(rs, ci))
+			rs->has_tag_chain = true;
 	}
 	nftnl_chain_free(c);
 	return MNL_CB_OK;
 }
 
+/* Chain name of the table at index table, or NULL. */
 static struct chain_info *
-find_chain(struct ruleset *rs, const char *name)
+find_chain(struct ruleset *rs, size_t table, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < rs->nchains; i++)
-		if (str_is(name, rs->chains[i].name))
+		if (rs->chains[i].table == table && str_is(name, rs->chains[i].name))
 			return &rs->chains[i];
 	return NULL;
 }
@@ -456,12 +678,14 @@ rule_cb(const struct nlmsghdr *nlh, void *data)
 	struct rule_info *ri, *more;
 	struct nftnl_rule *nr;
 	struct chain_info *ci;
+	size_t table;
 
 	if ((nr = nftnl_rule_alloc()) == NULL)
 		return cb_nomem();
 	if (nftnl_rule_nlmsg_parse(nlh, nr) < 0 ||
-	    !in_our_table(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE),
-	    nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY))) {
+	    nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY) != NFPROTO_INET ||
+	    (table = find_table(rs, nftnl_rule_get_str(nr, NFTNL_RULE_TABLE))) ==
+	    rs->ntables) {
 		nftnl_rule_free(nr);
 		return MNL_CB_OK;
 	}
@@ -472,19 +696,29 @@ rule_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	rs->rules = more;
 	ri = &rs->rules[rs->nrules++];
-	ri->chain = ci = find_chain(rs, nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN));
+	ri->chain = ci = find_chain(rs, table, nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN));
 	ri->tag = ci != NULL && ci->tag;
 	ri->tag_mark = 0;
 	if (ci != NULL)
 		ci->nrules++;
 	rule_expr_read(nr, ci != NULL ? ci->chain : DIVERT_CHAIN_NONE,
-	    ci != NULL ? ci->priority : 0, &ri->rule);
+	    ci != NULL ? ci->priority : 0, &ri->rule, &ri->sets);
+	ri->rule.owner = rs->tables[table].owner;
 	if (ri->tag && rule_expr_tag_read(nr, &ri->tag_mark) < 0)
 		ri->tag_mark = 0;
-	if (!ri->tag)
+	if (!ri->tag && str_is(rs->tables[table].name, rs->home_name))
 		rs->ndivert++;
 	nftnl_rule_free(nr);
 	return MNL_CB_OK;
+}
+
+static int
+dump_tables(struct conn *c, struct ruleset *rs)
+{
+	char buf[REQ_SIZE];
+
+	return query(c, nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE,
+	    NFPROTO_INET, NLM_F_DUMP, 0), table_cb, rs);
 }
 
 static int
@@ -496,8 +730,9 @@ dump_chains(struct conn *c, struct ruleset *rs)
 	    NFPROTO_INET, NLM_F_DUMP, 0), chain_cb, rs);
 }
 
+/* The rules of one table. */
 static int
-dump_rules(struct conn *c, struct ruleset *rs)
+dump_rules(struct conn *c, struct ruleset *rs, const char *table)
 {
 	char buf[REQ_SIZE];
 	struct nftnl_rule *nr;
@@ -506,7 +741,7 @@ dump_rules(struct conn *c, struct ruleset *rs)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
 	    NLM_F_DUMP, 0);
 	if ((nr = nftnl_rule_alloc()) == NULL ||
-	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, DIVERT_TABLE) < 0) {
+	    nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, table) < 0) {
 		if (nr != NULL)	/* libnftnl's free takes no NULL */
 			nftnl_rule_free(nr);
 		return -ENOMEM;
@@ -516,27 +751,138 @@ dump_rules(struct conn *c, struct ruleset *rs)
 	return query(c, nlh, rule_cb, rs);
 }
 
+/* The shared table first, so that lists show its rules first. */
+static void
+shared_first(struct ruleset *rs)
+{
+	struct table_info t;
+	size_t i = find_table(rs, DIVERT_TABLE);
+
+	if (i == 0 || i == rs->ntables)
+		return;
+	t = rs->tables[i];
+	memmove(&rs->tables[1], &rs->tables[0], i * sizeof(*rs->tables));
+	rs->tables[0] = t;
+}
+
+static int
+set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	nftnl_set_nlmsg_parse(nlh, data);
+	return MNL_CB_OK;
+}
+
+static int
+elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	nftnl_set_elems_nlmsg_parse(nlh, data);
+	return MNL_CB_OK;
+}
+
+/* Set name of table, with its elements: *s (NULL: not there). */
+static int
+get_set(struct conn *c, const char *table, const char *name, struct nftnl_set **s)
+{
+	char buf[REQ_SIZE];
+	struct nftnl_set *want;
+	struct nlmsghdr *nlh;
+	int ret;
+
+	*s = NULL;
+	if ((want = nftnl_set_alloc()) == NULL ||
+	    nftnl_set_set_str(want, NFTNL_SET_TABLE, table) < 0 ||
+	    nftnl_set_set_str(want, NFTNL_SET_NAME, name) < 0) {
+		if (want != NULL)	/* libnftnl's free takes no NULL */
+			nftnl_set_free(want);
+		return -ENOMEM;
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, 0, 0);
+	nftnl_set_nlmsg_build_payload(nlh, want);
+	if ((ret = query(c, nlh, set_cb, want)) == 0) {
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+		    NLM_F_DUMP, 0);
+		nftnl_set_elems_nlmsg_build_payload(nlh, want);
+		ret = query(c, nlh, elems_cb, want);
+	}
+	if (ret == 0) {
+		*s = want;
+		return 0;
+	}
+	nftnl_set_free(want);
+	return ret == -ENOENT ? 0 : ret;	/* gone: the rule is not ours */
+}
+
+/* The prefixes of the rules whose -s or -d are sets (rule_expr_read_sets). */
+static int
+read_sets(struct conn *c, struct ruleset *rs)
+{
+	struct nftnl_set *set[2];
+	struct rule_info *ri;
+	const char *table;
+	size_t i;
+	int k, ret = 0;
+
+	for (i = 0; ret == 0 && i < rs->nrules; i++) {
+		ri = &rs->rules[i];
+		if (ri->chain == NULL || (ri->sets.name[0][0] == '\0' &&
+		    ri->sets.name[1][0] == '\0'))
+			continue;
+		table = rs->tables[ri->chain->table].name;
+		set[0] = set[1] = NULL;
+		for (k = 0; ret == 0 && k < 2; k++)
+			if (ri->sets.name[k][0] != '\0')
+				ret = get_set(c, table, ri->sets.name[k], &set[k]);
+		if (ret == 0)
+			rule_expr_read_sets(&ri->rule, &ri->sets, set[0], set[1]);
+		for (k = 0; k < 2; k++)
+			if (set[k] != NULL)
+				nftnl_set_free(set[k]);
+	}
+	return ret;
+}
+
+/* Tables, chains, then every table's rules (and their sets). */
+static int
+dump_all(struct conn *c, struct ruleset *rs)
+{
+	size_t i;
+	int ret;
+
+	if ((ret = dump_tables(c, rs)) < 0)
+		return ret;
+	shared_first(rs);
+	if ((ret = dump_chains(c, rs)) < 0)
+		return ret;
+	for (i = 0; i < rs->ntables; i++)
+		if ((ret = dump_rules(c, rs, rs->tables[i].name)) < 0)
+			return ret;
+	return read_sets(c, rs);
+}
+
 /*
- * Chains, then rules, as one consistent picture: if the generation moved
- * between the two dumps (someone added or deleted meanwhile), read again.
+ * Home (c->table), or with all every divert table, as one consistent
+ * picture: if the generation moved between the dumps (someone added or
+ * deleted meanwhile), read again.
  */
 static int
-read_ruleset(struct conn *c, struct ruleset *rs)
+read_ruleset(struct conn *c, struct ruleset *rs, bool all)
 {
 	uint32_t after;
 	int ret, tries;
 
 	for (tries = 0; tries < RETRIES; tries++) {
 		memset(rs, 0, sizeof(*rs));
+		rs->home_name = c->table;
+		rs->all = all;
 		if ((ret = get_genid(c, &rs->genid)) < 0 ||
-		    (ret = dump_chains(c, rs)) < 0 ||
-		    (ret = dump_rules(c, rs)) < 0 ||
+		    (ret = dump_all(c, rs)) < 0 ||
 		    (ret = get_genid(c, &after)) < 0) {
 			ruleset_free(rs);
 			if (ret != -EINTR)
 				return ret;
 			/* A dump cut short by a change leaves its tail
-			 * queued: go on with a fresh socket. */
+			 * queued: go on with a fresh socket (never an owned
+			 * table's: reads do not go through it). */
 			nl_close(&c->nl);
 			if ((ret = nl_open(&c->nl, NETLINK_NETFILTER)) < 0)
 				return ret;
@@ -561,7 +907,7 @@ divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf)
 
 	if ((ret = conn_open(&c)) < 0)
 		return failed(NULL, ret, "cannot list rules", errbuf);
-	if ((ret = read_ruleset(c, &rs)) < 0) {
+	if ((ret = read_ruleset(c, &rs, true)) < 0) {
 		failed(c, ret, "cannot list rules", errbuf);
 		return finish(c, ret);
 	}
@@ -580,11 +926,9 @@ divert_rule_list(divert_rule_cb cb, void *arg, char *errbuf)
 static struct rule_info *
 find_rule(struct ruleset *rs, const struct divert_rule *r)
 {
-	char want[DIVERT_RULE_TEXT_MAX], have[DIVERT_RULE_TEXT_MAX];
 	struct rule_info *ri;
 	size_t i;
 
-	divert_rule_format(r, want, sizeof(want));
 	for (i = 0; i < rs->nrules; i++) {
 		ri = &rs->rules[i];
 		if (ri->tag)		/* never listed: never named */
@@ -599,14 +943,13 @@ find_rule(struct ruleset *rs, const struct divert_rule *r)
 		/* Another mark: another program's rule. */
 		if (ri->rule.chain == DIVERT_CHAIN_NONE || ri->rule.mark != r->mark)
 			continue;
-		divert_rule_format(&ri->rule, have, sizeof(have));
-		if (strcmp(want, have) == 0)
+		if (rule_same_spec(&ri->rule, r))
 			return ri;
 	}
 	return NULL;
 }
 
-/* Whether a divert rule other than except uses mark. */
+/* Whether a divert rule of home other than except uses mark. */
 static bool
 mark_in_use(const struct ruleset *rs, uint32_t mark, const struct rule_info *except)
 {
@@ -614,6 +957,7 @@ mark_in_use(const struct ruleset *rs, uint32_t mark, const struct rule_info *exc
 
 	for (i = 0; i < rs->nrules; i++)
 		if (&rs->rules[i] != except && !rs->rules[i].tag &&
+		    at_home(rs, rs->rules[i].chain) &&
 		    rs->rules[i].rule.chain != DIVERT_CHAIN_NONE &&
 		    rs->rules[i].rule.mark == mark)
 			return true;
@@ -632,7 +976,8 @@ put_del_tags(struct conn *c, struct mnl_nlmsg_batch *b, struct ruleset *rs,
 	if (victim->rule.chain == DIVERT_CHAIN_NONE || mark_in_use(rs, mark, victim))
 		return 0;
 	for (i = 0; ret == 0 && i < rs->nrules; i++)
-		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark)
+		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark &&
+		    at_home(rs, rs->rules[i].chain))
 			ret = put_del_rule(c, b, RULE_TAG_CHAIN, rs->rules[i].rule.handle);
 	return ret;
 }
@@ -661,7 +1006,8 @@ send_del(struct conn *c, struct ruleset *rs, struct rule_info *victim)
 		for (i = 0; ret == 0 && i < rs->nchains; i++)
 			/* Base chains only: nothing can jump to them. */
 			if (rs->chains[i].nrules == 0 &&
-			    rs->chains[i].chain != DIVERT_CHAIN_NONE)
+			    rs->chains[i].chain != DIVERT_CHAIN_NONE &&
+			    at_home(rs, &rs->chains[i]))
 				ret = put_del_chain(c, b, rs->chains[i].name);
 	if (ret == 0)
 		ret = batch_send(c, b, NULL);
@@ -684,7 +1030,7 @@ divert_rule_del(const struct divert_rule *r, char *errbuf)
 	/* ERESTART: the ruleset changed between reading and deleting. */
 	for (tries = 0, ret = -ERESTART; ret == -ERESTART && tries < RETRIES;
 	    tries++) {
-		if ((ret = read_ruleset(c, &rs)) < 0)
+		if ((ret = read_ruleset(c, &rs, false)) < 0)
 			break;
 		victim = find_rule(&rs, r);
 		ret = victim != NULL ? send_del(c, &rs, victim) : -ENOENT;
@@ -721,13 +1067,13 @@ pick_chain(struct ruleset *rs, const struct divert_rule *r, char *buf,
 	size_t i;
 
 	for (i = 0; i < rs->nchains; i++)
-		if (rs->chains[i].chain == r->chain &&
+		if (at_home(rs, &rs->chains[i]) && rs->chains[i].chain == r->chain &&
 		    rs->chains[i].priority == r->priority) {
 			snprintf(buf, len, "%s", rs->chains[i].name);
 			return;
 		}
 	chain_name(r, buf, len);
-	if (find_chain(rs, buf) != NULL)
+	if (find_chain(rs, find_table(rs, rs->home_name), buf) != NULL)
 		snprintf(buf, len, "%s_%d", rule_chain_name(r->chain), r->priority);
 }
 
@@ -739,7 +1085,8 @@ tag_needs(const struct ruleset *rs, uint32_t mark)
 	size_t i;
 
 	for (i = 0; i < rs->nrules; i++)
-		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark)
+		if (rs->rules[i].tag && rs->rules[i].tag_mark == mark &&
+		    at_home(rs, rs->rules[i].chain))
 			need.rule = false;
 	return need;
 }
@@ -754,10 +1101,12 @@ add_unless_there(struct conn *c, struct divert_rule *r)
 	struct tag_need need;
 	int ret;
 
-	if ((ret = read_ruleset(c, &rs)) < 0)
+	/* Every divert table: a copy in another would take packets twice. */
+	if ((ret = read_ruleset(c, &rs, true)) < 0)
 		return ret;
 	if ((same = find_same(&rs, r)) != NULL) {
 		r->handle = same->rule.handle;
+		r->owner = same->rule.owner;
 		ret = -EEXIST;
 	} else {
 		pick_chain(&rs, r, chain, sizeof(chain));
@@ -773,32 +1122,178 @@ add_unless_there(struct conn *c, struct divert_rule *r)
 	return ret;
 }
 
-int
-divert_rule_add(struct divert_rule *r, char *errbuf)
+/* Add r through c (its table): 0 or -1 with errno and words in errbuf. */
+static int
+add_through(struct conn *c, struct divert_rule *r, char *errbuf)
 {
-	struct conn *c;
 	int ret, tries;
 
-	if (divert_rule_check(r, errbuf) < 0)
-		return -1;
-	if ((ret = conn_open(&c)) < 0)
-		return failed(NULL, ret, "cannot add rule", errbuf);
 	r->handle = 0;
+	r->owner = 0;
 	r->tag = new_tag();
 	/* ERESTART: the ruleset changed between reading and adding. */
 	for (tries = 0, ret = -ERESTART; ret == -ERESTART && tries < RETRIES;
 	    tries++)
 		ret = add_unless_there(c, r);
+	if (ret == 0 && c->owner != NULL)
+		r->owner = c->owner->portid;
 	if (ret == -EEXIST)
-		rule_seterr(errbuf, EEXIST, "that rule exists already (handle %llu)",
-		    (unsigned long long)r->handle);
+		rule_seterr(errbuf, EEXIST, "that rule exists already (handle %llu%s)",
+		    (unsigned long long)r->handle, r->owner != 0 ?
+		    ", held by another process for its lifetime" : "");
 	else if (ret == -ENOENT)
 		rule_seterr(errbuf, ENOENT, "the kernel has neither the nft queue "
 		    "expression nor the xt NFQUEUE target (modprobe nft_queue or "
 		    "xt_NFQUEUE)");
 	else if (ret < 0)
 		failed(c, ret, "cannot add rule", errbuf);
+	return ret;
+}
+
+int
+divert_rule_add(struct divert_rule *r, char *errbuf)
+{
+	struct conn *c;
+	int ret;
+
+	if (divert_rule_check(r, errbuf) < 0)
+		return -1;
+	if ((ret = conn_open(&c)) < 0)
+		return failed(NULL, ret, "cannot add rule", errbuf);
+	return finish(c, add_through(c, r, errbuf));
+}
+
+/* --- rules for a process's lifetime ------------------------------------ */
+
+/* A rule added to the shared table, for divert_rules_close to remove. */
+struct added {
+	uint64_t	handle, tag;
+};
+
+struct divert_rules {
+	struct nl	 own;		/* owns the table: closing it removes it */
+	char		 table[NFT_TABLE_MAXNAMELEN];
+	bool		 owned;		/* false: the kernel has no owned tables */
+	struct added	*added;		/* shared table: what close removes */
+	size_t		 nadded;
+};
+
+/* A conversation whose changes go to o's table (through its owner). */
+static int
+conn_for(struct divert_rules *o, struct conn **cp)
+{
+	int ret;
+
+	if ((ret = conn_open(cp)) < 0 || !o->owned)
+		return ret;
+	(*cp)->owner = &o->own;
+	snprintf((*cp)->table, sizeof((*cp)->table), "%s", o->table);
+	return 0;
+}
+
+/* Make o's table, owned by o->own; 0 or -errno. */
+static int
+make_owned_table(struct divert_rules *o)
+{
+	struct mnl_nlmsg_batch *b;
+	struct conn *c;
+	int ret;
+
+	if ((ret = conn_for(o, &c)) < 0)
+		return ret;
+	if ((b = batch_start(c, NULL)) == NULL)
+		ret = -ENOMEM;
+	else {
+		if ((ret = put_table(c, b, NFT_MSG_NEWTABLE, NLM_F_CREATE)) == 0)
+			ret = batch_send(c, b, NULL);
+		mnl_nlmsg_batch_stop(b);
+	}
+	conn_close(c);
+	return ret;
+}
+
+struct divert_rules *
+divert_rules_open(char *errbuf)
+{
+	struct divert_rules *o;
+	int ret;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		rule_seterr(errbuf, ENOMEM, "cannot open rules: %s", strerror(ENOMEM));
+		return NULL;
+	}
+	if ((ret = nl_open(&o->own, NETLINK_NETFILTER)) < 0) {
+		free(o);
+		failed(NULL, ret, "cannot open rules", errbuf);
+		return NULL;
+	}
+	snprintf(o->table, sizeof(o->table), "%s-%u", DIVERT_TABLE, o->own.portid);
+	o->owned = true;
+	ret = make_owned_table(o);
+	/* Before 5.12 the kernel refuses the owner flag: the shared table,
+	 * and close removes what was added (nothing does after SIGKILL). */
+	if (ret == -EOPNOTSUPP || ret == -EINVAL) {
+		o->owned = false;
+		nl_close(&o->own);
+		ret = 0;
+	}
+	if (ret < 0) {
+		nl_close(&o->own);
+		free(o);
+		failed(NULL, ret, "cannot open rules", errbuf);
+		return NULL;
+	}
+	return o;
+}
+
+int
+divert_rules_owned(const struct divert_rules *o)
+{
+	return o->owned;
+}
+
+int
+divert_rules_add(struct divert_rules *o, struct divert_rule *r, char *errbuf)
+{
+	struct added *more;
+	struct conn *c;
+	int ret;
+
+	if (divert_rule_check(r, errbuf) < 0)
+		return -1;
+	if (!o->owned) {	/* room to note it for close */
+		if ((more = reallocarray(o->added, o->nadded + 1,
+		    sizeof(*o->added))) == NULL)
+			return rule_seterr(errbuf, ENOMEM, "cannot add rule: %s",
+			    strerror(ENOMEM));
+		o->added = more;
+	}
+	if ((ret = conn_for(o, &c)) < 0)
+		return failed(NULL, ret, "cannot add rule", errbuf);
+	if ((ret = add_through(c, r, errbuf)) == 0 && !o->owned)
+		o->added[o->nadded++] = (struct added){ r->handle, r->tag };
 	return finish(c, ret);
+}
+
+void
+divert_rules_close(struct divert_rules *o)
+{
+	char why[DIVERT_ERRBUF_SIZE];
+	struct divert_rule r;
+
+	if (o == NULL)
+		return;
+	if (o->owned)
+		nl_close(&o->own);	/* the kernel deletes the table */
+	/* Newest first; a rule someone deleted meanwhile is no error. */
+	while (o->nadded > 0) {
+		divert_rule_init(&r);
+		r.handle = o->added[o->nadded - 1].handle;
+		r.tag = o->added[--o->nadded].tag;
+		(void)divert_rule_del(&r, why);
+	}
+	free(o->added);
+	free(o);
 }
 
 int

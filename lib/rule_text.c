@@ -4,8 +4,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <net/if.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 #include <sys/socket.h>
 
 #include "num.h"
+#include "rule_cgroup.h"
+#include "rule_prefix.h"
 #include "rule_text.h"
 
 /*
@@ -51,7 +55,8 @@ static const struct {
 /* The options, spelt as getopt_long would take them. */
 enum opt {
 	OPT_4, OPT_6, OPT_SRC, OPT_DST, OPT_SPORT, OPT_DPORT, OPT_IIF, OPT_OIF,
-	OPT_PASS_THROUGH, OPT_PRIORITY, OPT_FANOUT, OPT_NONE = -1
+	OPT_PASS_THROUGH, OPT_PRIORITY, OPT_FANOUT, OPT_UID, OPT_GID, OPT_CGROUP,
+	OPT_CT_STATE, OPT_FIRST, OPT_MARK, OPT_NONE = -1
 };
 
 static const struct {
@@ -70,10 +75,35 @@ static const struct {
 	[OPT_PASS_THROUGH]	= { 0, "pass-through", false },
 	[OPT_PRIORITY]		= { 0, "priority", true },
 	[OPT_FANOUT]		= { 0, "fanout", false },
+	[OPT_UID]		= { 0, "uid", true },
+	[OPT_GID]		= { 0, "gid", true },
+	[OPT_CGROUP]		= { 0, "cgroup", true },
+	[OPT_CT_STATE]		= { 0, "ct-state", true },
+	[OPT_FIRST]		= { 0, "first", true },
+	[OPT_MARK]		= { 0, "mark", true },
 };
 #define NOPTS	(sizeof(opts) / sizeof(opts[0]))
 
 #define BLANKS	" \t\n"
+
+/* --ct-state's words, in the order the text lists them. */
+static const struct {
+	const char	*name;
+	uint32_t	 bit;
+} ct_states[] = {
+	{ "new", DIVERT_CT_NEW }, { "established", DIVERT_CT_ESTABLISHED },
+	{ "related", DIVERT_CT_RELATED }, { "invalid", DIVERT_CT_INVALID },
+	{ "untracked", DIVERT_CT_UNTRACKED },
+};
+#define NCT_STATES	(sizeof(ct_states) / sizeof(ct_states[0]))
+#define CT_ALL		(DIVERT_CT_NEW | DIVERT_CT_ESTABLISHED | DIVERT_CT_RELATED | \
+			 DIVERT_CT_INVALID | DIVERT_CT_UNTRACKED)
+
+/* Conntrack's priority at prerouting and output (NF_IP_PRI_CONNTRACK). */
+#define CONNTRACK_PRIORITY	(-200)
+
+/* The largest uid or gid a rule takes: (uid_t)-1 is nobody's. */
+#define ID_MAX	4294967294L
 
 int
 rule_seterr(char *errbuf, int err, const char *fmt, ...)
@@ -99,6 +129,47 @@ divert_rule_init(struct divert_rule *r)
 	r->dport_lo = r->dport_hi = -1;
 	r->port_lo = r->port_hi = -1;
 	r->mark = DIVERT_MARK_DEFAULT;
+	r->uid_lo = r->uid_hi = -1;
+	r->gid_lo = r->gid_hi = -1;
+}
+
+void
+divert_rule_clear(struct divert_rule *r)
+{
+	free(r->src);
+	free(r->dst);
+	free(r->cgroup);
+	divert_rule_init(r);
+}
+
+static int
+copy_prefixes(struct divert_rule_addr **to, const struct divert_rule_addr *from,
+    size_t n)
+{
+	*to = NULL;
+	if (n == 0)
+		return 0;
+	if ((*to = reallocarray(NULL, n, sizeof(*from))) == NULL)
+		return -1;
+	memcpy(*to, from, n * sizeof(*from));
+	return 0;
+}
+
+int
+divert_rule_copy(struct divert_rule *dst, const struct divert_rule *src)
+{
+	*dst = *src;
+	dst->cgroup = NULL;
+	if (copy_prefixes(&dst->src, src->src, src->nsrc) < 0 ||
+	    copy_prefixes(&dst->dst, src->dst, src->ndst) < 0 ||
+	    (src->cgroup != NULL && (dst->cgroup = strdup(src->cgroup)) == NULL)) {
+		free(dst->src);
+		free(dst->dst);
+		divert_rule_init(dst);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
 }
 
 const char *
@@ -201,7 +272,9 @@ rule_family(const struct divert_rule *r)
 {
 	if (r->family != 0)
 		return r->family;
-	return r->src.family != 0 ? r->src.family : r->dst.family;
+	if (r->nsrc > 0)
+		return r->src[0].family;
+	return r->ndst > 0 ? r->dst[0].family : 0;
 }
 
 static const char *
@@ -211,42 +284,6 @@ family_flag(int family)
 }
 
 /* --- text -> rule ----------------------------------------------------- */
-
-static int
-parse_addr(const char *s, struct divert_rule_addr *a, char *errbuf)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	uint8_t mask[16];
-	char *slash;
-	long prefix;
-	size_t i, max;
-
-	if (strlen(s) >= sizeof(buf))
-		return rule_seterr(errbuf, EINVAL, "bad address '%s'", s);
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (slash != NULL)
-		*slash++ = '\0';
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, buf, a->addr) == 1)
-		a->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, a->addr) == 1)
-		a->family = AF_INET6;
-	else
-		return rule_seterr(errbuf, EINVAL, "bad address '%s': want an "
-		    "IPv4 or IPv6 address, optionally /LEN", buf);
-	max = rule_addr_len(a->family) * 8;
-	prefix = slash != NULL ? parse_ulong(slash, 0, (long)max) : (long)max;
-	if (prefix < 0)
-		return rule_seterr(errbuf, EINVAL, "bad prefix length in '%s': "
-		    "want 0..%zu", s, max);
-	a->prefix = (int)prefix;
-	/* Canonical form, as nft does: 10.1.2.3/8 is 10.0.0.0/8. */
-	rule_prefix_mask(mask, rule_addr_len(a->family), a->prefix);
-	for (i = 0; i < rule_addr_len(a->family); i++)
-		a->addr[i] &= mask[i];
-	return 0;
-}
 
 /* A signed 32-bit number, decimal or 0x hex, as parse_ulong() reads them. */
 static int
@@ -294,6 +331,88 @@ set_ports(long *lo, long *hi, const char *flag, const char *arg, char *errbuf)
 	return 0;
 }
 
+/* A user or group: its name, or a number N or range N-M. */
+static int
+set_id_range(long *lo, long *hi, bool group, const char *arg, char *errbuf)
+{
+	char buf[1024];
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+
+	if (group && getgrnam_r(arg, &gr, buf, sizeof(buf), &grp) == 0 && grp != NULL) {
+		*lo = *hi = gr.gr_gid;
+		return 0;
+	}
+	if (!group && getpwnam_r(arg, &pw, buf, sizeof(buf), &pwp) == 0 && pwp != NULL) {
+		*lo = *hi = pw.pw_uid;
+		return 0;
+	}
+	if (parse_range(arg, ID_MAX, lo, hi) == 0)
+		return 0;
+	*lo = *hi = -1;
+	return rule_seterr(errbuf, EINVAL, "bad %s '%s': want a %s name, a number "
+	    "N or a range N-M", group ? "--gid" : "--uid", arg, group ? "group" : "user");
+}
+
+static int
+set_cgroup(struct divert_rule *r, const char *arg, char *errbuf)
+{
+	char *path;
+
+	if (rule_cgroup_lookup(arg, &r->cgroup_id, &r->cgroup_level, &path, errbuf) < 0)
+		return -1;
+	free(r->cgroup);
+	r->cgroup = path;
+	return 0;
+}
+
+static int
+set_ct_state(struct divert_rule *r, const char *arg, char *errbuf)
+{
+	uint32_t bits = 0;
+	const char *p = arg;
+	size_t i, len;
+
+	for (; ; p += len + 1) {
+		len = strcspn(p, ",");
+		for (i = 0; i < NCT_STATES; i++)
+			if (strlen(ct_states[i].name) == len &&
+			    strncasecmp(p, ct_states[i].name, len) == 0)
+				break;
+		if (i == NCT_STATES)
+			return rule_seterr(errbuf, EINVAL, "bad --ct-state '%s': want "
+			    "a list of new, established, related, invalid, untracked", arg);
+		bits |= ct_states[i].bit;
+		if (p[len] == '\0')
+			break;
+	}
+	r->ct_state = bits;
+	return 0;
+}
+
+/* "V" or "V/M", 32-bit numbers. */
+static int
+set_mark_match(struct divert_rule *r, const char *arg, char *errbuf)
+{
+	char buf[32], *slash;
+	long v, m = UINT32_MAX;
+
+	if (strlen(arg) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, arg);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if ((v = parse_ulong(buf, 0, UINT32_MAX)) < 0 ||
+	    (slash != NULL && (m = parse_ulong(slash, 1, UINT32_MAX)) < 0))
+		goto bad;
+	r->mark_value = (uint32_t)v;
+	r->mark_mask = (uint32_t)m;
+	return 0;
+bad:
+	return rule_seterr(errbuf, EINVAL, "bad --mark '%s': want V or V/M, "
+	    "32-bit numbers (M not 0), e.g. 0x10/0xf0", arg);
+}
+
 /* Option o with its value (NULL when it takes none). */
 static int
 set_option(struct divert_rule *r, enum opt o, const char *arg, char *errbuf)
@@ -304,9 +423,9 @@ set_option(struct divert_rule *r, enum opt o, const char *arg, char *errbuf)
 	case OPT_6:
 		return set_family(r, AF_INET6, errbuf);
 	case OPT_SRC:
-		return parse_addr(arg, &r->src, errbuf);
+		return rule_prefixes_add(&r->src, &r->nsrc, "-s", arg, errbuf);
 	case OPT_DST:
-		return parse_addr(arg, &r->dst, errbuf);
+		return rule_prefixes_add(&r->dst, &r->ndst, "-d", arg, errbuf);
 	case OPT_SPORT:
 		return set_ports(&r->sport_lo, &r->sport_hi, "--sport", arg, errbuf);
 	case OPT_DPORT:
@@ -327,6 +446,23 @@ set_option(struct divert_rule *r, enum opt o, const char *arg, char *errbuf)
 	case OPT_FANOUT:
 		r->fanout = 1;
 		return 0;
+	case OPT_UID:
+		return set_id_range(&r->uid_lo, &r->uid_hi, false, arg, errbuf);
+	case OPT_GID:
+		return set_id_range(&r->gid_lo, &r->gid_hi, true, arg, errbuf);
+	case OPT_CGROUP:
+		return set_cgroup(r, arg, errbuf);
+	case OPT_CT_STATE:
+		return set_ct_state(r, arg, errbuf);
+	case OPT_FIRST:
+		if ((r->first = (uint64_t)parse_ulong(arg, 1, LONG_MAX)) == (uint64_t)-1) {
+			r->first = 0;
+			return rule_seterr(errbuf, EINVAL, "bad --first '%s': want a "
+			    "number of packets >= 1", arg);
+		}
+		return 0;
+	case OPT_MARK:
+		return set_mark_match(r, arg, errbuf);
 	case OPT_NONE:
 		break;
 	}
@@ -525,8 +661,6 @@ addr_ok(const struct divert_rule_addr *a)
 	uint8_t mask[16];
 	size_t i, len;
 
-	if (a->family == 0)
-		return true;
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return false;
 	len = rule_addr_len(a->family);
@@ -537,6 +671,27 @@ addr_ok(const struct divert_rule_addr *a)
 		if (a->addr[i] & ~mask[i])
 			return false;
 	return true;
+}
+
+/* A prefix list: each prefix as above, all of the first one's family. */
+static bool
+prefixes_ok(const struct divert_rule_addr *p, size_t n)
+{
+	size_t i;
+
+	if (n > 0 && p == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!addr_ok(&p[i]) || p[i].family != p[0].family)
+			return false;
+	return true;
+}
+
+/* An id match: none (-1, -1) or lo..hi within 0..ID_MAX. */
+static bool
+id_range_ok(long lo, long hi)
+{
+	return (lo == -1 && hi == -1) || (lo >= 0 && lo <= hi && hi <= ID_MAX);
 }
 
 /* A port match: none (-1, -1) or lo..hi within 0..65535. */
@@ -567,14 +722,67 @@ check_fields(const struct divert_rule *r, char *errbuf)
 	if (r->family != 0 && r->family != AF_INET && r->family != AF_INET6)
 		return rule_seterr(errbuf, EINVAL, "bad family %d: want 0, AF_INET "
 		    "or AF_INET6", r->family);
-	if (!addr_ok(&r->src) || !addr_ok(&r->dst))
-		return rule_seterr(errbuf, EINVAL, "bad address: want a family, a "
-		    "prefix within its length, and no host bits set");
+	if (!prefixes_ok(r->src, r->nsrc) || !prefixes_ok(r->dst, r->ndst))
+		return rule_seterr(errbuf, EINVAL, "bad address: want a family (one "
+		    "for all of a list), a prefix within its length, and no host "
+		    "bits set");
+	if (!id_range_ok(r->uid_lo, r->uid_hi) || !id_range_ok(r->gid_lo, r->gid_hi))
+		return rule_seterr(errbuf, EINVAL, "bad --uid or --gid: want A-B "
+		    "with 0 <= A <= B <= %ld, or -1 for any", ID_MAX);
+	if ((r->ct_state & ~(uint32_t)CT_ALL) != 0)
+		return rule_seterr(errbuf, EINVAL, "bad --ct-state bits 0x%x",
+		    r->ct_state);
+	if (r->first > LONG_MAX)
+		return rule_seterr(errbuf, EINVAL, "bad --first %llu",
+		    (unsigned long long)r->first);
+	if (r->cgroup_id == 0 && r->cgroup_level != 0)
+		return rule_seterr(errbuf, EINVAL, "a cgroup level without a cgroup id");
 	if (!range_ok(r->sport_lo, r->sport_hi) || !range_ok(r->dport_lo, r->dport_hi))
 		return rule_seterr(errbuf, EINVAL, "bad port match: want A-B with "
 		    "0 <= A <= B <= 65535, or -1 for any");
 	if (!ifname_ok(r->iif) || !ifname_ok(r->oif))
 		return rule_seterr(errbuf, EINVAL, "bad interface name");
+	return 0;
+}
+
+/* Where the kernel knows a packet's socket: the packets the host sends. */
+static bool
+has_local_socket(int chain)
+{
+	return chain == DIVERT_CHAIN_OUTPUT || chain == DIVERT_CHAIN_POSTROUTING;
+}
+
+/* The socket, conntrack and mark matches: each where it can match at all. */
+static int
+check_matches(const struct divert_rule *r, char *errbuf)
+{
+	const char *name = chains[r->chain].name;
+
+	if (r->uid_lo >= 0 && !has_local_socket(r->chain))
+		return rule_seterr(errbuf, EINVAL, "--uid works on output and "
+		    "postrouting only (the sending socket's owner), not on %s", name);
+	if (r->gid_lo >= 0 && !has_local_socket(r->chain))
+		return rule_seterr(errbuf, EINVAL, "--gid works on output and "
+		    "postrouting only (the sending socket's group), not on %s", name);
+	/* The kernel's socket expression: prerouting, input and output
+	 * (nft_socket_validate); of these only output has the sender's. */
+	if (r->cgroup_id != 0 && r->chain != DIVERT_CHAIN_OUTPUT)
+		return rule_seterr(errbuf, EINVAL, "--cgroup works on output only "
+		    "(the sending socket's cgroup), not on %s", name);
+	if ((r->ct_state != 0 || r->first != 0) &&
+	    (r->chain == DIVERT_CHAIN_PREROUTING || r->chain == DIVERT_CHAIN_OUTPUT) &&
+	    r->priority <= CONNTRACK_PRIORITY)
+		return rule_seterr(errbuf, EINVAL, "%s needs a priority after "
+		    "conntrack's (%d) on %s: the packet has no connection yet",
+		    r->ct_state != 0 ? "--ct-state" : "--first", CONNTRACK_PRIORITY, name);
+	if (r->mark_mask != 0 && (r->mark_value & ~r->mark_mask) != 0)
+		return rule_seterr(errbuf, EINVAL, "--mark 0x%x/0x%x: the value has "
+		    "bits outside the mask, it could never match", r->mark_value,
+		    r->mark_mask);
+	if (r->mark_mask != 0 && (r->mark_value & r->mark) != 0)
+		return rule_seterr(errbuf, EINVAL, "--mark 0x%x wants the bit 0x%x "
+		    "that divert rules skip (DIVERT_MARK): it could never match",
+		    r->mark_value, r->mark_value & r->mark);
 	return 0;
 }
 
@@ -600,12 +808,11 @@ divert_rule_check(const struct divert_rule *r, char *errbuf)
 	if (r->mark == 0)
 		return rule_seterr(errbuf, EINVAL, "mark 0: the rule would take "
 		    "back the packets a program sends");
-	if (r->src.family != 0 && r->dst.family != 0 &&
-	    r->src.family != r->dst.family)
+	if (r->nsrc > 0 && r->ndst > 0 && r->src[0].family != r->dst[0].family)
 		return rule_seterr(errbuf, EINVAL, "-s and -d are of different "
 		    "families");
-	if ((r->src.family != 0 && r->src.family != family) ||
-	    (r->dst.family != 0 && r->dst.family != family))
+	if ((r->nsrc > 0 && r->src[0].family != family) ||
+	    (r->ndst > 0 && r->dst[0].family != family))
 		return rule_seterr(errbuf, EINVAL, "%s with an IPv%d address",
 		    family_flag(family), family == AF_INET ? 6 : 4);
 	if (r->proto == IPPROTO_ICMP && family == AF_INET6)
@@ -628,6 +835,8 @@ divert_rule_check(const struct divert_rule *r, char *errbuf)
 		    "output interface is not chosen yet", chains[r->chain].name);
 	if (r->fanout && r->port_lo == r->port_hi)
 		return rule_seterr(errbuf, EINVAL, "--fanout needs a port range A-B");
+	if (check_matches(r, errbuf) < 0)
+		return -1;
 	/* The loop tag chain's (rule_expr.h): it must see copies first. */
 	if (r->chain == DIVERT_CHAIN_OUTPUT && r->priority == INT32_MIN)
 		return rule_seterr(errbuf, EINVAL, "--priority %d on output is the "
@@ -645,21 +854,49 @@ struct text {
 	int	 n;
 };
 
+/* Where the text goes on, and the room left there (none past the end, or with no buffer). */
+static char *
+tail(const struct text *t)
+{
+	if (t->buf == NULL)
+		return NULL;
+	return t->buf + ((size_t)t->n < t->len ? (size_t)t->n : t->len);
+}
+
+static size_t
+room(const struct text *t)
+{
+	return t->buf == NULL || (size_t)t->n >= t->len ? 0 : t->len - (size_t)t->n;
+}
+
 static void
 put(struct text *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static void
+append_text(struct text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* snprintf() at the end of the text, with no separator. */
+static void
+append_text(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	t->n += vsnprintf(tail(t), room(t), fmt, ap);
+	va_end(ap);
+}
+
+static void
 put(struct text *t, const char *fmt, ...)
 {
-	size_t at = (size_t)t->n < t->len ? (size_t)t->n : t->len;
 	va_list ap;
 
 	if (t->n > 0)
-		t->n += snprintf(t->buf + at, t->len - at, " ");
-	at = (size_t)t->n < t->len ? (size_t)t->n : t->len;
+		t->n += snprintf(tail(t), room(t), " ");
 	va_start(ap, fmt);
-	t->n += vsnprintf(t->buf + at, t->len - at, fmt, ap);
+	t->n += vsnprintf(tail(t), room(t), fmt, ap);
 	va_end(ap);
 }
 
@@ -674,18 +911,67 @@ put_range(struct text *t, const char *flag, long lo, long hi)
 		put(t, "%s%s%ld-%ld", flag, *flag ? " " : "", lo, hi);
 }
 
-static void
-put_addr(struct text *t, const char *flag, const struct divert_rule_addr *a)
+/* The prefixes, canonical, as one comma list after flag; false: out of memory. */
+static bool
+put_prefixes(struct text *t, const char *flag, const struct divert_rule_addr *p,
+    size_t n)
 {
+	struct divert_rule_addr *c;
 	char s[INET6_ADDRSTRLEN];
+	size_t i, nc;
 
-	if (a->family == 0)
+	if (n == 0)
+		return true;
+	if (rule_prefixes_canon(p, n, &c, &nc) < 0)
+		return false;
+	for (i = 0; i < nc; i++) {
+		inet_ntop(c[i].family, c[i].addr, s, sizeof(s));
+		/* The list is one word: put() only separates the first. */
+		if (i == 0)
+			put(t, "%s ", flag);
+		append_text(t, "%s%s", i > 0 ? "," : "", s);
+		if ((size_t)c[i].prefix != rule_addr_len(c[i].family) * 8)
+			append_text(t, "/%d", c[i].prefix);
+	}
+	free(c);
+	return true;
+}
+
+static void
+put_ct_state(struct text *t, uint32_t bits)
+{
+	size_t i;
+	int n = 0;
+
+	if (bits == 0)
 		return;
-	inet_ntop(a->family, a->addr, s, sizeof(s));
-	if ((size_t)a->prefix == rule_addr_len(a->family) * 8)
-		put(t, "%s %s", flag, s);
+	put(t, "--ct-state ");
+	for (i = 0; i < NCT_STATES; i++)
+		if (bits & ct_states[i].bit)
+			append_text(t, "%s%s", n++ > 0 ? "," : "", ct_states[i].name);
+}
+
+static void
+put_mark_match(struct text *t, uint32_t value, uint32_t mask)
+{
+	if (mask == 0)
+		return;
+	if (mask == UINT32_MAX)
+		put(t, "--mark 0x%x", value);
 	else
-		put(t, "%s %s/%d", flag, s, a->prefix);
+		put(t, "--mark 0x%x/0x%x", value, mask);
+}
+
+static void
+put_cgroup(struct text *t, const struct divert_rule *r)
+{
+	if (r->cgroup_id == 0)
+		return;
+	/* A path never starts so: clearly no cgroup that could be named. */
+	if (r->cgroup == NULL)
+		put(t, "--cgroup gone:%llu", (unsigned long long)r->cgroup_id);
+	else
+		put(t, "--cgroup %s", r->cgroup);
 }
 
 int
@@ -704,10 +990,13 @@ divert_rule_format(const struct divert_rule *r, char *buf, size_t len)
 		put(&t, "%d", r->proto);
 	put_range(&t, "", r->port_lo, r->port_hi);
 	/* An address says its family already: keep one canonical form. */
-	if (r->family != 0 && r->src.family == 0 && r->dst.family == 0)
+	if (r->family != 0 && r->nsrc == 0 && r->ndst == 0)
 		put(&t, "%s", family_flag(r->family));
-	put_addr(&t, "-s", &r->src);
-	put_addr(&t, "-d", &r->dst);
+	if (!put_prefixes(&t, "-s", r->src, r->nsrc) ||
+	    !put_prefixes(&t, "-d", r->dst, r->ndst)) {
+		errno = ENOMEM;
+		return -1;
+	}
 	put_range(&t, "--sport", r->sport_lo, r->sport_hi);
 	put_range(&t, "--dport", r->dport_lo, r->dport_hi);
 	if (r->iif[0] != '\0')
@@ -723,5 +1012,45 @@ divert_rule_format(const struct divert_rule *r, char *buf, size_t len)
 		put(&t, "--priority %d", r->priority);
 	if (r->fanout)
 		put(&t, "--fanout");
+	put_mark_match(&t, r->mark_value, r->mark_mask);
+	if (r->uid_lo >= 0)
+		put_range(&t, "--uid", r->uid_lo, r->uid_hi);
+	if (r->gid_lo >= 0)
+		put_range(&t, "--gid", r->gid_lo, r->gid_hi);
+	put_cgroup(&t, r);
+	put_ct_state(&t, r->ct_state);
+	if (r->first != 0)
+		put(&t, "--first %llu", (unsigned long long)r->first);
 	return t.n;
+}
+
+char *
+rule_text(const struct divert_rule *r)
+{
+	char *buf;
+	int n;
+
+	if ((n = divert_rule_format(r, NULL, 0)) < 0 ||
+	    (buf = malloc((size_t)n + 1)) == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	divert_rule_format(r, buf, (size_t)n + 1);
+	return buf;
+}
+
+bool
+rule_same_spec(const struct divert_rule *a, const struct divert_rule *b)
+{
+	char *ta, *tb;
+	bool same;
+
+	if (a->cgroup_id != b->cgroup_id)
+		return false;
+	ta = rule_text(a);
+	tb = rule_text(b);
+	same = ta != NULL && tb != NULL && strcmp(ta, tb) == 0;
+	free(ta);
+	free(tb);
+	return same;
 }

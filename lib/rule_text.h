@@ -41,4 +41,14 @@ int rule_mask_prefix(const uint8_t *mask, size_t len);
 /* A name the kernel would take for an interface (as far as we can tell). */
 bool rule_ifname_ok(const char *s);
 
+/* r's text (divert_rule_format), malloc'd; NULL with errno ENOMEM. */
+char *rule_text(const struct divert_rule *r);
+
+/*
+ * a and b are the same rule: the same text, and the same cgroup (by id:
+ * one of the same path made again is another).  false too when out of
+ * memory.
+ */
+bool rule_same_spec(const struct divert_rule *a, const struct divert_rule *b);
+
 #endif

@@ -26,6 +26,7 @@
 
 #include "divert.h"
 #include "format_argp.h"
+#include "mark_users.h"
 #include "tool.h"
 #include "owner.h"
 #include "stream.h"
@@ -191,21 +192,39 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 	(void)mark_in_force();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
-/* The --rule we added, removed at any exit (err() included) by remove_rule. */
+/*
+ * The --rule we added, in a table of our own that the kernel removes when
+ * we exit however we do (SIGKILL too); remove_rule removes it sooner, and
+ * at any exit (err() included) where the kernel has no owned tables.
+ */
+static struct divert_rules *rules;
 static struct divert_rule *added_rule;
-static const char *added_spec;
 
 static void
 remove_rule(void)
 {
-	char why[DIVERT_ERRBUF_SIZE];
-
-	if (added_rule == NULL)
-		return;
-	if (divert_rule_del(added_rule, why) < 0)
-		warnx("cannot remove rule '%s' (handle %ju): %s", added_spec,
-		    (uintmax_t)added_rule->handle, errno_hint(errno));
+	divert_rules_close(rules);
+	rules = NULL;
 	added_rule = NULL;
+}
+
+/* Add r for our lifetime: 0, or the errno of the failure. */
+static int
+add_rule(struct divert_rule *r)
+{
+	char why[DIVERT_ERRBUF_SIZE];
+	int e;
+
+	if ((rules = divert_rules_open(why)) == NULL ||
+	    divert_rules_add(rules, r, why) < 0) {
+		e = errno;
+		remove_rule();
+		return e;
+	}
+	added_rule = r;
+	atexit(remove_rule);
+	warn_mark_users(r->mark);
+	return 0;
 }
 
 /* Our --rule, found by its tag: its counter. */
@@ -738,13 +757,10 @@ main(int argc, char **argv)
 		stream_out_set_wait_hook(l->out, expire_while_waiting, l);
 	if (a.rule != NULL) {
 		r.mark = mark;
-		if (divert_rule_add(&r, why) < 0) {
-			rc = errno;
+		if ((rc = add_rule(&r)) != 0) {
 			divert_close(l->h);
 			errx(EX_RUNTIME, "cannot add rule '%s': %s", a.rule, errno_hint(rc));
 		}
-		added_rule = &r, added_spec = a.rule;
-		atexit(remove_rule);
 	} else
 		warn_if_unfed(port);
 

@@ -18,6 +18,8 @@
 #include <strings.h>
 
 #include "divert.h"
+#include "mark_users.h"
+#include "owner.h"
 #include "rule_argp.h"
 #include "tool.h"
 
@@ -106,29 +108,40 @@ static const struct argp argp = {
 	"each rule as `add' takes it, with its handle, then "
 	"\"# packets N bytes N listener yes|no\".  "
 	"Rules skip packets whose mark has the DIVERT_MARK bit (default "
-	"0x20000000), which divert-inject sets.  Without --pass-through, "
+	"0x10000000), which divert-inject sets.  Without --pass-through, "
 	"packets are dropped while nobody listens on the port.",
 	children, NULL, NULL
 };
 
-/* "CHAIN [PROTO] PORT [options]", or "--handle N", as it was asked for. */
-static void
-describe(const struct divert_rule *r, char *buf, size_t len)
+/*
+ * "CHAIN [PROTO] PORT [options]", or "--handle N", as it was asked for:
+ * malloc'd, as long as it takes (thousands of prefixes make a long line).
+ */
+static char *
+describe(const struct divert_rule *r)
 {
-	int n = divert_rule_format(r, buf, len);
+	char *text, *line;
+	int n;
 
-	if (r->handle != 0 && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - (size_t)n, "%s--handle %" PRIu64,
-		    n > 0 ? " " : "", r->handle);
+	if ((n = divert_rule_format(r, NULL, 0)) < 0 ||
+	    (text = malloc((size_t)n + 1)) == NULL)
+		err(EX_RUNTIME, "describing a rule");
+	divert_rule_format(r, text, (size_t)n + 1);
+	/* An owned table's handle names nothing del could reach. */
+	if (r->handle == 0 || r->owner != 0)
+		return text;
+	if (asprintf(&line, "%s%s--handle %" PRIu64, text, n > 0 ? " " : "",
+	    r->handle) < 0)
+		err(EX_RUNTIME, "describing a rule");
+	free(text);
+	return line;
 }
 
 /* Rule options were given: a blank rule renders as nothing at all. */
 static int
 has_rule_options(const struct divert_rule *r)
 {
-	char text[DIVERT_RULE_TEXT_MAX];
-
-	return divert_rule_format(r, text, sizeof(text)) > 0;
+	return divert_rule_format(r, NULL, 0) > 0;
 }
 
 static void
@@ -148,6 +161,26 @@ fail(const char *command)
 	errx(EX_RUNTIME, "%s: %s", command, errno_hint(errno));
 }
 
+/*
+ * For a rule of a process's own table (divert_rules_open): the process, whose
+ * exit removes the rule; "" for the shared table.
+ */
+static const char *
+owner_text(const struct divert_rule *r)
+{
+	static char text[64 + 32];
+	char comm[64];
+	pid_t pid;
+
+	if (r->owner == 0)
+		return "";
+	if ((pid = netlink_owner(r->owner, comm, sizeof(comm))) == 0)
+		snprintf(text, sizeof(text), " owner netlink:%" PRIu32, r->owner);
+	else
+		snprintf(text, sizeof(text), " owner %s[%ld]", comm, (long)pid);
+	return text;
+}
+
 static void
 do_add(struct args *a)
 {
@@ -155,8 +188,13 @@ do_add(struct args *a)
 
 	parse_rule_words(a);
 	a->rule.handle = 0;	/* a listed line's handle means nothing here */
-	if (divert_rule_add(&a->rule, why) == 0)
+	if (divert_rule_add(&a->rule, why) == 0) {
+		warn_mark_users(a->rule.mark);
 		return;
+	}
+	if (errno == EEXIST && a->rule.owner != 0)
+		errx(EX_USAGE_ERR, "add: that rule exists already, for the "
+		    "lifetime of process%s", owner_text(&a->rule) + strlen(" owner"));
 	if (errno == EEXIST)
 		errx(EX_USAGE_ERR, "add: that rule exists already (handle %"
 		    PRIu64 ")", a->rule.handle);
@@ -170,7 +208,7 @@ do_add(struct args *a)
 static void
 do_del(struct args *a)
 {
-	char text[DIVERT_RULE_TEXT_MAX], why[DIVERT_ERRBUF_SIZE];
+	char why[DIVERT_ERRBUF_SIZE];
 
 	if (a->nwords > 0)
 		parse_rule_words(a);
@@ -181,10 +219,8 @@ do_del(struct args *a)
 		usage_errx("del: rule options need CHAIN [PROTO] PORT");
 	if (divert_rule_del(&a->rule, why) == 0)
 		return;
-	if (errno == ENOENT) {
-		describe(&a->rule, text, sizeof(text));
-		errx(EX_USAGE_ERR, "no such rule: %s", text);
-	}
+	if (errno == ENOENT)
+		errx(EX_USAGE_ERR, "no such rule: %s", describe(&a->rule));
 	fail("del");
 }
 
@@ -211,16 +247,17 @@ listener_text(const struct divert_rule *r)
 static int
 print_rule(const struct divert_rule *r, void *arg)
 {
-	char text[DIVERT_RULE_TEXT_MAX];
+	char *text;
 
 	if (r->chain == DIVERT_CHAIN_NONE || r->mark != *(const uint32_t *)arg) {
 		printf("# handle %" PRIu64 ": not a divert rule, left alone\n",
 		    r->handle);
 		return 0;
 	}
-	describe(r, text, sizeof(text));
-	printf("%s # packets %" PRIu64 " bytes %" PRIu64 " listener %s\n",
-	    text, r->packets, r->bytes, listener_text(r));
+	text = describe(r);
+	printf("%s # packets %" PRIu64 " bytes %" PRIu64 " listener %s%s\n",
+	    text, r->packets, r->bytes, listener_text(r), owner_text(r));
+	free(text);
 	return 0;
 }
 
@@ -277,6 +314,7 @@ main(int argc, char **argv)
 		if (strcasecmp(a.command, commands[i].name) == 0) {
 			commands[i].run(&a);
 			free(a.words);
+			divert_rule_clear(&a.rule);
 			return 0;
 		}
 	}

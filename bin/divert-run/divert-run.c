@@ -5,8 +5,9 @@
  * socket(AF_INET, SOCK_RAW, IPPROTO_DIVERT) and socket(PF_DIVERT, ...) with
  * libdivert.  Each --rule is added for every divert port the program binds,
  * before its bind() returns (the library asks over a socket pair named in
- * DIVERT_RUN_FD), and removed when the program has exited.  Exits with the
- * program's status.
+ * DIVERT_RUN_FD), in a table the kernel removes when divert-run exits, even
+ * killed (divert_rules_open); divert-run waits for the program first.
+ * Exits with the program's status.
  */
 #include <argp.h>
 #include <link.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "divert.h"
+#include "mark_users.h"
 #include "tool.h"
 
 #ifndef PRELOAD_DIR
@@ -32,7 +34,6 @@
 #endif
 #define PRELOAD_NAME	"libdivert-socket.so"
 #define RULES_MAX	16
-#define ADDED_MAX	256	/* rules added: RULES_MAX for each port bound */
 
 const char *argp_program_version = "divert-run (divert) " DIVERT_VERSION;
 
@@ -86,9 +87,9 @@ static const struct argp argp = {
 };
 
 static struct divert_rule specs[RULES_MAX];	/* the --rule texts, parsed; no port yet */
-static struct divert_rule added[ADDED_MAX];
-static const char *spec_text[RULES_MAX], *added_text[ADDED_MAX];
-static int nspecs, nadded;
+static const char *spec_text[RULES_MAX];
+static int nspecs;
+static struct divert_rules *rules;	/* what was added, for our lifetime */
 
 /* Each --rule, checked as it will be added (any port will do for now). */
 static void
@@ -203,7 +204,7 @@ run(char **cmd, int ctl)
 	_exit(errno == ENOENT ? 127 : 126);	/* as env(1) and the shells */
 }
 
-/* Add every --rule for port: 0, or the errno of the one that failed (those added stay listed). */
+/* Add every --rule for port: 0, or the errno of the one that failed (those added stay). */
 static int
 add_rules(long port)
 {
@@ -212,14 +213,9 @@ add_rules(long port)
 	int i, e;
 
 	for (i = 0; i < nspecs; i++) {
-		if (nadded == ADDED_MAX) {
-			warnx("more than %d rules: '%s' for port %ld not added", ADDED_MAX,
-			    spec_text[i], port);
-			return ENOSPC;
-		}
 		r = specs[i];
 		r.port_lo = r.port_hi = port;
-		if (divert_rule_add(&r, why) < 0) {
+		if (divert_rules_add(rules, &r, why) < 0) {
 			if (errno == EEXIST)
 				continue;	/* there already (the port bound again): not ours */
 			e = errno;
@@ -227,21 +223,21 @@ add_rules(long port)
 			    errno_hint(e));
 			return e;
 		}
-		added[nadded] = r;
-		added_text[nadded++] = spec_text[i];
 	}
 	return 0;
 }
 
+/* The table our rules will go to, made before PROGRAM runs; exits on failure. */
 static void
-remove_rules(void)
+open_rules(void)
 {
 	char why[DIVERT_ERRBUF_SIZE];
 
-	for (; nadded > 0; nadded--)
-		if (divert_rule_del(&added[nadded - 1], why) < 0 && errno != ENOENT)
-			warnx("cannot remove rule '%s' (handle %ju): %s", added_text[nadded - 1],
-			    (uintmax_t)added[nadded - 1].handle, errno_hint(errno));
+	if (nspecs == 0)
+		return;
+	if ((rules = divert_rules_open(why)) == NULL)
+		errx(EX_RUNTIME, "cannot add rules: %s", errno_hint(errno));
+	warn_mark_users(specs[0].mark);
 }
 
 /*
@@ -337,6 +333,7 @@ main(int argc, char **argv)
 	argp_parse(&argp, argc, argv, ARGP_IN_ORDER, NULL, &a);
 	signal(SIGCHLD, SIG_DFL);	/* inherited as ignored, the program could not be waited for */
 	check_rules(&a, mark_in_force());
+	open_rules();
 	set_preload();
 	/* The library asks for rules only when there are some to add. */
 	if (nspecs > 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -355,7 +352,7 @@ main(int argc, char **argv)
 	if (sv[1] >= 0)
 		close(sv[1]);
 	status = serve(pid, sv[0]);
-	remove_rules();
+	divert_rules_close(rules);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);

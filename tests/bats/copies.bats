@@ -11,7 +11,7 @@ load helpers
 
 TOP="$BATS_TEST_DIRNAME/../.."
 : "${DIVERT_BUILD:=$TOP/build}"
-BIT=0x20000000
+BIT=0x10000000
 
 setup() {
 	unset DIVERT_MARK	# the programs and the rules use the default bit
@@ -91,9 +91,9 @@ taken() {
 	inA divert-rule add output 4500 -d $B4		# nobody listens: what they take is dropped
 	inA divert-rule add output 4500 -d $B6
 	counters "$NS_A" postrouting \
-	    "ip daddr $B4 meta mark 0x20000001 counter comment \"v4 1|bit\"" \
+	    "ip daddr $B4 meta mark 0x10000001 counter comment \"v4 1|bit\"" \
 	    "ip daddr $B4 meta mark 0x00000001 counter comment \"v4 1\"" \
-	    "ip6 daddr $B6 meta mark 0x20000001 counter comment \"v6 1|bit\"" \
+	    "ip6 daddr $B6 meta mark 0x10000001 counter comment \"v6 1|bit\"" \
 	    "ip6 daddr $B6 meta mark 0x00000001 counter comment \"v6 1\""
 	counters "$NS_B" input \
 	    "icmp type echo-request counter comment \"v4 echo\"" \
@@ -127,8 +127,8 @@ taken() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"Network is unreachable"* ]]
 	# A mark that has the bit already is kept as it is (and routed by it).
-	inA ip rule add fwmark 0x20000001 lookup 100
-	run inA "$TMP/send_one" -m 0x20000001 out <"$TMP/echo4"
+	inA ip rule add fwmark 0x10000001 lookup 100
+	run inA "$TMP/send_one" -m 0x10000001 out <"$TMP/echo4"
 	[ "$status" -eq 0 ]
 	counted_is "$NS_B" "v4 echo" 3
 	[ "$(counted "$NS_A" "v4 1|bit")" -eq 5 ]
@@ -141,7 +141,7 @@ taken() {
 	fwmark_routing
 	inA divert-rule add output icmp 4501 -d $B4
 	counters "$NS_A" postrouting \
-	    "ip daddr $B4 meta mark 0x20000001 counter comment \"1|bit\"" \
+	    "ip daddr $B4 meta mark 0x10000001 counter comment \"1|bit\"" \
 	    "ip daddr $B4 counter comment \"all\""
 	bg_A "$TMP/ex.out" "$TMP/ex.err" "$TMP/interceptor" 4501
 	wait_queue "$NS_A" 4501
@@ -161,7 +161,7 @@ taken() {
 @test "copies: ping -m 1 saved by divert-listen -w, then divert-inject -r: the copies are routed by ip rule fwmark 1 (a stream that carries marks)" {
 	fwmark_routing
 	counters "$NS_A" postrouting \
-	    "ip daddr $B4 meta mark 0x20000001 counter comment \"1|bit\""
+	    "ip daddr $B4 meta mark 0x10000001 counter comment \"1|bit\""
 	counters "$NS_B" input "icmp type echo-request counter comment \"echo\""
 	bg_A /dev/null "$TMP/l.err" divert-listen -c 3 --rule "output icmp -d $B4" -w "$TMP/s" 4503
 	LPID=$BG
@@ -198,7 +198,7 @@ tag_rules() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(printf '%s\n' 'table inet divert {' '	chain loop_tag {' \
 	    '		type filter hook output priority -2147483648; policy accept;' \
-	    '		socket mark & 0x20000000 == 0x20000000 meta mark set meta mark | 0x20000000' \
+	    '		socket mark & 0x10000000 == 0x10000000 meta mark set meta mark | 0x10000000' \
 	    '	}' '}')" ]
 	run inA divert-rule list
 	echo "$output"
@@ -217,18 +217,18 @@ tag_rules() {
 
 	# Another rule of the same mark: still one tag rule.  Another mark: its own.
 	inA divert-rule add input udp 4322
-	[ "$(tag_rules "$NS_A")" = "socket mark & 0x20000000 == 0x20000000 meta mark set meta mark | 0x20000000" ]
+	[ "$(tag_rules "$NS_A")" = "socket mark & 0x10000000 == 0x10000000 meta mark set meta mark | 0x10000000" ]
 	inA env DIVERT_MARK=0x40000000 divert-rule add output tcp 4323
 	[ "$(tag_rules "$NS_A")" = "$(printf '%s\n' \
-	    "socket mark & 0x20000000 == 0x20000000 meta mark set meta mark | 0x20000000" \
+	    "socket mark & 0x10000000 == 0x10000000 meta mark set meta mark | 0x10000000" \
 	    "socket mark & 0x40000000 == 0x40000000 meta mark set meta mark | 0x40000000")" ]
 	run inA env DIVERT_MARK=0x40000000 divert-rule list
 	echo "$output"
 	[[ "$output" != *"loop_tag"* ]]
-	[ "$(grep -c '^# handle' <<<"$output")" -eq 2 ]	# the 0x20000000 ones, not the tag rules
+	[ "$(grep -c '^# handle' <<<"$output")" -eq 2 ]	# the 0x10000000 ones, not the tag rules
 	# Its last rule goes: its tag rule goes; the other mark's stays.
 	inA env DIVERT_MARK=0x40000000 divert-rule del output tcp 4323
-	[ "$(tag_rules "$NS_A")" = "socket mark & 0x20000000 == 0x20000000 meta mark set meta mark | 0x20000000" ]
+	[ "$(tag_rules "$NS_A")" = "socket mark & 0x10000000 == 0x10000000 meta mark set meta mark | 0x10000000" ]
 
 	# The tag chain keeps nothing alive: the last divert rule takes the table.
 	inA divert-rule del input udp 4322
@@ -296,9 +296,9 @@ tag_rules() {
 	echo="iifname \"vB\" icmp type echo-request"
 	counters "$NS_B" prerouting \
 	    "$echo meta mark $BIT counter comment \"bit\"" \
-	    "$echo meta mark 0x20000001 counter comment \"1|bit\"" \
-	    "$echo meta mark 0x20000005 counter comment \"5|bit\"" \
-	    "$echo meta mark & 0x1fffffff != 0 counter comment \"any|bit\"" \
+	    "$echo meta mark 0x10000001 counter comment \"1|bit\"" \
+	    "$echo meta mark 0x10000005 counter comment \"5|bit\"" \
+	    "$echo meta mark & 0x0fffffff != 0 counter comment \"any|bit\"" \
 	    "$echo meta mark & $BIT == 0 counter comment \"no bit\""
 	inB divert-rule add input icmp 4502		# nobody listens: what it takes is dropped
 	run inB "$TMP/send_one" -i vB in <"$TMP/echo4"

@@ -126,3 +126,42 @@ rcvbuf() {
 	[ "$passed" -eq 0 ]
 	grep -q "; $wrote held ($wrote in place, 0 dropped in place, 0 timed out)" "$TMP/l.err"
 }
+
+@test "failsafe: kill -KILL of divert-listen --rule: its rule is gone at once, pings go on" {
+	listen_bg --rule 'output icmp' 4321
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	run inA ping -c 1 -W 1 $B4
+	[ "$status" -ne 0 ]				# taken: the rule is in force
+	kill -KILL "$LPID"
+	wait_gone "$LPID"
+	# No cleanup ran: the kernel removed the table with the listener's socket.
+	[ -z "$(divert_tables "$NS_A")" ]
+	[ -z "$(inA divert-rule list)" ]
+	run inA ping -c 3 -i 0.2 -W 1 $B4
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *" 3 received"* ]]
+}
+
+@test "failsafe: kill -KILL of divert-run: the rules it added for its program are gone at once" {
+	bg_A /dev/null "$TMP/r.err" divert-run --rule 'output icmp' -- \
+	    /usr/bin/python3 -c "$(cat <<'PY'
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 258)
+s.bind(('0.0.0.0', 4321))
+time.sleep(60)
+PY
+)"
+	rpid=$BG
+	wait_queue "$NS_A" 4321
+	wait_until 50 has_divert_table "$NS_A"
+	run inA divert-rule list
+	echo "$output"
+	[[ "$output" == "output icmp 4321 # packets 0 bytes 0 listener yes owner divert-run[$rpid]" ]]
+	kill -KILL "$rpid"
+	wait_gone "$rpid"
+	[ -z "$(divert_tables "$NS_A")" ]
+	run inA ping -c 1 -W 1 $B4			# the program, orphaned, still holds the port: no rule feeds it
+	[ "$status" -eq 0 ]
+}

@@ -215,10 +215,21 @@ pcap_count() {
 	tcpdump -n -r "$f" "$@" 2>/dev/null | wc -l
 }
 
-# The table our tools own, as nft sees it in NS ("" when absent).
-divert_table() { ip netns exec "$1" nft list table inet divert 2>/dev/null; }
-# The same, true only when the table exists.
-has_divert_table() { ip netns exec "$1" nft list table inet divert >/dev/null 2>&1; }
+# The tables our tools own, as nft sees them in NS ("" when none).
+divert_table() {
+	local t
+	for t in $(divert_tables "$1"); do
+		ip netns exec "$1" nft list table inet "$t" 2>/dev/null
+	done
+}
+# divert_tables NS: the names of the toolkit's tables in NS: the shared one
+# (divert) and those of processes' own rules (divert-<port id>).
+divert_tables() {
+	ip netns exec "$1" nft list tables 2>/dev/null |
+	    awk '$2 == "inet" && $3 ~ /^divert(-[0-9]+)?$/ { print $3 }'
+}
+# True once a divert rule is in one of them (a table may come first).
+has_divert_table() { divert_table "$1" | grep -q 'comment "divert tag '; }
 
 # san_flags: the compiler flags a test program needs to load the library
 # under test ($DIVERT_BUILD): a sanitizer build's wants its runtimes first.

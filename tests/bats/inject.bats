@@ -83,7 +83,7 @@ n_of() { wait_until 50 sh -c "[ \$(grep -o '$3' '$2' | wc -l) -ge $1 ]"; }
 	table inet probe {
 		chain input {
 			type filter hook input priority 10;
-			iifname "vA" meta mark & 0x20000000 == 0x20000000 counter
+			iifname "vA" meta mark & 0x10000000 == 0x10000000 counter
 			iifname != "vA" counter
 		}
 	}
@@ -99,7 +99,7 @@ n_of() { wait_until 50 sh -c "[ \$(grep -o '$3' '$2' | wc -l) -ge $1 ]"; }
 	grep -q "$diverted read, $diverted injected (0 out, $diverted in)" "$TMP/i.err"
 	run inA nft list table inet probe
 	echo "$output"
-	[[ "$output" == *"iifname \"vA\" meta mark & 0x20000000 == 0x20000000 counter packets $diverted "* ]]
+	[[ "$output" == *"iifname \"vA\" meta mark & 0x10000000 == 0x10000000 counter packets $diverted "* ]]
 	[[ "$output" == *"iifname != \"vA\" counter packets 0 "* ]]
 	[ -z "$(inA ip -o link show | grep divert)" ]	# and is gone with the injector
 }

@@ -58,8 +58,8 @@ declared() {
 		printf '%s\n' usr/include/divert.h usr/lib/pkgconfig/divert.pc \
 		    usr/include/divert-compat.h usr/lib/pkgconfig/divert-compat.pc \
 		    usr/lib/libdivert-socket.so \
-		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.1 \
-		    usr/lib/libdivert.so.1.0.0 usr/share/man/man3/divert.3 \
+		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.2 \
+		    usr/lib/libdivert.so.2.0.0 usr/share/man/man3/divert.3 \
 		    usr/share/man/man7/divert.7
 	} | sort -u >"$TMP/want"
 	listing() { (cd "$ROOT" && find . ! -type d | sed 's|^\./||' | sort); }
@@ -68,24 +68,24 @@ declared() {
 
 	# The shared object: the versioned file, its soname link, its link-time link.
 	lib=$ROOT/usr/lib
-	[ -f "$lib/libdivert.so.1.0.0" ]
-	[ ! -L "$lib/libdivert.so.1.0.0" ]
-	readelf -d "$lib/libdivert.so.1.0.0" | grep -q 'SONAME.*\[libdivert\.so\.1\]'
-	[ "$(readlink "$lib/libdivert.so.1")" = libdivert.so.1.0.0 ]
-	[ "$(readlink "$lib/libdivert.so")" = libdivert.so.1 ]
+	[ -f "$lib/libdivert.so.2.0.0" ]
+	[ ! -L "$lib/libdivert.so.2.0.0" ]
+	readelf -d "$lib/libdivert.so.2.0.0" | grep -q 'SONAME.*\[libdivert\.so\.2\]'
+	[ "$(readlink "$lib/libdivert.so.2")" = libdivert.so.2.0.0 ]
+	[ "$(readlink "$lib/libdivert.so")" = libdivert.so.2 ]
 	[ "$(ar t "$lib/libdivert.a")" = libdivert.o ]
 	cmp "$TOP/lib/divert.h" "$ROOT/usr/include/divert.h"
 	grep -qx 'prefix=/usr' "$lib/pkgconfig/divert.pc"
 	grep -qx 'libdir=/usr/lib' "$lib/pkgconfig/divert.pc"
 	grep -qx 'includedir=/usr/include' "$lib/pkgconfig/divert.pc"
-	[ "$(pc --modversion divert)" = 1.0.0 ]
+	[ "$(pc --modversion divert)" = 2.0.0 ]
 	# divert-compat: the header pulled in by -include, from the install's include dir.
 	cmp "$TOP/lib/divert-compat.h" "$ROOT/usr/include/divert-compat.h"
 	[ "$(pc --cflags divert-compat | sed 's/ *$//')" = "-I$ROOT/usr/include -include divert-compat.h" ]
 	# The preloaded library finds libdivert beside itself.
-	readelf -d "$lib/libdivert-socket.so" | grep -q 'NEEDED.*\[libdivert\.so\.1\]'
+	readelf -d "$lib/libdivert-socket.so" | grep -q 'NEEDED.*\[libdivert\.so\.2\]'
 	readelf -d "$lib/libdivert-socket.so" | grep -q 'RUNPATH.*\[\$ORIGIN\]'
-	for f in usr/bin/divert-rule usr/lib/libdivert.so.1.0.0 usr/lib/libdivert-socket.so; do
+	for f in usr/bin/divert-rule usr/lib/libdivert.so.2.0.0 usr/lib/libdivert-socket.so; do
 		[ "$(stat -c %a "$ROOT/$f")" = 755 ]
 	done
 	for f in usr/lib/libdivert.a usr/include/divert.h usr/lib/pkgconfig/divert.pc \
@@ -133,9 +133,9 @@ declared() {
 	cp "$TOP/examples/interceptor.c" "$TMP/ex.c"
 	(cd "$TMP" && build ex ex.c $(pc --cflags --libs divert))
 	# It is linked with the installed shared library, and finds it there.
-	readelf -d "$TMP/ex" | grep -q 'NEEDED.*\[libdivert\.so\.1\]'
+	readelf -d "$TMP/ex" | grep -q 'NEEDED.*\[libdivert\.so\.2\]'
 	LD_LIBRARY_PATH="$ROOT/usr/lib" ldd "$TMP/ex" |
-	    grep -q "libdivert\.so\.1 => $ROOT/usr/lib/libdivert\.so\.1 "
+	    grep -q "libdivert\.so\.2 => $ROOT/usr/lib/libdivert\.so\.2 "
 
 	inA divert-rule add output icmp 4321
 	bg_A "$TMP/ex.out" "$TMP/ex.err" env LD_LIBRARY_PATH="$ROOT/usr/lib" "$TMP/ex" 4321
@@ -220,11 +220,11 @@ declared() {
 	nm -g --defined-only "$DIVERT_BUILD/libdivert.a" | awk 'NF == 3 { print $3 }' |
 	    sort >"$TMP/a"
 	diff -u "$TMP/want" "$TMP/a"
-	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.1.0.0" | awk '{ print $2, $3 }' |
+	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.2.0.0" | awk '{ print $2, $3 }' |
 	    sort >"$TMP/so"
 	{
-		echo "A DIVERT_1.0"
-		sed 's/.*/T &@@DIVERT_1.0/' "$TMP/want"
+		echo "A DIVERT_2.0"
+		sed 's/.*/T &@@DIVERT_2.0/' "$TMP/want"
 	} | sort | diff -u - "$TMP/so"
 }
 

@@ -115,7 +115,7 @@ listen_bg() {
 	wait_queue "$NS_A" 4321
 	wait_until 50 has_divert_table "$NS_A"
 	inA ping -c 1 -W 1 $B4 || true
-	wait_until 50 sh -c "! ip netns exec $NS_A nft list table inet divert"
+	wait_until 50 sh -c "! ip netns exec $NS_A nft list tables | grep -q divert"
 	wait_until 50 sh -c "! ip netns exec $NS_A awk '\$1 == 4321 {f=1} END {exit !f}' /proc/net/netfilter/nfnetlink_queue"
 	inA ping -c 1 -W 1 $B4
 }

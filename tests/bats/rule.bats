@@ -243,10 +243,10 @@ wait_got() { wait_until 50 got "$1" "$2"; }
 @test "rule: packets carrying the DIVERT_MARK bit are left alone" {
 	ruleA add output icmp 1
 	fails pings A $B4
-	reaches A -m 536870912 $B4	# 0x20000000: ping wants decimal
+	reaches A -m 268435456 $B4	# 0x10000000: ping wants decimal
 	ruleA flush
 	inA env DIVERT_MARK=0x1 divert-rule add output icmp 1
-	fails pings A -m 536870912 $B4
+	fails pings A -m 268435456 $B4
 	reaches A -m 1 $B4
 	run inA nft list table inet divert
 	[[ "$output" == *"meta mark & 0x00000001 == 0x00000000"* ]]
@@ -442,32 +442,37 @@ wait_got() { wait_until 50 got "$1" "$2"; }
 	[ "$(ruleA list | wc -l)" -eq 2 ]
 }
 
-@test "rule: after flush, a --rule listener leaves the identical re-added rule alone" {
+@test "rule: a --rule listener's rule is its own: listed with its owner, untouched by flush, add and del, gone with it" {
 	bg_A /dev/null "$TMP/l.err" divert-listen --rule 'output icmp' 4321
 	lp=$BG
 	wait_queue "$NS_A" 4321
 	wait_until 50 has_divert_table "$NS_A"
-	h0=$(handle_of "output icmp 4321")
-	[ -n "$h0" ]
-	ruleA flush
-	ruleA add output icmp 4321
-	h=$(handle_of "output icmp 4321")
-	[ "$h" = "$h0" ]		# the kernel reused the handle: the trap
-	kill -TERM "$lp"
-	wait_gone "$lp"
-	cat "$TMP/l.err"
-	grep -q received "$TMP/l.err"	# it ran its exit path
 	run ruleA list
-	[[ "$output" == "output icmp 4321 --handle $h # "* ]]
-	# And its own rule it still removes.
+	echo "$output"
+	[ "$output" = "output icmp 4321 # packets 0 bytes 0 listener yes owner divert-listen[$lp]" ]
+	# Its table is the kernel's to remove: an owner table.
+	[[ "$(divert_tables "$NS_A")" =~ ^divert-[0-9]+$ ]]
+	divert_table "$NS_A" | grep -q 'flags owner'
 	ruleA flush
-	bg_A /dev/null "$TMP/l.err" divert-listen --rule 'output icmp' 4321
-	lp=$BG
-	wait_queue "$NS_A" 4321
-	wait_until 50 has_divert_table "$NS_A"
+	run ruleA add output icmp 4321		# a copy would take each packet twice
+	echo "$output"
+	[ "$status" -eq 64 ]
+	[ "$output" = "divert-rule: add: that rule exists already, for the lifetime of process divert-listen[$lp]" ]
+	run ruleA del output icmp 4321
+	[ "$status" -eq 64 ]
+	ruleA add output udp 4322
+	run ruleA list
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" == "output udp 4322 --handle "* ]]	# the shared table first, made later or not
+	[[ "${lines[1]}" == "output icmp 4321 # "*" owner divert-listen[$lp]" ]]
+	fails pings A $B4				# taken by the listener, never given back
 	kill -TERM "$lp"
 	wait_gone "$lp"
-	[ -z "$(divert_table "$NS_A")" ]
+	grep -q received "$TMP/l.err"
+	run ruleA list
+	[[ "$output" == "output udp 4322 --handle "*" # "* ]]
+	[ "${#lines[@]}" -eq 1 ]
+	reaches A $B4
 }
 
 @test "rule: adding the same rule twice is refused, naming the rule there" {
@@ -594,4 +599,30 @@ wait_got() { wait_until 50 got "$1" "$2"; }
 	ruleA del output icmp 2 --priority 0
 	ruleA del output icmp 1
 	[ -z "$(divert_table "$NS_A")" ]
+}
+
+@test "rule: another table's rule that uses the mark bit is reported at add (divert-rule, listen --rule); other bits are not" {
+	inA nft add table ip other
+	inA nft add chain ip other out '{ type filter hook output priority -150; }'
+	inA nft add rule ip other out meta mark set meta mark or 0x10000000
+	inA nft add rule ip other out meta mark and 0x00000001 == 0x00000001 counter
+	inA nft add rule ip other out ct mark and 0x10000000 == 0x10000000 counter
+	h=$(inA nft -a list chain ip other out | sed -n 's/.*meta mark | 0x10000000 # handle \([0-9]*\)$/\1/p')
+	h2=$(inA nft -a list chain ip other out | sed -n 's/.*ct mark & 0x10000000 == 0x10000000 counter .* # handle \([0-9]*\)$/\1/p')
+	[ -n "$h" ]
+	[ -n "$h2" ]
+	run ruleA add output icmp 4321
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	[ "${lines[0]}" = "divert-rule: warning: rule $h of chain out in table ip other also uses mark bit 0x10000000: packets it marks are not diverted (set DIVERT_MARK to a bit nobody uses)" ]
+	[[ "${lines[1]}" == "divert-rule: warning: rule $h2 of chain out in table ip other also uses mark bit 0x10000000: "* ]]
+	[ "$(ruleA list | wc -l)" -eq 1 ]		# added all the same
+	run inA env DIVERT_MARK=0x08000000 divert-rule add output udp 4322
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	bg_A /dev/null "$TMP/l.err" divert-listen --rule 'output tcp' 4323
+	wait_queue "$NS_A" 4323
+	wait_until 50 grep -q "warning: rule $h of chain out in table ip other" "$TMP/l.err"
+	inA nft delete table ip other
 }

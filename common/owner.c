@@ -1,4 +1,4 @@
-/* owner.c - find the process that holds a divert port, through /proc. */
+/* owner.c - find the process that holds a divert port or a table, through /proc. */
 #include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -96,18 +96,29 @@ socket_holder(unsigned long inode, char *comm, size_t commlen)
 	return pid;
 }
 
+pid_t
+netlink_owner(uint32_t portid, char *comm, size_t commlen)
+{
+	unsigned long inode;
+
+	if (commlen > 0)
+		comm[0] = '\0';
+	if ((inode = netlink_inode(portid)) == 0)
+		return 0;
+	return socket_holder(inode, comm, commlen);
+}
+
 int
 queue_owner(uint16_t num, pid_t *pid, char *comm, size_t commlen)
 {
-	unsigned long portid, inode;
+	unsigned long portid;
 
 	*pid = 0;
 	if (commlen > 0)
 		comm[0] = '\0';
 	if ((portid = queue_portid(num)) == 0)
 		return 0;
-	if ((inode = netlink_inode(portid)) != 0)
-		*pid = socket_holder(inode, comm, commlen);
+	*pid = netlink_owner((uint32_t)portid, comm, commlen);
 	return 1;
 }
 
