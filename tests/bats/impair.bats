@@ -224,40 +224,27 @@ sd() { awk '{ s += $1; q += $1 * $1; n++ } END { m = s / n; print sqrt(q / n - m
 
 # ---- live ------------------------------------------------------------------
 
-@test "impair live: ping through listen | impair --delay 20ms | inject: median RTT 20 ms above the direct one (+-0.5 ms); p99 20 ms (+-2) above the same pipeline's without delay" {
+@test "impair live: ping through listen | impair --delay 20ms | inject: median RTT 20 ms above the direct one (+-0.5 ms), p99 within 2 ms of that" {
 	hosts_up
-	inB ip addr add 10.77.0.3/24 dev vB
 	inA ping -c 20 -i 0.01 -q $B4 >/dev/null		# neighbours known, caches warm
-	inA ping -c 20 -i 0.01 -q 10.77.0.3 >/dev/null
 	inA ping -c 200 -i 0.02 $B4 >"$TMP/direct"
-	# At the same time, to B's second address, the same pipeline without a
-	# delay: the tail this machine gives any pipeline at that moment.
 	pipeline "$NS_A" "divert-listen --rule 'output icmp -d $B4' 4400 2>$TMP/l.err |
 	    divert-impair -v --delay 20ms 2>$TMP/m.err | divert-inject 2>$TMP/i.err"
 	P1=$PIPE
-	pipeline "$NS_A" "divert-listen --rule 'output icmp -d 10.77.0.3' 4401 2>$TMP/l0.err |
-	    divert-impair 2>$TMP/m0.err | divert-inject 2>$TMP/i0.err"
 	wait_queue "$NS_A" 4400
-	wait_queue "$NS_A" 4401
 	wait_joined "$NS_A" 4400
-	wait_joined "$NS_A" 4401
-	inA ping -c 300 -i 0.03 10.77.0.3 >"$TMP/pipe" &
-	PING=$!
 	inA ping -c 300 -i 0.03 $B4 >"$TMP/slow"
-	wait "$PING"
 	stop "$NS_A"
 	wait_gone "$P1" 100
 	cat "$TMP/l.err" "$TMP/m.err" "$TMP/i.err"
 	d50=$(rtts "$TMP/direct" | pct 50)
-	p99=$(rtts "$TMP/pipe" | pct 99)
-	echo "direct: median $d50 ms; pipeline without delay: median $(rtts "$TMP/pipe" | pct 50), p99 $p99 ms"
+	echo "direct: median $d50 ms"
 	echo "delayed: p1 $(rtts "$TMP/slow" | pct 1), median $(rtts "$TMP/slow" | pct 50), p90 $(rtts "$TMP/slow" | pct 90), p99 $(rtts "$TMP/slow" | pct 99)"
 	[ "$(rtts "$TMP/slow" | wc -l)" -eq 300 ]
-	[ "$(rtts "$TMP/pipe" | wc -l)" -eq 300 ]
 	grep -q 'live, seed' "$TMP/m.err"
 	within "$(calc "$(rtts "$TMP/slow" | pct 50) - $d50")" 19.5 20.5
-	within "$(calc "$(rtts "$TMP/slow" | pct 1) - $d50")" 19 21
-	within "$(calc "$(rtts "$TMP/slow" | pct 99) - $p99")" 18 22
+	within "$(calc "$(rtts "$TMP/slow" | pct 1) - $d50")" 19 21		# none early
+	within "$(calc "$(rtts "$TMP/slow" | pct 99) - $d50")" 18 22
 	grep -q '300 read, 300 written; 0 passed untouched, 300 delayed' "$TMP/m.err"
 	grep -q '300 in place' "$TMP/i.err"		# the kernel's own packets, 20 ms later
 }
