@@ -689,21 +689,28 @@ is_payload(const struct nftnl_expr *e, uint32_t base, uint32_t offset,
 	    u32_is(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
 }
 
-/* A "cmp eq reg 1" of len bytes: copies the operand to out. */
+/* A "cmp OP reg 1" of len bytes: its operand into out. */
 static bool
-read_cmp_eq(const struct nftnl_expr *e, void *out, uint32_t len)
+read_cmp(const struct nftnl_expr *e, uint32_t op, void *out, uint32_t len)
 {
 	const void *data;
 	uint32_t dlen;
 
 	if (e == NULL || !u32_is(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1) ||
-	    !u32_is(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ))
+	    !u32_is(e, NFTNL_EXPR_CMP_OP, op))
 		return false;
 	data = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &dlen);
 	if (data == NULL || dlen != len)
 		return false;
 	memcpy(out, data, len);
 	return true;
+}
+
+/* A "cmp eq reg 1" of len bytes: copies the operand to out. */
+static bool
+read_cmp_eq(const struct nftnl_expr *e, void *out, uint32_t len)
+{
+	return read_cmp(e, NFT_CMP_EQ, out, len);
 }
 
 /* A "bitwise reg 1 = reg 1 & mask ^ 0" of len bytes: copies the mask. */
@@ -830,24 +837,6 @@ take_addr(struct cursor *c, int family, bool dst, struct divert_rule *r,
 	c->i += k + 1;
 	return true;
 }
-
-/* A "cmp OP reg 1" of len bytes: its operand into out. */
-static bool
-read_cmp(const struct nftnl_expr *e, uint32_t op, void *out, uint32_t len)
-{
-	const void *data;
-	uint32_t dlen;
-
-	if (e == NULL || !u32_is(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1) ||
-	    !u32_is(e, NFTNL_EXPR_CMP_OP, op))
-		return false;
-	data = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &dlen);
-	if (data == NULL || dlen != len)
-		return false;
-	memcpy(out, data, len);
-	return true;
-}
-
 static bool
 is_hton(const struct nftnl_expr *e, uint32_t len)
 {
