@@ -256,6 +256,7 @@ struct impair {
 	struct node		**heap;
 	size_t			 n, cap;
 	struct node		*ready, *ready_tail;	/* let go by a reorder: next out */
+	struct node		*spare;		/* let go: the next holds' (no allocation once warm) */
 	uint64_t		 seq;
 	struct impair_stats	 st;
 };
@@ -418,9 +419,12 @@ impair_hold(struct impair *im, int gi, uint64_t now, size_t bytes, void *item)
 
 	if (queue_full(g, bytes)) {
 		im->st.queue_full++;
-		return -1;
+		return errno = ENOBUFS, -1;
 	}
-	if ((n = calloc(1, sizeof(*n))) == NULL)
+	if ((n = im->spare) != NULL) {
+		im->spare = n->next;
+		memset(n, 0, sizeof(*n));
+	} else if ((n = calloc(1, sizeof(*n))) == NULL)
 		return -1;
 	n->item = item;
 	n->bytes = bytes;
@@ -521,7 +525,8 @@ impair_due(struct impair *im, uint64_t now, uint64_t *when)
 	g->bytes -= n->bytes;
 	*when = n->dep;
 	item = n->item;
-	free(n);
+	n->next = im->spare;
+	im->spare = n;
 	return item;
 }
 
@@ -554,6 +559,10 @@ impair_free(struct impair *im)
 		free(im->heap[i]);
 	while ((n = im->ready) != NULL) {
 		im->ready = n->next;
+		free(n);
+	}
+	while ((n = im->spare) != NULL) {
+		im->spare = n->next;
 		free(n);
 	}
 	free(im->heap);

@@ -153,8 +153,8 @@ void impair_judge(struct impair *im, int g, struct impair_fate *f);
 /*
  * Hold item, a packet of bytes on the wire of group g arriving at now (us,
  * never less than the last call's), until it is due: rate, delay, order and
- * reorder say when.  0, or -1 when the group's queue is full (nothing held)
- * or out of memory (errno ENOMEM).
+ * reorder say when.  0, or -1 when the group's queue is full (errno
+ * ENOBUFS: nothing held) or out of memory (ENOMEM).
  */
 int impair_hold(struct impair *im, int g, uint64_t now, size_t bytes, void *item);
 

@@ -136,8 +136,10 @@ struct group {
 
 /* A record held until it leaves: the record's bytes copied, as a struct pkt. */
 struct held {
-	struct pkt	p;
-	uint8_t		rec[];
+	struct pkt	 p;
+	size_t		 cap;		/* room in rec */
+	struct held	*next;		/* on the spare list */
+	uint8_t		 rec[];
 };
 
 struct impairer {
@@ -157,6 +159,7 @@ struct impairer {
 	int			 out_errno;
 	int			 broken;
 	uint64_t		 clock;		/* the last arrival, us */
+	struct held		*spare;		/* written copies, reused: no allocation once warm */
 	uint64_t		 read, passed, lost, lost_burst, duplicated, corrupted,
 				 truncated, early;
 };
@@ -479,14 +482,35 @@ damage(struct impairer *m, struct pkt *p, const struct impair_fate *f)
 		(void)mangle(&m->fixer, p->data, p->len, p->a.cut, NULL);
 }
 
+/* Room for a copy of n bytes: a spare one (grown if need be) or a new one. */
+static struct held *
+held_get(struct impairer *m, size_t n)
+{
+	struct held *h = m->spare;
+
+	if (h != NULL)
+		m->spare = h->next;
+	if (h == NULL || h->cap < n) {
+		if ((h = realloc(h, sizeof(*h) + n)) == NULL)
+			err(EX_RUNTIME, "cannot hold a packet");
+		h->cap = n;
+	}
+	return h;
+}
+
+static void
+held_put(struct impairer *m, struct held *h)
+{
+	h->next = m->spare;
+	m->spare = h;
+}
+
 /* Hold a copy of p in group g until it is due; 0, or -1 when the queue was full. */
 static int
 hold(struct impairer *m, int g, const struct pkt *p, uint64_t now)
 {
-	struct held *h = malloc(sizeof(*h) + p->l2len + p->len);
+	struct held *h = held_get(m, p->l2len + p->len);
 
-	if (h == NULL)
-		err(EX_RUNTIME, "cannot hold a packet");
 	memcpy(h->rec, p->rec, p->l2len);
 	memcpy(h->rec + p->l2len, p->data, p->len);
 	h->p = *p;
@@ -496,7 +520,7 @@ hold(struct impairer *m, int g, const struct pkt *p, uint64_t now)
 		return 0;
 	if (errno == ENOMEM)
 		err(EX_RUNTIME, "cannot hold a packet");
-	free(h);
+	held_put(m, h);
 	return -1;
 }
 
@@ -549,7 +573,7 @@ release(struct impairer *m, uint64_t now)
 		}
 		if (m->out_errno == 0 && stream_out_write(m->out, &h->p) < 0)
 			m->out_errno = errno;
-		free(h);
+		held_put(m, h);
 	}
 }
 
@@ -786,6 +810,7 @@ main(int argc, char **argv)
 	static struct args a;
 	struct impair_conf conf[MAX_GROUPS];
 	char why[512];
+	struct held *h;
 	uint64_t unwritten;
 	int i, status = 0;
 
@@ -846,6 +871,10 @@ main(int argc, char **argv)
 	inplace_free(m.ip);
 	stream_in_close(m.in);
 	impair_free(m.im);
+	while ((h = m.spare) != NULL) {
+		m.spare = h->next;
+		free(h);
+	}
 	for (i = 1; i < m.ngroups; i++)
 		pcap_freecode(&m.g[i].prog);
 	if (m.tfd > 0)
