@@ -546,17 +546,6 @@ get_genid(struct conn *c, uint32_t *genid)
 	    0), genid_cb, genid);
 }
 
-/* Whether name is a table divert_rules_open makes ("divert-<port id>"). */
-static bool
-owned_name(const char *name)
-{
-	size_t n = strlen(DIVERT_TABLE);
-
-	return strncmp(name, DIVERT_TABLE, n) == 0 && name[n] == '-' &&
-	    name[n + 1] != '\0' && strspn(name + n + 1, "0123456789") ==
-	    strlen(name + n + 1);
-}
-
 /* Whether a read of rs takes in table t: home, or any divert table. */
 static bool
 in_scope(const struct ruleset *rs, struct nftnl_table *t)
@@ -568,8 +557,9 @@ in_scope(const struct ruleset *rs, struct nftnl_table *t)
 		return false;
 	if (str_is(name, rs->home_name))
 		return true;
-	return rs->all && (str_is(name, DIVERT_TABLE) ||
-	    (owned_name(name) && (flags & NFT_TABLE_F_OWNER)));
+	/* An owned table's name without the flag is someone else's. */
+	return rs->all && rule_table_ours(name) &&
+	    (str_is(name, DIVERT_TABLE) || (flags & NFT_TABLE_F_OWNER));
 }
 
 static int

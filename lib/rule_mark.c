@@ -118,17 +118,6 @@ uses_bit(struct nftnl_rule *nr, uint32_t bit)
 	return mark && value;
 }
 
-/* The toolkit's own tables: the shared one and the owned ones. */
-static bool
-divert_table(const char *table, uint32_t family)
-{
-	size_t n = strlen(DIVERT_TABLE);
-
-	return family == NFPROTO_INET && table != NULL &&
-	    strncmp(table, DIVERT_TABLE, n) == 0 &&
-	    (table[n] == '\0' || table[n] == '-');
-}
-
 static int
 rule_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -143,8 +132,9 @@ rule_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_ERROR;
 	}
 	if (nftnl_rule_nlmsg_parse(nlh, nr) == 0 &&
-	    !divert_table(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE),
-	    nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY)) && uses_bit(nr, w->bit)) {
+	    !(nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY) == NFPROTO_INET &&
+	    rule_table_ours(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE))) &&
+	    uses_bit(nr, w->bit)) {
 		u.family = (int)nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY);
 		u.table = nftnl_rule_get_str(nr, NFTNL_RULE_TABLE);
 		u.chain = nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN);

@@ -259,6 +259,19 @@ rule_mask_prefix(const uint8_t *mask, size_t len)
 /* The names the kernel would take: dev_valid_name(), without the checks
  * only the kernel can make. */
 bool
+rule_table_ours(const char *name)
+{
+	size_t n = strlen(DIVERT_TABLE);
+
+	if (name == NULL || strncmp(name, DIVERT_TABLE, n) != 0)
+		return false;
+	if (name[n] == '\0')
+		return true;
+	return name[n] == '-' && name[n + 1] != '\0' &&
+	    strspn(name + n + 1, "0123456789") == strlen(name + n + 1);
+}
+
+bool
 rule_ifname_ok(const char *s)
 {
 	size_t len = strlen(s);

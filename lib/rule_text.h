@@ -41,6 +41,9 @@ int rule_mask_prefix(const uint8_t *mask, size_t len);
 /* A name the kernel would take for an interface (as far as we can tell). */
 bool rule_ifname_ok(const char *s);
 
+/* Whether name is one of the toolkit's table names: DIVERT_TABLE, or "divert-<port id>" (divert_rules_open). */
+bool rule_table_ours(const char *name);
+
 /* r's text (divert_rule_format), malloc'd; NULL with errno ENOMEM. */
 char *rule_text(const struct divert_rule *r);
 
