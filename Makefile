@@ -60,9 +60,9 @@ TOOLS	:= $(notdir $(wildcard bin/*))
 # libdivert: lib/*.c, and the pure packet code of common/ it shares with the
 # tools.  Built position-independent with hidden symbols; only what
 # lib/divert.h declares is exported (lib/divert.map versions it).
-LIB_VERSION = 2.0.0
+LIB_VERSION = 2.1.0
 LIB_SONAME  = libdivert.so.2
-LIB_COMMON  = common/csum.c common/frag.c common/ipwalk.c common/num.c
+LIB_COMMON  = common/csum.c common/frag.c common/ipwalk.c common/l4sum.c common/num.c
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard lib/*.c) $(LIB_COMMON))
 LIBDIVERT_A  = $(BUILD)/libdivert.a
 LIBDIVERT_SO = $(BUILD)/libdivert.so.$(LIB_VERSION)

@@ -10,6 +10,7 @@
 #include "tool.h"
 #include "edit.h"
 #include "ipwalk.h"
+#include "l4sum.h"
 
 /* ---- the command line's values ---- */
 
@@ -160,28 +161,6 @@ l4_minlen(uint8_t proto)
 	}
 }
 
-int
-mangle_csum_off(uint8_t proto)
-{
-	switch (proto) {
-	case IPPROTO_TCP:	return 16;
-	case IPPROTO_UDP:	return 6;
-	case IPPROTO_UDPLITE:	return 6;
-	case IPPROTO_SCTP:	return 8;
-	case IPPROTO_ICMP:	return 2;
-	case IPPROTO_IGMP:	return 2;
-	case IPPROTO_ICMPV6:	return 2;
-	default:		return -1;
-	}
-}
-
-/* ICMP and IGMP sum their own message only; the others add a pseudo-header. */
-static int
-has_pseudo(uint8_t proto)
-{
-	return proto != IPPROTO_ICMP && proto != IPPROTO_IGMP;
-}
-
 /*
  * Walk the packet (to the L4 header when the edits need it), keeping the L4
  * header only where the fields the edits touch are present.
@@ -197,129 +176,6 @@ parse(const uint8_t *ip, size_t len, size_t cut, int need_l4, struct ipwalk *in)
 	if (in->l4off != 0 && (min == 0 || in->l4off + min > in->iplen))
 		in->l4off = 0;
 	return 0;
-}
-
-/* ---- checksums ---- */
-
-static const uint32_t *
-crc32c_table(void)
-{
-	static uint32_t table[256];
-	uint32_t c;
-	int i, k;
-
-	if (table[1] == 0) {
-		for (i = 0; i < 256; i++) {
-			for (c = (uint32_t)i, k = 0; k < 8; k++)
-				c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
-			table[i] = c;
-		}
-	}
-	return table;
-}
-
-/* The CRC register after n more bytes from data (NULL: n zero bytes). */
-static uint32_t
-crc32c_run(uint32_t crc, const uint8_t *data, size_t n)
-{
-	const uint32_t *table = crc32c_table();
-
-	while (n--)
-		crc = table[(crc ^ (data != NULL ? *data++ : 0)) & 0xff] ^ (crc >> 8);
-	return crc;
-}
-
-uint32_t
-sctp_crc32c(const uint8_t *data, size_t len)
-{
-	return ~crc32c_run(0xffffffff, data, len);
-}
-
-/*
- * crc(M) = R(M) ^ k(len) where R is linear: so crc(M') = crc(M) ^ R(M ^ M'),
- * and M ^ M' is the changed bytes followed by zeros (the CRC field is zero
- * in both sums).  Needs the length of the packet, not the rest of it.
- */
-uint32_t
-sctp_crc32c_delta(const uint8_t old[4], const uint8_t new[4], size_t len)
-{
-	uint8_t d[4];
-	int i;
-
-	for (i = 0; i < 4; i++)
-		d[i] = old[i] ^ new[i];
-	return crc32c_run(crc32c_run(0, d, 4), NULL, len > 4 ? len - 4 : 0);
-}
-
-/* The stored CRC32c (least significant byte first), as a number. */
-static uint32_t
-get_crc(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static void
-put_crc(uint8_t *p, uint32_t crc)
-{
-	p[0] = (uint8_t)crc, p[1] = (uint8_t)(crc >> 8);
-	p[2] = (uint8_t)(crc >> 16), p[3] = (uint8_t)(crc >> 24);
-}
-
-/*
- * The IPv6 pseudo-header's destination is the final one, not the next hop:
- * with hops left in a routing header we cannot sum it.  (IPv4 source routes
- * are read by ipwalk: srr_dst; SCTP has no pseudo-header: sctp_can_recompute.)
- */
-static int
-l4_can_recompute(const struct ipwalk *in)
-{
-	return in->l4off != 0 && in->whole && !in->frag && !in->rh_segleft;
-}
-
-/* SCTP's CRC32c covers the SCTP packet alone: all of it must be here. */
-static int
-sctp_can_recompute(const struct ipwalk *in)
-{
-	return in->l4off != 0 && in->whole && !in->frag;
-}
-
-/* Recompute the L4 checksum over the whole segment (l4_can_recompute holds). */
-static void
-l4_recompute(uint8_t *ip, const struct ipwalk *in)
-{
-	uint8_t *l4 = ip + in->l4off;
-	size_t n = in->iplen - in->l4off, cover = n;
-	uint8_t proto = in->proto;
-	int off = mangle_csum_off(proto);
-	uint32_t sum, crc;
-	uint16_t c;
-
-	if (off < 0)
-		return;
-	if (proto == IPPROTO_UDP && in->version == 4 && get16(l4 + 6) == 0)
-		return;				/* IPv4 UDP without a checksum stays so */
-	if (proto == IPPROTO_UDPLITE && get16(l4 + 4) != 0) {
-		cover = get16(l4 + 4);
-		if (cover < 8 || cover > n)
-			return;			/* invalid coverage: not ours to guess */
-	}
-	put16(l4 + off, 0);
-	if (proto == IPPROTO_SCTP) {
-		put16(l4 + off + 2, 0);		/* a 32-bit field */
-		crc = sctp_crc32c(l4, n);
-		put_crc(l4 + 8, crc);
-		return;
-	}
-	sum = 0;
-	if (has_pseudo(proto))
-		sum = in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
-		    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), proto,
-		    (uint32_t)n);
-	c = csum_fold(csum_add(sum, l4, cover));
-	if (c == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE))
-		c = 0xffff;			/* 0 would mean "no checksum" */
-	put16(l4 + off, c);
 }
 
 /* ---- the edits ---- */
@@ -446,7 +302,7 @@ static int
 edit_sctp(const struct edits *e, uint8_t *ip, const struct ipwalk *in, int *skipped)
 {
 	uint8_t *l4 = ip + in->l4off, oldports[4];
-	uint32_t orig = get_crc(l4 + 8);
+	uint32_t orig = sctp_crc_get(l4 + 8);
 	int moved;
 
 	memcpy(oldports, l4, 4);
@@ -459,11 +315,11 @@ edit_sctp(const struct edits *e, uint8_t *ip, const struct ipwalk *in, int *skip
 			*skipped = 1;
 		return 0;
 	}
-	if (e->fix_checksums && sctp_can_recompute(in))
-		l4_recompute(ip, in);
+	if (e->fix_checksums && l4sum_can_sctp(in))
+		l4sum_recompute(ip, in);
 	else if (moved)
-		put_crc(l4 + 8, orig ^ sctp_crc32c_delta(oldports, l4, in->tot - in->l4off));
-	return moved || get_crc(l4 + 8) != orig;
+		sctp_crc_put(l4 + 8, orig ^ sctp_crc32c_delta(oldports, l4, in->tot - in->l4off));
+	return moved || sctp_crc_get(l4 + 8) != orig;
 }
 
 /*
@@ -476,7 +332,7 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipwalk *in,
 {
 	uint8_t *l4 = ip + in->l4off, oldports[4];
 	uint8_t proto = in->proto;
-	int coff = mangle_csum_off(proto), ports, moved, mss = 0;
+	int coff = l4sum_off(proto), ports, moved, mss = 0;
 	uint16_t check, orig;
 
 	if (coff < 0)
@@ -497,12 +353,12 @@ edit_l4(const struct edits *e, uint8_t *ip, const struct ipwalk *in,
 	if (proto == IPPROTO_UDP && check == 0) {
 		/* IPv4: no checksum, keep it so.  IPv6: 0 is invalid, compute one once edited. */
 		if (in->version == 6 && (moved || e->fix_checksums || memcmp(oldaddr, newaddr, alen)) &&
-		    l4_can_recompute(in))
-			l4_recompute(ip, in);
-	} else if (e->fix_checksums && l4_can_recompute(in)) {
-		l4_recompute(ip, in);
+		    l4sum_can(in))
+			l4sum_recompute(ip, in);
+	} else if (e->fix_checksums && l4sum_can(in)) {
+		l4sum_recompute(ip, in);
 	} else {
-		if (has_pseudo(proto) && alen != 0)
+		if (l4sum_has_pseudo(proto) && alen != 0)
 			check = csum_update(check, oldaddr, newaddr, alen);
 		if (ports)
 			check = csum_update(check, oldports, l4, 4);

@@ -74,17 +74,4 @@ int edits_ready(struct edits *e);
  */
 int mangle(const struct edits *e, uint8_t *ip, size_t len, size_t cut, int *skipped);
 
-/* Offset of the checksum field in an L4 header of proto; -1 where mangle sums none. */
-int mangle_csum_off(uint8_t proto);
-
-/* CRC32c (Castagnoli) as SCTP uses it: the value for the checksum field. */
-uint32_t sctp_crc32c(const uint8_t *data, size_t len);
-
-/*
- * What changing the first 4 bytes of an SCTP packet of len bytes from old to
- * new does to its CRC32c: XOR it into the stored value.  CRC32c is linear
- * over GF(2), so a CRC that was wrong stays wrong by the same error.
- */
-uint32_t sctp_crc32c_delta(const uint8_t old[4], const uint8_t new[4], size_t len);
-
 #endif

@@ -247,6 +247,17 @@ int divert_set_queue_len(struct divert *h, uint32_t n);
 int divert_set_fail_open(struct divert *h, int on);
 
 /*
+ * on: the kernel queues GSO packets whole (up to 64 KiB of TCP or UDP that
+ * it would otherwise cut into what goes on the wire before queueing), many
+ * times fewer packets for a bulk flow.  Their L4 checksums, which the kernel
+ * leaves for the device to finish, are summed here before the packet is
+ * read.  Such a packet can be larger than the MTU: give it back in place
+ * (divert_verdict, divert_verdict_in_place); sent as a copy it is refused
+ * (EMSGSIZE).  0, or -1 with errno.
+ */
+int divert_set_gso(struct divert *h, int on);
+
+/*
  * Join the port offered in this network namespace: a handle that answers
  * its held packets (divert_verdict_in_place).  DIVERT_JOIN_INJECT: this
  * process gives packets back (the listener holds while an injector is

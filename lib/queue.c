@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "handle.h"
+#include "l4sum.h"
 #include "nl.h"
 
 #define MSG_SIZE	(0x10000 + 4096)	/* one packet message, payload and attributes */
@@ -480,6 +481,24 @@ fill_addr(struct queue *q, struct nlattr **attr, const uint8_t *data, size_t len
 }
 
 /*
+ * A packet taken with GSO on whose L4 checksum the kernel left partial (its
+ * device would have summed it): summed here, so that what is read, written
+ * to a stream, edited and given back is the packet as it goes on the wire,
+ * but for its size.  A packet given back with bytes is no longer partial for
+ * the kernel (nfqnl_mangle makes it CHECKSUM_NONE), so a partial sum there
+ * would be a bad checksum on the receiver.
+ */
+static void
+complete_csum(uint8_t *data, size_t len)
+{
+	/*
+	 * What cannot be summed (an IPv6 routing header with segments left:
+	 * the pseudo-header's destination is not here) goes on as it came.
+	 */
+	(void)l4sum_complete(data, len);
+}
+
+/*
  * The next packet of the last receive, its bytes and address; 0 when none
  * is left.  A truncated datagram cannot be answered safely, and messages
  * that are not packets (the kernel's errors for verdicts) need no answer:
@@ -514,6 +533,9 @@ next_packet(struct queue *q, struct divert_addr *a, uint8_t **data, size_t *len)
 			*len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
 		}
 		fill_addr(q, attr, *data, *len, a);
+		if (attr[NFQA_SKB_INFO] != NULL && a->cut == 0 &&
+		    (ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO])) & NFQA_SKB_CSUMNOTREADY))
+			complete_csum(*data, *len);
 		return 1;
 	}
 	return 0;
@@ -954,8 +976,9 @@ divert_set_queue_len(struct divert *h, uint32_t n)
 	return 0;
 }
 
-int
-divert_set_fail_open(struct divert *h, int on)
+/* Turn one of the queue's NFQA_CFG_F_* flags on or off; the others stay as they are. */
+static int
+set_flag(struct divert *h, uint32_t flag, int on, const char *what)
 {
 	union { char buf[128]; struct nlmsghdr align; } req;
 	struct queue *q = h->q;
@@ -966,11 +989,23 @@ divert_set_fail_open(struct divert *h, int on)
 	if (q == NULL)
 		return no_port(h);
 	nlh = nfq_nlmsg_put(req.buf, NFQNL_MSG_CONFIG, q->port);
-	/* The mask says which flags this message sets: the others stay. */
-	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(on ? NFQA_CFG_F_FAIL_OPEN : 0));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+	/* The mask says which flags this message sets. */
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(on ? flag : 0));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flag));
 	if ((rc = configure(q, nlh, kernel, sizeof(kernel))) != 0)
-		return handle_fail(h, rc, "divert port %d: cannot turn fail-open %s: %s%s%s",
-		    h->port, on ? "on" : "off", strerror(rc), kernel[0] ? ": " : "", kernel);
+		return handle_fail(h, rc, "divert port %d: cannot turn %s %s: %s%s%s",
+		    h->port, what, on ? "on" : "off", strerror(rc), kernel[0] ? ": " : "", kernel);
 	return 0;
+}
+
+int
+divert_set_fail_open(struct divert *h, int on)
+{
+	return set_flag(h, NFQA_CFG_F_FAIL_OPEN, on, "fail-open");
+}
+
+int
+divert_set_gso(struct divert *h, int on)
+{
+	return set_flag(h, NFQA_CFG_F_GSO, on, "GSO");
 }

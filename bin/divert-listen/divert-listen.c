@@ -33,7 +33,7 @@
 
 const char *argp_program_version = "divert-listen (divert) " DIVERT_VERSION;
 
-enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN, OPT_FAIL_OPEN };
+enum { OPT_TEE = 256, OPT_RULE, OPT_HOLD, OPT_QLEN, OPT_FAIL_OPEN, OPT_GSO };
 
 /*
  * A packet's verdict waits until its record is written whole: only then is
@@ -62,12 +62,14 @@ static const struct argp_option options[] = {
 	    "for a verdict (default 8192); it drops more", 0 },
 	{ "fail-open", OPT_FAIL_OPEN, NULL, 0, "When the queue is full, let the kernel pass "
 	    "packets on instead of dropping them", 0 },
+	{ "gso", OPT_GSO, NULL, 0, "Take large (GSO) packets whole, up to 64 KiB, "
+	    "checksums completed, instead of cut to the MTU", 0 },
 	{ 0 }
 };
 
 struct args {
 	const char	*port, *count, *rule, *filter, *wfile, *hold, *qlen;
-	int		 tee, fail_open;
+	int		 tee, fail_open, gso;
 	struct format_choice fmt;	/* -F */
 };
 
@@ -93,6 +95,7 @@ struct listener {
 	unsigned		 hold_ms;
 	uint32_t		 qlen;		/* --queue-len; 0: the library's */
 	int			 fail_open;	/* --fail-open */
+	int			 gso;		/* --gso */
 	int			 counted;	/* matched is known: our --rule's counter */
 	uint64_t		 matched;	/* packets our --rule sent to the port */
 	uint64_t		 session;
@@ -118,6 +121,7 @@ parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_HOLD: a->hold = arg; break;
 	case OPT_QLEN: a->qlen = arg; break;
 	case OPT_FAIL_OPEN: a->fail_open = 1; break;
+	case OPT_GSO: a->gso = 1; break;
 	case ARGP_KEY_ARG:
 		if (a->port != NULL)
 			argp_error(state, "one PORT only");
@@ -189,6 +193,7 @@ check_args(const struct args *a, struct listener *l, struct divert_rule *r,
 		    "read it with '| tcpdump -n -r -', or write it with -w FILE");
 	l->tee = a->tee;
 	l->fail_open = a->fail_open;
+	l->gso = a->gso;
 	(void)mark_in_force();	/* a bad DIVERT_MARK is a usage error, before the bind */
 }
 
@@ -276,7 +281,8 @@ static void
 configure_queue(struct listener *l)
 {
 	if ((l->qlen != 0 && divert_set_queue_len(l->h, l->qlen) < 0) ||
-	    (l->fail_open && divert_set_fail_open(l->h, 1) < 0)) {
+	    (l->fail_open && divert_set_fail_open(l->h, 1) < 0) ||
+	    (l->gso && divert_set_gso(l->h, 1) < 0)) {
 		warnx("%s", divert_geterr(l->h));
 		divert_close(l->h);
 		exit(EX_RUNTIME);

@@ -59,7 +59,7 @@ declared() {
 		    usr/include/divert-compat.h usr/lib/pkgconfig/divert-compat.pc \
 		    usr/lib/libdivert-socket.so \
 		    usr/lib/libdivert.a usr/lib/libdivert.so usr/lib/libdivert.so.2 \
-		    usr/lib/libdivert.so.2.0.0 usr/share/man/man3/divert.3 \
+		    usr/lib/libdivert.so.2.1.0 usr/share/man/man3/divert.3 \
 		    usr/share/man/man7/divert.7
 	} | sort -u >"$TMP/want"
 	listing() { (cd "$ROOT" && find . ! -type d | sed 's|^\./||' | sort); }
@@ -68,24 +68,24 @@ declared() {
 
 	# The shared object: the versioned file, its soname link, its link-time link.
 	lib=$ROOT/usr/lib
-	[ -f "$lib/libdivert.so.2.0.0" ]
-	[ ! -L "$lib/libdivert.so.2.0.0" ]
-	readelf -d "$lib/libdivert.so.2.0.0" | grep -q 'SONAME.*\[libdivert\.so\.2\]'
-	[ "$(readlink "$lib/libdivert.so.2")" = libdivert.so.2.0.0 ]
+	[ -f "$lib/libdivert.so.2.1.0" ]
+	[ ! -L "$lib/libdivert.so.2.1.0" ]
+	readelf -d "$lib/libdivert.so.2.1.0" | grep -q 'SONAME.*\[libdivert\.so\.2\]'
+	[ "$(readlink "$lib/libdivert.so.2")" = libdivert.so.2.1.0 ]
 	[ "$(readlink "$lib/libdivert.so")" = libdivert.so.2 ]
 	[ "$(ar t "$lib/libdivert.a")" = libdivert.o ]
 	cmp "$TOP/lib/divert.h" "$ROOT/usr/include/divert.h"
 	grep -qx 'prefix=/usr' "$lib/pkgconfig/divert.pc"
 	grep -qx 'libdir=/usr/lib' "$lib/pkgconfig/divert.pc"
 	grep -qx 'includedir=/usr/include' "$lib/pkgconfig/divert.pc"
-	[ "$(pc --modversion divert)" = 2.0.0 ]
+	[ "$(pc --modversion divert)" = 2.1.0 ]
 	# divert-compat: the header pulled in by -include, from the install's include dir.
 	cmp "$TOP/lib/divert-compat.h" "$ROOT/usr/include/divert-compat.h"
 	[ "$(pc --cflags divert-compat | sed 's/ *$//')" = "-I$ROOT/usr/include -include divert-compat.h" ]
 	# The preloaded library finds libdivert beside itself.
 	readelf -d "$lib/libdivert-socket.so" | grep -q 'NEEDED.*\[libdivert\.so\.2\]'
 	readelf -d "$lib/libdivert-socket.so" | grep -q 'RUNPATH.*\[\$ORIGIN\]'
-	for f in usr/bin/divert-rule usr/lib/libdivert.so.2.0.0 usr/lib/libdivert-socket.so; do
+	for f in usr/bin/divert-rule usr/lib/libdivert.so.2.1.0 usr/lib/libdivert-socket.so; do
 		[ "$(stat -c %a "$ROOT/$f")" = 755 ]
 	done
 	for f in usr/lib/libdivert.a usr/include/divert.h usr/lib/pkgconfig/divert.pc \
@@ -220,11 +220,14 @@ declared() {
 	nm -g --defined-only "$DIVERT_BUILD/libdivert.a" | awk 'NF == 3 { print $3 }' |
 	    sort >"$TMP/a"
 	diff -u "$TMP/want" "$TMP/a"
-	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.2.0.0" | awk '{ print $2, $3 }' |
+	nm -D --defined-only "$DIVERT_BUILD/libdivert.so.2.1.0" | awk '{ print $2, $3 }' |
 	    sort >"$TMP/so"
+	# 2.1 added divert_set_gso; everything else is as 2.0 had it.
 	{
 		echo "A DIVERT_2.0"
-		sed 's/.*/T &@@DIVERT_2.0/' "$TMP/want"
+		echo "A DIVERT_2.1"
+		grep -vx divert_set_gso "$TMP/want" | sed 's/.*/T &@@DIVERT_2.0/'
+		grep -x divert_set_gso "$TMP/want" | sed 's/.*/T &@@DIVERT_2.1/'
 	} | sort | diff -u - "$TMP/so"
 }
 

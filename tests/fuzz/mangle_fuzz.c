@@ -23,6 +23,7 @@
 
 #include "bytes.h"
 #include "edit.h"
+#include "l4sum.h"
 #include "ipwalk.h"
 
 static struct edits none, fix, all, all_fix;
@@ -64,7 +65,7 @@ setup(void)
 static int
 in_csum_field(const struct ipwalk *in, size_t i, size_t *field)
 {
-	int off = in->l4off != 0 ? mangle_csum_off(in->proto) : -1;
+	int off = in->l4off != 0 ? l4sum_off(in->proto) : -1;
 
 	if (in->version == 4 && i >= 10 && i < 12)
 		return *field = 10, 1;

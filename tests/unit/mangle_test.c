@@ -6,6 +6,7 @@
 #include "csum.h"
 #include "edit.h"
 #include "ipwalk.h"
+#include "l4sum.h"
 #include "tap.h"
 
 /* A TCP SYN over IPv4 with MSS at an odd offset (NOP first), checksums right. */
