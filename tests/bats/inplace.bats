@@ -463,3 +463,66 @@ PY
 	grep -q ', 3 in place (3 cut: given back unchanged)$' "$TMP/i.err"
 	[ "$(held_report "$TMP/l.err")" = "3 3 0 0" ]
 }
+
+# gso_checked FILE: the TCP records of FILE, after checking that more than ten
+# are over the MTU and that tshark finds every TCP checksum good.
+gso_checked() {
+	local big bad
+	big=$(tshark -r "$1" -Y 'tcp && frame.len > 1600' 2>/dev/null | wc -l)
+	bad=$(tshark -r "$1" -o tcp.check_checksum:TRUE -Y 'tcp.checksum.status != 1' \
+	    2>/dev/null | wc -l)
+	echo "over the MTU $big, bad checksums $bad" >&2
+	[ "$big" -gt 10 ] || return 1
+	[ "$bad" -eq 0 ] || return 1
+	tshark -r "$1" -Y tcp 2>/dev/null | wc -l
+}
+
+@test "inplace: --gso through the masquerading router: 5 MB intact, every packet in place, packets over the MTU with good TCP checksums (tshark)" {
+	nat_up
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	pipeline "$NS_C" "divert-listen --gso --rule 'forward tcp' 4400 2>$TMP/l.err |
+	    divert-inject -w $TMP/inj.pcapng 2>$TMP/i.err"
+	wait_queue "$NS_C" 4400
+	wait_joined "$NS_C" 4400
+	serve "$NS_B" "$TMP/5mb" 8080
+	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
+	same_sha "$TMP/5mb" "$TMP/got"
+	stop "$NS_C"
+	cat "$TMP/l.err" "$TMP/i.err"
+	n=$(received "$TMP/l.err")
+	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
+	grep -q "$n read, $n injected .* $n in place" "$TMP/i.err"
+	tcp=$(gso_checked "$TMP/inj.pcapng")
+	[ "$tcp" -eq "$n" ]
+}
+
+@test "inplace: --gso with divert-mangle --ttl 5 between (output): 5 MB intact, B receives every segment with TTL 5, the edited super-packets' checksums good" {
+	hosts_up
+	head -c 5000000 /dev/urandom >"$TMP/5mb"
+	bg_B /dev/null "$TMP/td.err" tcpdump -i vB -n --immediate-mode -w "$TMP/b.pcap" -s 96 \
+	    tcp and src $A4
+	TD=$BG
+	wait_until 50 grep -q listening "$TMP/td.err"
+	pipeline "$NS_A" "divert-listen --gso --rule 'output tcp' 4400 2>$TMP/l.err |
+	    divert-mangle --ttl 5 2>$TMP/m.err | divert-inject -w $TMP/inj.pcapng 2>$TMP/i.err"
+	wait_queue "$NS_A" 4400
+	wait_joined "$NS_A" 4400
+	bg_B "$TMP/got" "$TMP/recv.err" socat -u TCP-LISTEN:8080,reuseaddr -
+	R=$BG
+	wait_until 50 sh -c "ip netns exec $NS_B ss -Hltn 'sport = :8080' | grep -q ."
+	inA timeout 60 socat -u OPEN:"$TMP/5mb" TCP:$B4:8080
+	wait_gone "$R" 100
+	same_sha "$TMP/5mb" "$TMP/got"
+	stop "$NS_A"
+	kill -INT "$TD"
+	wait_gone "$TD"
+	cat "$TMP/l.err" "$TMP/m.err" "$TMP/i.err"
+	n=$(received "$TMP/l.err")
+	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
+	grep -q "$n read, $n edited" "$TMP/m.err"
+	tcp=$(gso_checked "$TMP/inj.pcapng")
+	[ "$tcp" -eq "$n" ]
+	run tshark_fields "$TMP/b.pcap" ip.ttl
+	[ "${#lines[@]}" -gt 10 ]
+	[ -z "$(printf '%s\n' "${lines[@]}" | grep -vx 5)" ]
+}

@@ -1,0 +1,72 @@
+/*
+ * l4sum_test - partial checksums (the kernel's CHECKSUM_PARTIAL, left by a
+ * GSO packet) completed to what scapy computes for the same packets.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "l4sum.h"
+#include "tap.h"
+
+#define PAY	60001
+
+static uint8_t pkt[PAY + 100];
+
+/* Header bytes, then the payload scapy's check values were computed over. */
+static size_t
+build(const char *hex, size_t paylen)
+{
+	size_t n = strlen(hex) / 2, i;
+	unsigned v;
+
+	for (i = 0; i < n; i++) {
+		sscanf(hex + 2 * i, "%2x", &v);
+		pkt[i] = (uint8_t)v;
+	}
+	for (i = 0; i < paylen; i++)
+		pkt[n + i] = (uint8_t)(i * 7 + 3);
+	return n + paylen;
+}
+
+static unsigned
+get(size_t off)
+{
+	return (unsigned)pkt[off] << 8 | pkt[off + 1];
+}
+
+int
+main(void)
+{
+	size_t n;
+
+	/* TCP over IPv4, 60,041 bytes (a GSO super-packet); scapy: 0xc0a9. */
+	n = build("4500ea890001400040063bd10a4d00010a4d0002"
+	    "9c401389000000010000000150100200c0a90000", PAY);
+	pkt[36] = 0x12, pkt[37] = 0x34;		/* a partial sum: anything but the answer */
+	ok(l4sum_complete(pkt, n) == 0 && get(36) == 0xc0a9, "TCP/IPv4 60041 bytes: 0x%04x",
+	    get(36));
+
+	/* UDP over IPv6 behind a hop-by-hop header; scapy: 0x588c. */
+	n = build("6000000003f90040fd770000000000000000000000000001"
+	    "fd770000000000000000000000000002"
+	    "1100010400000000" "0fa0232803f1ffff", 1001);
+	ok(l4sum_complete(pkt, n) == 0 && get(54) == 0x588c, "UDP/IPv6 after hop-by-hop: 0x%04x",
+	    get(54));
+
+	/* ICMPv6 echo request; scapy: 0xd959. */
+	n = build("60000000006c3a40fd770000000000000000000000000001"
+	    "fd770000000000000000000000000002" "80000000" "00010002", 100);
+	ok(l4sum_complete(pkt, n) == 0 && get(42) == 0xd959, "ICMPv6 echo: 0x%04x", get(42));
+
+	/* What cannot be summed is left alone and said so. */
+	n = build("4500ea890001400040063bd10a4d00010a4d0002"
+	    "9c401389000000010000000150100200abcd0000", PAY);
+	ok(l4sum_complete(pkt, n - 1) == -1 && get(36) == 0xabcd,
+	    "a segment cut short is not summed");
+	pkt[6] = 0x20;				/* MF: a first fragment */
+	ok(l4sum_complete(pkt, n) == -1 && get(36) == 0xabcd, "a fragment is not summed");
+	n = build("4500005400004000400100000a4d00010a4d0002" "08001234", 64);
+	ok(l4sum_complete(pkt, n) == -1, "ICMP over IPv4 never has a partial sum");
+	ok(l4sum_complete(pkt, 10) == -1, "ten bytes are no packet");
+	return tap_done();
+}
