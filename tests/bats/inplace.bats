@@ -34,18 +34,24 @@ held_report() {
 }
 received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 
-@test "inplace: a 5 MB download through a masquerading router, listen --rule 'forward tcp' | inject on R: intact, every packet in place" {
-	nat_up
+# router_download PIPELINE: 5 MB from B to A through PIPELINE on R (port
+# 4400), compared; then the pipeline stopped and its stderr shown.
+router_download() {
 	head -c 5000000 /dev/urandom >"$TMP/5mb"
-	pipeline "$NS_C" "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
-	    divert-inject 2>$TMP/i.err"
+	pipeline "$NS_C" "$1"
 	wait_queue "$NS_C" 4400
 	wait_joined "$NS_C" 4400
 	serve "$NS_B" "$TMP/5mb" 8080
 	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
 	same_sha "$TMP/5mb" "$TMP/got"
 	stop "$NS_C"
-	cat "$TMP/l.err" "$TMP/i.err"
+	cat "$TMP"/[lmi].err
+}
+
+@test "inplace: a 5 MB download through a masquerading router, listen --rule 'forward tcp' | inject on R: intact, every packet in place" {
+	nat_up
+	router_download "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
+	    divert-inject 2>$TMP/i.err"
 	n=$(received "$TMP/l.err")
 	[ "$n" -gt 3000 ]				# both ways, forwarded
 	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
@@ -56,21 +62,13 @@ received() { sed -En 's/.* ([0-9]+) received, .*/\1/p' "$1"; }
 
 @test "inplace: the same with divert-mangle --ttl 5 between: intact, and A sees B's packets with TTL 5 (tshark)" {
 	nat_up
-	head -c 5000000 /dev/urandom >"$TMP/5mb"
 	bg_A /dev/null "$TMP/td.err" tcpdump -i vA -n --immediate-mode -w "$TMP/a.pcap" -s 96 src $RB4
 	TD=$BG
 	wait_until 50 grep -q listening "$TMP/td.err"
-	pipeline "$NS_C" "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
+	router_download "divert-listen --rule 'forward tcp' 4400 2>$TMP/l.err |
 	    divert-mangle --ttl 5 2>$TMP/m.err | divert-inject 2>$TMP/i.err"
-	wait_queue "$NS_C" 4400
-	wait_joined "$NS_C" 4400
-	serve "$NS_B" "$TMP/5mb" 8080
-	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
-	same_sha "$TMP/5mb" "$TMP/got"
-	stop "$NS_C"
 	kill -INT "$TD"
 	wait_gone "$TD"
-	cat "$TMP/l.err" "$TMP/m.err" "$TMP/i.err"
 	n=$(received "$TMP/l.err")
 	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
 	grep -q "$n read, $n edited" "$TMP/m.err"
@@ -479,16 +477,8 @@ gso_checked() {
 
 @test "inplace: --gso through the masquerading router: 5 MB intact, every packet in place, packets over the MTU with good TCP checksums (tshark)" {
 	nat_up
-	head -c 5000000 /dev/urandom >"$TMP/5mb"
-	pipeline "$NS_C" "divert-listen --gso --rule 'forward tcp' 4400 2>$TMP/l.err |
+	router_download "divert-listen --gso --rule 'forward tcp' 4400 2>$TMP/l.err |
 	    divert-inject -w $TMP/inj.pcapng 2>$TMP/i.err"
-	wait_queue "$NS_C" 4400
-	wait_joined "$NS_C" 4400
-	serve "$NS_B" "$TMP/5mb" 8080
-	inA timeout 60 socat -u TCP:$RB4:8080 CREATE:"$TMP/got"
-	same_sha "$TMP/5mb" "$TMP/got"
-	stop "$NS_C"
-	cat "$TMP/l.err" "$TMP/i.err"
 	n=$(received "$TMP/l.err")
 	[ "$(held_report "$TMP/l.err")" = "$n $n 0 0" ]
 	grep -q "$n read, $n injected .* $n in place" "$TMP/i.err"
