@@ -180,3 +180,20 @@ l4sum_complete(uint8_t *ip, size_t len)
 	l4sum_recompute(ip, &in);
 	return 0;
 }
+
+int
+l4sum_udp_seed(const uint8_t *ip, size_t len, size_t *off, uint16_t *seed)
+{
+	struct ipwalk in;
+	uint32_t n, sum;
+
+	if (ipwalk(ip, len, 0, IPW_L4, &in) < 0 || in.proto != IPPROTO_UDP ||
+	    !l4sum_can(&in) || in.l4off + 8 > in.iplen)
+		return -1;
+	n = (uint32_t)(in.iplen - in.l4off);
+	sum = in.version == 6 ? csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, n) :
+	    csum_pseudo4(ip + 12, ip + (in.srr_dst ? in.srr_dst : 16), IPPROTO_UDP, n);
+	*off = in.l4off + 6;
+	*seed = (uint16_t)~csum_fold(sum);
+	return 0;
+}

@@ -34,6 +34,14 @@ void l4sum_recompute(uint8_t *ip, const struct ipwalk *in);
  */
 int l4sum_complete(uint8_t *ip, size_t len);
 
+/*
+ * What the checksum field of a GSO UDP packet (UDP_SEGMENT) must hold when
+ * it goes back to the kernel, which cuts it into datagrams and sums each:
+ * the pseudo-header's partial sum, uncomplemented.  Its offset in *off and
+ * value in *seed; -1 when ip is no whole UDP packet.
+ */
+int l4sum_udp_seed(const uint8_t *ip, size_t len, size_t *off, uint16_t *seed);
+
 /* CRC32c (Castagnoli) as SCTP uses it: the value for the checksum field. */
 uint32_t sctp_crc32c(const uint8_t *data, size_t len);
 

@@ -80,7 +80,8 @@ tlv(uint8_t *t, uint8_t type, const void *v, size_t len)
 {
 	t[0] = type;
 	t[1] = (uint8_t)len;
-	memcpy(t + 2, v, len);
+	if (len > 0)
+		memcpy(t + 2, v, len);
 	return 2 + len;
 }
 
@@ -154,6 +155,8 @@ context_tlvs(uint8_t *t, const struct divert_addr *a)
 		n += tlv(t + n, PCAPNG_TLV_UID, &a->uid, 4);
 	if (a->flags & DIVERT_ADDR_GID)
 		n += tlv(t + n, PCAPNG_TLV_GID, &a->gid, 4);
+	if (a->flags & DIVERT_ADDR_GSO)
+		n += tlv(t + n, PCAPNG_TLV_GSO, NULL, 0);
 	return n;
 }
 
@@ -420,6 +423,10 @@ epb_tlv(uint8_t type, const uint8_t *v, size_t len, int swap, void *arg)
 	case PCAPNG_TLV_GID:
 		if (len == 4)
 			a->gid = ld32(v, swap), a->flags |= DIVERT_ADDR_GID;
+		break;
+	case PCAPNG_TLV_GSO:
+		if (len == 0)
+			a->flags |= DIVERT_ADDR_GSO;
 		break;
 	}
 }

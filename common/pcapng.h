@@ -54,6 +54,7 @@ enum pcapng_tlv {
 	PCAPNG_TLV_UID = 6,		/* u32 */
 	PCAPNG_TLV_GID = 7,		/* u32 */
 	PCAPNG_TLV_IFINDEX = 8,		/* u32, in IDBs */
+	PCAPNG_TLV_GSO = 9,		/* empty: a GSO packet (DIVERT_ADDR_GSO) */
 };
 
 /* Largest blocks the writer makes, beyond the packet's bytes. */

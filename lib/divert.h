@@ -94,6 +94,8 @@ struct divert_addr {
 #define DIVERT_ADDR_QUEUE	0x1	/* port and id are known (a live port's packet) */
 #define DIVERT_ADDR_UID		0x2	/* uid is known */
 #define DIVERT_ADDR_GID		0x4	/* gid is known */
+#define DIVERT_ADDR_GSO		0x8	/* a GSO packet (divert_set_gso), cut into
+					   segments by the kernel once given back */
 
 struct divert;
 

@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "bytes.h"
 #include "handle.h"
 #include "l4sum.h"
 #include "nl.h"
@@ -44,6 +45,7 @@
 
 #define HELD_GONE	0x1		/* answered: a hole */
 #define HELD_SHARED	0x2		/* held for the joiners (DIVERT_HOLD_SHARED) */
+#define HELD_GSO	0x4		/* a GSO packet (DIVERT_ADDR_GSO) */
 
 /*
  * The ids of held packets, oldest first: appended as packets are held,
@@ -86,7 +88,8 @@ struct queue {
 	int		 nmsg, next;		/* datagrams received, the next to read */
 	int		 off;			/* where in it */
 	int		 in_cb, answered;	/* in dispatch's callback; it gave cur a verdict */
-	uint32_t	 cur;			/* the packet the callback has */
+	uint32_t	 cur;			/* the packet last read (the callback's) */
+	int		 cur_gso;		/* ...is a GSO packet */
 	uint64_t	 received, overruns;
 	time_t		 now;			/* coarse clock, read at each receive */
 	uint64_t	 now_ms;		/* the same in ms: when packets are held */
@@ -194,22 +197,32 @@ held_gone(struct held *s, unsigned i)
 	s->st[i] |= HELD_GONE;
 }
 
-static void
-held_remove(struct held *s, uint32_t id)
+/* Where id is listed (not answered yet), or s->tail. */
+static unsigned
+held_find(const struct held *s, uint32_t id)
 {
 	unsigned lo = s->head, hi = s->tail, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (s->id[mid] == id) {
-			held_gone(s, mid);
-			held_trim(s);
-			return;
-		}
+		if (s->id[mid] == id)
+			return s->st[mid] & HELD_GONE ? s->tail : mid;
 		if (before(s->id[mid], id))
 			lo = mid + 1;
 		else
 			hi = mid;
+	}
+	return s->tail;
+}
+
+static void
+held_remove(struct held *s, uint32_t id)
+{
+	unsigned i = held_find(s, id);
+
+	if (i < s->tail) {
+		held_gone(s, i);
+		held_trim(s);
 	}
 }
 
@@ -360,6 +373,9 @@ end_run(struct queue *q)
 static int
 hold(struct queue *q, uint32_t id, uint8_t flags)
 {
+	/* Held as it was just read: a GSO packet stays one, for divert_verdict. */
+	if (id == q->cur && q->cur_gso)
+		flags |= HELD_GSO;
 	if (held_add(&q->held, id, q->now_ms, flags) == 0)
 		return 0;
 	put_verdict(q, NFQNL_MSG_VERDICT, id, NF_ACCEPT);
@@ -481,21 +497,32 @@ fill_addr(struct queue *q, struct nlattr **attr, const uint8_t *data, size_t len
 }
 
 /*
- * A packet taken with GSO on whose L4 checksum the kernel left partial (its
- * device would have summed it): summed here, so that what is read, written
- * to a stream, edited and given back is the packet as it goes on the wire,
- * but for its size.  A packet given back with bytes is no longer partial for
- * the kernel (nfqnl_mangle makes it CHECKSUM_NONE), so a partial sum there
- * would be a bad checksum on the receiver.
+ * What the kernel says of a packet taken with GSO on: a GSO packet is
+ * flagged so, and an L4 checksum left partial (for the device to finish)
+ * is summed here, so that what is read, written to a stream, edited and
+ * given back is the packet as it goes on the wire, but for its size.  A
+ * packet given back with bytes is no longer partial for the kernel
+ * (nfqnl_mangle makes it CHECKSUM_NONE): a TCP GSO packet's sum is then
+ * done again as it is cut (tcp4_gso_segment), a UDP one's starts from the
+ * field, which the verdict puts back (l4sum_udp_seed), and any other is
+ * checked whole by its receiver.
  */
 static void
-complete_csum(uint8_t *data, size_t len)
+skb_info(struct nlattr **attr, uint8_t *data, size_t len, struct divert_addr *a)
 {
+	uint32_t info;
+
+	if (attr[NFQA_SKB_INFO] == NULL)
+		return;
+	info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
+	if (info & NFQA_SKB_GSO)
+		a->flags |= DIVERT_ADDR_GSO;
 	/*
 	 * What cannot be summed (an IPv6 routing header with segments left:
 	 * the pseudo-header's destination is not here) goes on as it came.
 	 */
-	(void)l4sum_complete(data, len);
+	if ((info & NFQA_SKB_CSUMNOTREADY) && a->cut == 0)
+		(void)l4sum_complete(data, len);
 }
 
 /*
@@ -533,9 +560,9 @@ next_packet(struct queue *q, struct divert_addr *a, uint8_t **data, size_t *len)
 			*len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
 		}
 		fill_addr(q, attr, *data, *len, a);
-		if (attr[NFQA_SKB_INFO] != NULL && a->cut == 0 &&
-		    (ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO])) & NFQA_SKB_CSUMNOTREADY))
-			complete_csum(*data, *len);
+		skb_info(attr, *data, *len, a);
+		q->cur = a->id;
+		q->cur_gso = (a->flags & DIVERT_ADDR_GSO) != 0;
 		return 1;
 	}
 	return 0;
@@ -655,9 +682,23 @@ divert_recv(struct divert *h, void *buf, size_t size, struct divert_addr *from)
 	return (ssize_t)len;
 }
 
+/* Whether the packet id, read last or held, is a GSO packet. */
+static int
+is_gso(const struct queue *q, uint32_t id)
+{
+	unsigned i;
+
+	if (id == q->cur)
+		return q->cur_gso;
+	i = held_find(&q->held, id);
+	return i < q->held.tail && (q->held.st[i] & HELD_GSO);
+}
+
 /*
  * A verdict carrying the packet's new contents, sent at once without
- * copying them; len fits a netlink attribute (divert_verdict checks).
+ * copying them; len fits a netlink attribute (divert_verdict checks).  A
+ * GSO packet's UDP checksum goes back as the partial sum the kernel's
+ * segmentation starts from (l4sum_udp_seed): the bytes around it as they are.
  */
 static int
 send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t len)
@@ -665,14 +706,25 @@ send_with_payload(struct queue *q, uint32_t id, int nf, const void *pkt, size_t 
 	static const uint8_t pad[NLA_ALIGNTO];
 	union { char buf[VERDICT_SIZE]; struct nlmsghdr align; } hdr;
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct iovec iov[3];
+	struct iovec iov[5];
 	struct msghdr msg = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
-		.msg_iov = iov, .msg_iovlen = 3 };
-	size_t hlen = verdict_msg(hdr.buf, NFQNL_MSG_VERDICT, q->port, id, nf, 1, len);
+		.msg_iov = iov };
+	size_t hlen = verdict_msg(hdr.buf, NFQNL_MSG_VERDICT, q->port, id, nf, 1, len), off;
+	uint8_t seed[2];
+	uint16_t v;
 
 	iov[0] = (struct iovec){ hdr.buf, hlen };
-	iov[1] = (struct iovec){ (void *)pkt, len };
-	iov[2] = (struct iovec){ (void *)pad, NLA_ALIGN(len) - len };
+	if (is_gso(q, id) && l4sum_udp_seed(pkt, len, &off, &v) == 0) {
+		put16(seed, v);
+		iov[1] = (struct iovec){ (void *)pkt, off };
+		iov[2] = (struct iovec){ seed, 2 };
+		iov[3] = (struct iovec){ (uint8_t *)pkt + off + 2, len - off - 2 };
+		msg.msg_iovlen = 4;
+	} else {
+		iov[1] = (struct iovec){ (void *)pkt, len };
+		msg.msg_iovlen = 2;
+	}
+	iov[msg.msg_iovlen++] = (struct iovec){ (void *)pad, NLA_ALIGN(len) - len };
 	return sendmsg(q->fd, &msg, 0) < 0 ? -1 : 0;
 }
 

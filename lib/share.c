@@ -43,7 +43,9 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
+#include "bytes.h"
 #include "handle.h"
+#include "l4sum.h"
 
 #define SHARE_MAGIC	0x44565254u	/* "DVRT" */
 #define SHARE_VERSION	1
@@ -804,13 +806,18 @@ held_here(struct divert *h, const struct divert_addr *a, unsigned hold_ms)
 	return 0;
 }
 
-/* Put one verdict (and its new contents) in the joined handle's buffer. */
+/*
+ * Put one verdict (and its new contents) in the joined handle's buffer.  A
+ * GSO packet's UDP checksum goes back as the partial sum the kernel's
+ * segmentation starts from (l4sum_udp_seed), not the whole one it was read with.
+ */
 static int
-join_put(struct divert *h, uint32_t id, int nf, const void *pkt, size_t len)
+join_put(struct divert *h, uint32_t id, int nf, const void *pkt, size_t len, int gso)
 {
 	static const uint8_t pad[NLA_ALIGNTO];
 	struct joined *j = h->join;
-	size_t need = VERDICT_SIZE + (pkt != NULL ? NLA_ALIGN(len) : 0), hlen;
+	size_t need = VERDICT_SIZE + (pkt != NULL ? NLA_ALIGN(len) : 0), hlen, off;
+	uint16_t seed;
 
 	if (j->n > 0 && (j->n == JOIN_MSGS || j->used + need > j->limit) && join_send(j) < 0)
 		return handle_fail(h, errno, "verdicts on divert port %d: %s", h->port,
@@ -821,6 +828,8 @@ join_put(struct divert *h, uint32_t id, int nf, const void *pkt, size_t len)
 	if (pkt != NULL) {
 		memcpy(j->buf + j->used, pkt, len);
 		memcpy(j->buf + j->used + len, pad, NLA_ALIGN(len) - len);
+		if (gso && l4sum_udp_seed(j->buf + j->used, len, &off, &seed) == 0)
+			put16(j->buf + j->used + off, seed);
 		j->used += NLA_ALIGN(len);
 	}
 	j->n++;
@@ -855,7 +864,8 @@ divert_verdict_in_place(struct divert *h, const struct divert_addr *a, int verdi
 		return divert_joined(h);
 	if (held_here(h, a, j->hold_ms) < 0)
 		return -1;
-	return join_put(h, a->id, verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, pkt, len);
+	return join_put(h, a->id, verdict == DIVERT_DROP ? NF_DROP : NF_ACCEPT, pkt, len,
+	    (a->flags & DIVERT_ADDR_GSO) != 0);
 }
 
 int

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
+#include "csum.h"
 #include "l4sum.h"
 #include "tap.h"
 
@@ -37,7 +39,8 @@ get(size_t off)
 int
 main(void)
 {
-	size_t n;
+	size_t n, off = 0;
+	uint16_t seed = 0;
 
 	/* TCP over IPv4, 60,041 bytes (a GSO super-packet); scapy: 0xc0a9. */
 	n = build("4500ea890001400040063bd10a4d00010a4d0002"
@@ -52,6 +55,16 @@ main(void)
 	    "1100010400000000" "0fa0232803f1ffff", 1001);
 	ok(l4sum_complete(pkt, n) == 0 && get(54) == 0x588c, "UDP/IPv6 after hop-by-hop: 0x%04x",
 	    get(54));
+
+	/*
+	 * The seed a GSO UDP packet goes back with is what the device would
+	 * finish: the sum over the segment with the seed in its field is the
+	 * checksum scapy computes.
+	 */
+	ok(l4sum_udp_seed(pkt, n, &off, &seed) == 0 && off == 54, "UDP seed at offset %zu", off);
+	put16(pkt + off, seed);
+	ok(csum(pkt + 48, n - 48) == 0x588c, "device-finished seed gives scapy's 0x588c: 0x%04x",
+	    csum(pkt + 48, n - 48));
 
 	/* ICMPv6 echo request; scapy: 0xd959. */
 	n = build("60000000006c3a40fd770000000000000000000000000001"
@@ -68,5 +81,6 @@ main(void)
 	n = build("4500005400004000400100000a4d00010a4d0002" "08001234", 64);
 	ok(l4sum_complete(pkt, n) == -1, "ICMP over IPv4 never has a partial sum");
 	ok(l4sum_complete(pkt, 10) == -1, "ten bytes are no packet");
+	ok(l4sum_udp_seed(pkt, n, &off, &seed) == -1, "ICMP has no UDP seed");
 	return tap_done();
 }

@@ -393,7 +393,8 @@ test_pcapng_roundtrip(void)
 		.hook = DIVERT_HOOK_FORWARD, .port = 4321, .id = 99, .ifindex = 7,
 		.other_ifindex = 3, .mark = 0x42, .cut = 5, .ifname = "eth7",
 		.other_ifname = "eth3", .holder = 0x1122334455667788ull, .uid = 1000,
-		.gid = 100, .flags = DIVERT_ADDR_QUEUE | DIVERT_ADDR_UID | DIVERT_ADDR_GID },
+		.gid = 100, .flags = DIVERT_ADDR_QUEUE | DIVERT_ADDR_UID | DIVERT_ADDR_GID |
+		DIVERT_ADDR_GSO },
 		.data = (uint8_t *)ip4, .len = sizeof(ip4) };
 	struct pkt q;
 	struct stream_in *in;
@@ -430,8 +431,8 @@ test_pcapng_roundtrip(void)
 	    q.a.id == 99 && q.a.hook == DIVERT_HOOK_FORWARD && q.a.mark == 0x42 &&
 	    q.a.other_ifindex == 3 && strcmp(q.a.other_ifname, "eth3") == 0 &&
 	    q.a.holder == 0x1122334455667788ull && q.a.uid == 1000 && q.a.gid == 100 &&
-	    q.a.flags == (DIVERT_ADDR_QUEUE | DIVERT_ADDR_UID | DIVERT_ADDR_GID),
-	    "record 1: interface, port, id, hook, mark, other interface, holder, uid, gid");
+	    q.a.flags == (DIVERT_ADDR_QUEUE | DIVERT_ADDR_UID | DIVERT_ADDR_GID | DIVERT_ADDR_GSO),
+	    "record 1: interface, port, id, hook, mark, other interface, holder, uid, gid, GSO");
 	ok(stream_in_room(in, &q) == sizeof(ip4), "room: the packet's bytes");
 	ok(stream_in_read(in, &q) == 1 && q.a.dir == DIVERT_IN && q.a.ifindex == 3 &&
 	    strcmp(q.a.ifname, "eth3") == 0 && q.a.flags == 0 && q.a.port == 0 &&
