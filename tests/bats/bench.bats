@@ -12,16 +12,19 @@
 	[ "$status" -eq 0 ]
 	for row in "S    stack alone" "R1   " "R64  " "L    divert-listen" "Ltee " "LI   " "LMI  " \
 	    "LIc  " "LMIc " "RTT  ping median, direct" "RTT  ping median, listen | inject, in place" \
-	    "RTT  ping median, listen | inject, copies" "TCP  50 MB direct" \
+	    "RTT  ping median, listen | inject, copies" "RTT  ping median, R1 over a pipe" \
+	    "TCP  50 MB direct" "TCP  50 MB listen --gso | inject, in place" \
 	    "TCP  50 MB listen | inject, in place" "TCP  50 MB listen | inject, copies" \
 	    "OFF  divert-mangle" "OFF  tcprewrite" "OFF  divert-defrag, 1M" "OFF  divert-impair"; do
 		echo "$output" | grep -q "^$row.* [0-9][0-9]*  *[0-9]"
 	done
 	for ratio in "L / S" "LI / S" "LI / R1" "LI / R64" "LMI / S" "LIc / S" "LMIc / S" \
-	    "RTT added" "RTT added, in place / R1" "TCP LI speed / direct" "TCP LIc speed / direct" \
+	    "RTT added" "RTT added, in place / R1" "TCP LI speed / direct" \
+	    "TCP LI --gso speed / direct" "TCP LIc speed / direct" \
 	    "mangle speed / tcprewrite" "defrag Mfragments/s"; do
 		echo "$output" | grep -Eq "^$ratio .* [0-9]+\.[0-9]+   target"
 	done
+	echo "$output" | grep -Eq "^RTT added, 2-process floor / R1 +[0-9]+\.[0-9]+   \(reference\)"
 	# The in-place rows are in place, the copy rows copies: divert-inject's
 	# own count of what went back in place.
 	for mode in LI LMI; do
