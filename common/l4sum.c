@@ -149,51 +149,68 @@ l4sum_recompute(uint8_t *ip, const struct ipwalk *in)
 	put16(l4 + off, c);
 }
 
+/* The pseudo-header's sum for the walked segment, folded, uncomplemented: a partial sum. */
+static uint16_t
+pseudo_seed(const uint8_t *ip, const struct ipwalk *in)
+{
+	uint32_t n = (uint32_t)(in->iplen - in->l4off), sum;
+
+	sum = in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, in->proto, n) :
+	    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), in->proto, n);
+	return (uint16_t)~csum_fold(sum);
+}
+
+/* Equal as one's complement numbers: 0 and 0xffff are both zero. */
+static int
+same_sum(uint16_t a, uint16_t b)
+{
+	return a == b || (a == 0 && b == 0xffff) || (a == 0xffff && b == 0);
+}
+
 /*
  * A partial sum is only ever left in TCP, UDP, UDP-Lite, ICMPv6 and SCTP
- * (the protocols that offload theirs).  A partial UDP field is never 0, so
- * l4sum_recompute's "IPv4 UDP without a checksum" cannot misread it.
+ * (the protocols that offload theirs), and only ever holds the pseudo-
+ * header's sum (SCTP: 0).  A field that holds anything else is not the
+ * partial one: in a tunnelled packet the kernel left the inner header's,
+ * and the outer one is left alone.
  */
 int
 l4sum_complete(uint8_t *ip, size_t len)
 {
 	struct ipwalk in;
-	int off;
+	size_t off;
 
 	if (ipwalk(ip, len, 0, IPW_L4, &in) < 0 || in.l4off == 0)
 		return -1;
 	switch (in.proto) {
 	case IPPROTO_TCP: case IPPROTO_UDP: case IPPROTO_UDPLITE: case IPPROTO_ICMPV6:
-		if (!l4sum_can(&in))
+		off = in.l4off + (size_t)l4sum_off(in.proto);
+		if (!l4sum_can(&in) || off + 2 > in.iplen ||
+		    !same_sum(get16(ip + off), pseudo_seed(ip, &in)))
 			return -1;
 		break;
 	case IPPROTO_SCTP:
-		if (!l4sum_can_sctp(&in))
+		off = in.l4off + (size_t)l4sum_off(in.proto);
+		if (!l4sum_can_sctp(&in) || off + 4 > in.iplen || sctp_crc_get(ip + off) != 0)
 			return -1;
 		break;
 	default:
 		return -1;
 	}
-	off = l4sum_off(in.proto);
-	if (in.l4off + (size_t)off + (in.proto == IPPROTO_SCTP ? 4 : 2) > in.iplen)
-		return -1;			/* the header is cut short */
 	l4sum_recompute(ip, &in);
 	return 0;
 }
 
+/* A UDP field of 0 is no checksum (a tunnel's outer header): it stays 0. */
 int
 l4sum_udp_seed(const uint8_t *ip, size_t len, size_t *off, uint16_t *seed)
 {
 	struct ipwalk in;
-	uint32_t n, sum;
 
 	if (ipwalk(ip, len, 0, IPW_L4, &in) < 0 || in.proto != IPPROTO_UDP ||
-	    !l4sum_can(&in) || in.l4off + 8 > in.iplen)
+	    !l4sum_can(&in) || in.l4off + 8 > in.iplen || get16(ip + in.l4off + 6) == 0)
 		return -1;
-	n = (uint32_t)(in.iplen - in.l4off);
-	sum = in.version == 6 ? csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, n) :
-	    csum_pseudo4(ip + 12, ip + (in.srr_dst ? in.srr_dst : 16), IPPROTO_UDP, n);
 	*off = in.l4off + 6;
-	*seed = (uint16_t)~csum_fold(sum);
+	*seed = pseudo_seed(ip, &in);
 	return 0;
 }

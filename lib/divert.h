@@ -254,8 +254,8 @@ int divert_set_fail_open(struct divert *h, int on);
  * times fewer packets for a bulk flow.  Their L4 checksums, which the kernel
  * leaves for the device to finish, are summed here before the packet is
  * read.  Such a packet can be larger than the MTU: give it back in place
- * (divert_verdict, divert_verdict_in_place); sent as a copy it is refused
- * (EMSGSIZE).  0, or -1 with errno.
+ * (divert_verdict, divert_verdict_in_place); sent as a copy, IPv4 with DF
+ * is refused (EMSGSIZE), the rest fragmented.  0, or -1 with errno.
  */
 int divert_set_gso(struct divert *h, int on);
 

@@ -241,7 +241,9 @@ open(sys.argv[2], "wb").write(d[:24] + b"".join(recs[:2] + recs[3:]))' \
 	small=$(peak_rss "$W/interleaved.in.pcap" --max-memory 256K)
 	big=$(peak_rss "$W/interleaved.in.pcap" --max-memory 20G)
 	echo "# peak RSS for 28 records: $small KiB at 256K, $big KiB at 20G"
-	[ "$big" -le $((small + 256)) ]		# the pool and table cost what is held
+	# The pool and table cost what is held: a 20G pool adds no more than
+	# the allocator's page noise (260 KiB once seen), not its size.
+	[ "$big" -le $((small + 512)) ]
 	[ "$big" -le 4096 ]			# the man page: about 3.5 MiB in all
 }
 
