@@ -113,6 +113,16 @@ l4sum_can_sctp(const struct ipwalk *in)
 	return in->l4off != 0 && in->whole && !in->frag;
 }
 
+/* The running sum of the walked segment's pseudo-header (its final destination). */
+static uint32_t
+pseudo_sum(const uint8_t *ip, const struct ipwalk *in)
+{
+	uint32_t n = (uint32_t)(in->iplen - in->l4off);
+
+	return in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, in->proto, n) :
+	    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), in->proto, n);
+}
+
 void
 l4sum_recompute(uint8_t *ip, const struct ipwalk *in)
 {
@@ -138,26 +148,18 @@ l4sum_recompute(uint8_t *ip, const struct ipwalk *in)
 		sctp_crc_put(l4 + 8, sctp_crc32c(l4, n));
 		return;
 	}
-	sum = 0;
-	if (l4sum_has_pseudo(proto))
-		sum = in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)n) :
-		    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), proto,
-		    (uint32_t)n);
+	sum = l4sum_has_pseudo(proto) ? pseudo_sum(ip, in) : 0;
 	c = csum_fold(csum_add(sum, l4, cover));
 	if (c == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE))
 		c = 0xffff;			/* 0 would mean "no checksum" */
 	put16(l4 + off, c);
 }
 
-/* The pseudo-header's sum for the walked segment, folded, uncomplemented: a partial sum. */
+/* The partial sum a device finishes: the pseudo-header's, folded, uncomplemented. */
 static uint16_t
 pseudo_seed(const uint8_t *ip, const struct ipwalk *in)
 {
-	uint32_t n = (uint32_t)(in->iplen - in->l4off), sum;
-
-	sum = in->version == 6 ? csum_pseudo6(ip + 8, ip + 24, in->proto, n) :
-	    csum_pseudo4(ip + 12, ip + (in->srr_dst ? in->srr_dst : 16), in->proto, n);
-	return (uint16_t)~csum_fold(sum);
+	return (uint16_t)~csum_fold(pseudo_sum(ip, in));
 }
 
 /* Equal as one's complement numbers: 0 and 0xffff are both zero. */

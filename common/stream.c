@@ -227,8 +227,7 @@ classic_read(struct stream_in *in, struct pkt *p)
 		    pcap_geterr(in->pcap));
 		return -1;
 	}
-	/* Not memset(p): 112 bytes become a rep stosq, slow to start; p->a alone is not. */
-	p->a = no_addr;
+	p->a = no_addr;		/* not memset(p) either: only the address starts empty */
 	p->a.ts = h->ts;
 	p->a.cut = h->len > h->caplen ? h->len - h->caplen : 0;
 	/*

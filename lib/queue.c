@@ -517,10 +517,7 @@ skb_info(struct nlattr **attr, uint8_t *data, size_t len, struct divert_addr *a)
 	info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
 	if (info & NFQA_SKB_GSO)
 		a->flags |= DIVERT_ADDR_GSO;
-	/*
-	 * What cannot be summed (an IPv6 routing header with segments left:
-	 * the pseudo-header's destination is not here) goes on as it came.
-	 */
+	/* What l4sum_complete cannot sum (see there) goes on as it came. */
 	if ((info & NFQA_SKB_CSUMNOTREADY) && a->cut == 0)
 		(void)l4sum_complete(data, len);
 }
